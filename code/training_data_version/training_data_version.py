@@ -1,0 +1,120 @@
+"""Lambda: fingerprint the training data a model is trained on (lineage).
+
+Called by the training pipelines' Lambda step; the result is stored on the registered model
+version (CustomerMetadataProperties) so anyone can tell which data produced it.
+
+event:   {"s3_uri": "s3://bucket/key-or-prefix"}
+returns: {"data_version": str}, at most 256 characters:
+         object  -> "s3://b/k@<VersionId>", or "s3://b/k@etag:<etag>" when the bucket is unversioned
+         prefix  -> "s3://b/prefix/ (N objects, sha256:<16 hex>)", the hash taken over the sorted
+                    lines "key<TAB><VersionId or etag:<etag>>" of the current objects under it
+IAM:     s3:GetObject, s3:GetObjectVersion (head), s3:ListBucketVersions (prefix listing)
+"""
+
+import hashlib
+import json
+import logging
+
+import boto3
+from botocore.exceptions import ClientError
+
+logger = logging.getLogger(__name__)
+logger.setLevel(logging.INFO)
+
+# SageMaker's limit on a CustomerMetadataProperties value, where the result is recorded.
+MAX_LENGTH = 256
+
+
+class DataVersionError(ValueError):
+    """The URI is malformed, holds no objects, or cannot be read; the message names it."""
+
+
+def _log(message: str, **fields) -> None:
+    logger.info(json.dumps({"message": message, **fields}))
+
+
+def _parse(uri) -> tuple[str, str]:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise DataVersionError(
+            f"event field 's3_uri' must be an S3 URI like 's3://bucket/prefix/'; got {uri!r}"
+        )
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket or any(ch.isspace() for ch in bucket):
+        raise DataVersionError(
+            f"event field 's3_uri' {uri!r} is not a valid S3 URI: expected 's3://<bucket>/<key>' "
+            "with a non-empty bucket name without whitespace"
+        )
+    return bucket, key
+
+
+def _label(version_id, etag: str) -> str:
+    # Unversioned buckets (and objects written while versioning was suspended) report "null".
+    if version_id and version_id != "null":
+        return version_id
+    return "etag:" + etag.strip('"')
+
+
+def _fit(uri: str, suffix: str) -> str:
+    """uri + suffix, cutting the middle of the URI (bucket and file name stay) to fit."""
+    room = MAX_LENGTH - len(suffix)
+    if len(uri) > room:
+        keep = room - len("...")
+        uri = uri[: keep // 2] + "..." + uri[len(uri) - (keep - keep // 2) :]
+    return uri + suffix
+
+
+def _head(s3, bucket: str, key: str):
+    """HeadObject response, or None when no current object has this exact key."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise DataVersionError(f"cannot read s3://{bucket}/{key}: {error}") from error
+
+
+def _current_objects(s3, bucket: str, prefix: str) -> list[str]:
+    """Sorted "key<TAB>label" lines for the current (latest, not deleted) objects."""
+    lines = []
+    try:
+        # ListObjectVersions works on unversioned buckets too (VersionId "null"), so one call
+        # path covers both; deleted keys have a delete marker as latest and drop out here.
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            for version in page.get("Versions", []):
+                if version["IsLatest"]:
+                    lines.append(
+                        f"{version['Key']}\t{_label(version['VersionId'], version['ETag'])}"
+                    )
+    except ClientError as error:
+        raise DataVersionError(f"cannot list s3://{bucket}/{prefix}: {error}") from error
+    return sorted(lines)
+
+
+def handler(event, context):
+    uri = event.get("s3_uri") if isinstance(event, dict) else None
+    bucket, key = _parse(uri)
+    s3 = boto3.client("s3")
+
+    head = _head(s3, bucket, key) if key and not key.endswith("/") else None
+    if head is not None:
+        data_version = _fit(
+            f"s3://{bucket}/{key}", "@" + _label(head.get("VersionId"), head["ETag"])
+        )
+        _log("versioned training data object", s3_uri=uri, data_version=data_version)
+        return {"data_version": data_version}
+
+    # Not an object: a prefix. The trailing "/" stops "data" from also matching "data2/...".
+    prefix = key if not key or key.endswith("/") else key + "/"
+    lines = _current_objects(s3, bucket, prefix)
+    if not lines:
+        raise DataVersionError(
+            f"no training data at {uri}: it is not an object and no objects exist under "
+            f"s3://{bucket}/{prefix}. Upload the training data there or fix the pipeline's "
+            "training data parameter."
+        )
+    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
+    data_version = _fit(f"s3://{bucket}/{prefix}", f" ({len(lines)} objects, sha256:{digest})")
+    _log(
+        "versioned training data prefix", s3_uri=uri, objects=len(lines), data_version=data_version
+    )
+    return {"data_version": data_version}

@@ -1,0 +1,47 @@
+"""An embedded AWS API: moto's server on a free loopback port, for unchanged boto3 code."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from moto.server import ThreadedMotoServer
+
+# moto accepts any credentials; fixed ones keep real ones from being read or sent anywhere.
+_LOCAL_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "local-runtime",
+    "AWS_SECRET_ACCESS_KEY": "local-runtime",
+    "AWS_SESSION_TOKEN": "local-runtime",
+}
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def embedded_aws(region: str) -> Iterator[str]:
+    """Starts the server and points every boto3 client in this process at it.
+
+    Yields the endpoint URL. The previous environment is restored on exit.
+    """
+    port = _free_loopback_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    overrides = {**_LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region}
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    try:
+        yield endpoint
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()

@@ -1,0 +1,5 @@
+import sys
+
+from pipeline_scripts.cli import main
+
+sys.exit(main())

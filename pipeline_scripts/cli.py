@@ -1,0 +1,96 @@
+"""Command line: render, upsert and delete the three pipelines.
+
+    python -m pipeline_scripts render --env-file env_files/dev_env.tfvars
+    python -m pipeline_scripts upsert --env-file env_files/dev_env.tfvars
+    python -m pipeline_scripts delete --env-file env_files/dev_env.tfvars
+
+upsert/delete talk to whatever endpoint boto3 is configured for: real AWS, or
+AWS_ENDPOINT_URL (e.g. the local runtime's embedded AWS API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import boto3
+
+from pipeline_scripts.config import ConfigError, load_config
+from pipeline_scripts.deploy import delete_pipeline, upload_code, upsert_pipeline
+from pipeline_scripts.render import render
+
+DEFAULT_ENV_FILE = "env_files/dev_env.tfvars"
+DEFAULT_OUT_DIR = Path("build/pipelines")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline_scripts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["render", "upsert", "delete"])
+    parser.add_argument(
+        "--env-file",
+        default=DEFAULT_ENV_FILE,
+        help=f"the environment's tfvars file (default {DEFAULT_ENV_FILE})",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=DEFAULT_OUT_DIR,
+        help=f"where render/upsert write definitions (default {DEFAULT_OUT_DIR})",
+    )
+    return parser  # fmt: skip
+
+
+def run(command: str, env_file: str, out_dir: Path = DEFAULT_OUT_DIR, out=print) -> None:
+    """Runs one command; `out` receives one line per thing done."""
+    config = load_config(env_file)
+    if command == "delete":
+        sagemaker = boto3.client("sagemaker", region_name=config.env.region)
+        for name in (
+            config.env.pipeline_train,
+            config.env.pipeline_trainwhpo,
+            config.env.pipeline_inf,
+        ):
+            out(f"pipeline {name}: {delete_pipeline(sagemaker, name)}")
+        return
+
+    rendered = render(config)
+    for pipeline in rendered.pipelines:
+        out(f"rendered {pipeline.write(out_dir)}")
+    if command == "render":
+        return
+
+    s3 = boto3.client("s3", region_name=config.env.region)
+    for uri, outcome in upload_code(s3, rendered.code_assets, config.env.kms_key):
+        out(f"code {uri}: {outcome}")
+    sagemaker = boto3.client("sagemaker", region_name=config.env.region)
+    for pipeline in rendered.pipelines:
+        outcome = upsert_pipeline(sagemaker, pipeline, config, config.env.recreate_pipelines)
+        out(f"pipeline {pipeline.name}: {outcome}")
+
+
+def quiet_sdk() -> None:
+    """The SDK logs every field it drops and warns that nothing runs while rendering; both are
+    expected here and would bury what the commands print."""
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("sagemaker", "botocore", "werkzeug")):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"sagemaker\..*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quiet_sdk()
+    try:
+        run(args.command, args.env_file, args.out_dir)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,355 @@
+"""The three pipeline definitions, wired from the shared step factories.
+
+Training and training-with-HPO are one builder: they differ only in the step that produces
+the model. Step names are part of the contract with EventBridge rules and the notifier
+(e.g. `ModelQualityCheck` failing starts retraining), so they are constants here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+
+from sagemaker.core import image_uris
+from sagemaker.core.workflow.conditions import (
+    ConditionEquals,
+    ConditionGreaterThan,
+    ConditionLessThanOrEqualTo,
+)
+from sagemaker.core.workflow.execution_variables import ExecutionVariables
+from sagemaker.core.workflow.functions import Join, JsonGet
+from sagemaker.core.workflow.parameters import ParameterBoolean, ParameterFloat, ParameterString
+from sagemaker.core.workflow.pipeline_context import PipelineSession
+from sagemaker.core.workflow.properties import PropertyFile
+from sagemaker.mlops.workflow.condition_step import ConditionStep
+from sagemaker.mlops.workflow.fail_step import FailStep
+from sagemaker.mlops.workflow.pipeline import Pipeline
+
+from pipeline_scripts.assets import REPO_ROOT, StepCode
+from pipeline_scripts.config import ProjectConfig
+from pipeline_scripts.steps import PROCESSING_ROOT, StepFactory
+
+# Step names referenced by event rules, the notifier and the local runtime.
+MODEL_QUALITY_STEP = "ModelQualityCheck"
+DATA_QUALITY_STEP = "DataQualityCheck"
+REGISTER_STEP = "RegisterModel"
+
+MSE_JSON_PATH = "regression_metrics.mse.value"
+
+
+@dataclass(frozen=True)
+class PipelineKinds:
+    """Which configured pipeline name is which kind."""
+
+    training: str
+    training_hpo: str
+    inference: str
+
+
+def pipeline_kinds(config: ProjectConfig) -> PipelineKinds:
+    env = config.env
+    return PipelineKinds(env.pipeline_train, env.pipeline_trainwhpo, env.pipeline_inf)
+
+
+def current_git_commit() -> str:
+    """The commit the definitions are built from, recorded on every model version."""
+    if os.environ.get("CI_COMMIT_SHA"):
+        return os.environ["CI_COMMIT_SHA"]
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return result.stdout.strip()
+
+
+def _image_uri(config: ProjectConfig) -> str:
+    images = config.settings.images
+    return image_uris.retrieve(
+        framework=images.framework,
+        region=config.env.region,
+        version=images.framework_version,
+        py_version=images.py_version,
+        instance_type=config.settings.training.instance_type,
+    )
+
+
+def _mse_threshold(config: ProjectConfig) -> ParameterFloat:
+    return ParameterFloat("MseThreshold", default_value=float(config.env.accuracy_mse_threshold))
+
+
+def build_training_pipeline(
+    config: ProjectConfig,
+    session: PipelineSession,
+    code: StepCode,
+    *,
+    tuning: bool,
+    git_commit: str,
+) -> Pipeline:
+    """preprocess -> data-quality baseline -> train (or tune) -> evaluate -> register or fail."""
+    env, settings = config.env, config.settings
+    name = env.pipeline_trainwhpo if tuning else env.pipeline_train
+    steps = StepFactory(config, session, name, code, _image_uri(config))
+
+    data_url = ParameterString("TrainingDataUrl", default_value=env.train_data_uri)
+    approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
+    threshold = _mse_threshold(config)
+
+    data_version = steps.data_version("RecordTrainingDataVersion", data_url)
+    prep = settings.preprocessing
+    preprocess = steps.processing(
+        "Preprocess",
+        "preprocess.py",
+        inputs={"data": data_url},
+        outputs=["train", "validation", "test", "transform", "baseline"],
+        arguments=[
+            "--mode",
+            "fit",
+            "--target",
+            prep.target,
+            "--test-fraction",
+            str(prep.test_fraction),
+            "--validation-fraction",
+            str(prep.validation_fraction),
+            "--seed",
+            str(prep.seed),
+        ],
+    )
+
+    def output(step, output_name):
+        return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
+
+    baseline = steps.processing(
+        "DataQualityBaseline",
+        "data_quality.py",
+        inputs={"data": output(preprocess, "baseline")},
+        outputs=["data_quality"],
+        arguments=["--mode", "baseline", *_data_quality_arguments(config)],
+    )
+
+    train_uri, validation_uri = output(preprocess, "train"), output(preprocess, "validation")
+    if tuning:
+        model_step = steps.tuning("TuneModel", train_uri, validation_uri)
+        model_data_url = steps.output_uri(
+            model_step.name,
+            "models",
+            model_step.properties.BestTrainingJob.TrainingJobName,
+            "output",
+            "model.tar.gz",
+        )
+    else:
+        model_step = steps.training("TrainModel", train_uri, validation_uri)
+        model_data_url = model_step.properties.ModelArtifacts.S3ModelArtifacts
+
+    evaluation_report = PropertyFile(
+        name="EvaluationReport", output_name="evaluation", path="evaluation.json"
+    )
+    evaluate = steps.processing(
+        "EvaluateModel",
+        "evaluate.py",
+        inputs={
+            "model": model_data_url,
+            "test": output(preprocess, "test"),
+            "train": train_uri,
+        },
+        outputs=["evaluation"],
+        property_files=[evaluation_report],
+        depends_on=[model_step],
+    )
+    model_mse = JsonGet(
+        step_name=evaluate.name, property_file=evaluation_report, json_path=MSE_JSON_PATH
+    )
+
+    register = steps.register_model(
+        REGISTER_STEP,
+        model_data_url=model_data_url,
+        evaluation_uri=Join(on="/", values=[output(evaluate, "evaluation"), "evaluation.json"]),
+        statistics_uri=Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"]),
+        constraints_uri=Join(on="/", values=[output(baseline, "data_quality"), "constraints.json"]),
+        approval_status=approval,
+        metadata={
+            "git_commit": git_commit,
+            "training_data_url": data_url,
+            "training_data_version": data_version.properties.Outputs["data_version"],
+            "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            "transform_uri": Join(
+                on="/", values=[output(preprocess, "transform"), "transform.json"]
+            ),
+        },
+        description=f"Trained by the {name} pipeline",
+    )
+    too_inaccurate = FailStep(
+        name="ModelAccuracyBelowThreshold",
+        error_message=Join(
+            on=" ",
+            values=[
+                "Model MSE",
+                model_mse,
+                "exceeds accuracy_mse_threshold",
+                threshold,
+                "(mean-predictor MSE",
+                JsonGet(
+                    step_name=evaluate.name,
+                    property_file=evaluation_report,
+                    json_path="baseline_mean_predictor.mse.value",
+                ),
+                "); the model was not registered.",
+            ],
+        ),
+    )
+    accuracy_gate = ConditionStep(
+        name="CheckModelAccuracy",
+        conditions=[ConditionLessThanOrEqualTo(left=model_mse, right=threshold)],
+        if_steps=[register],
+        else_steps=[too_inaccurate],
+    )
+    return Pipeline(
+        name=name,
+        parameters=[data_url, approval, threshold],
+        steps=[data_version, preprocess, baseline, model_step, evaluate, accuracy_gate],
+        sagemaker_session=session,
+    )
+
+
+def build_inference_pipeline(
+    config: ProjectConfig, session: PipelineSession, code: StepCode
+) -> Pipeline:
+    """resolve approved model -> preprocess with its transform -> score -> quality checks."""
+    env = config.env
+    name = env.pipeline_inf
+    steps = StepFactory(config, session, name, code, _image_uri(config))
+
+    data_url = ParameterString("InferenceDataUrl", default_value=env.inference_data_uri)
+    threshold = _mse_threshold(config)
+    fail_on_violation = ParameterBoolean(
+        "FailOnDataQualityViolation", default_value=bool(env.fail_on_data_quality_violation)
+    )
+
+    model = steps.resolve_approved_model("ResolveApprovedModel")
+    resolved = model.properties.Outputs
+
+    def output(step, output_name):
+        return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
+
+    batch_report = PropertyFile(name="BatchReport", output_name="report", path="batch_report.json")
+    preprocess = steps.processing(
+        "PreprocessBatch",
+        "preprocess.py",
+        inputs={"data": data_url, "transform": resolved["transform_uri"]},
+        outputs=["transform_input", "features", "ground_truth", "report"],
+        arguments=["--mode", "apply"],
+        property_files=[batch_report],
+    )
+    create_model = steps.create_model(
+        "CreateModel", image_uri=resolved["image_uri"], model_data_url=resolved["model_data_url"]
+    )
+    transform = steps.batch_transform(
+        "BatchTransform",
+        model_name=create_model.properties.ModelName,
+        input_uri=output(preprocess, "transform_input"),
+    )
+
+    dq_summary = PropertyFile(
+        name="DataQualitySummary", output_name="data_quality", path="summary.json"
+    )
+    data_quality = steps.processing(
+        DATA_QUALITY_STEP,
+        "data_quality.py",
+        inputs={
+            "data": output(preprocess, "features"),
+            "baseline_statistics": resolved["baseline_statistics_uri"],
+            "baseline_constraints": resolved["baseline_constraints_uri"],
+        },
+        outputs=["data_quality"],
+        arguments=[
+            "--mode",
+            "check",
+            *_data_quality_arguments(config),
+            "--baseline-statistics",
+            f"{PROCESSING_ROOT}/input/baseline_statistics/statistics.json",
+            "--baseline-constraints",
+            f"{PROCESSING_ROOT}/input/baseline_constraints/constraints.json",
+        ],  # fmt: skip
+        property_files=[dq_summary],
+    )
+    # Runs whether or not the data drifted: a violation must never hide a model-quality
+    # failure, which is what triggers retraining. Its failure reason includes the
+    # data-quality summary so the alert explains the likely cause.
+    model_quality = steps.processing(
+        MODEL_QUALITY_STEP,
+        "model_quality.py",
+        inputs={
+            "predictions": transform.properties.TransformOutput.S3OutputPath,
+            "ground_truth": output(preprocess, "ground_truth"),
+            "data_quality": output(data_quality, "data_quality"),
+        },
+        outputs=["model_quality"],
+        arguments=["--mse-threshold", Join(on="", values=[threshold])],
+    )
+    violation_count = JsonGet(
+        step_name=data_quality.name, property_file=dq_summary, json_path="violation_count"
+    )
+    data_quality_failure = FailStep(
+        name="DataQualityViolations",
+        error_message=Join(
+            on=" ",
+            values=[
+                "Data-quality check found",
+                violation_count,
+                "violation(s) against the baseline of model version",
+                resolved["model_package_version"],
+                "-",
+                JsonGet(step_name=data_quality.name, property_file=dq_summary, json_path="message"),
+            ],
+        ),
+    )
+    data_quality_gate = ConditionStep(
+        name="DataQualityGate",
+        conditions=[
+            ConditionGreaterThan(left=violation_count, right=0),
+            ConditionEquals(left=fail_on_violation, right=True),
+        ],
+        if_steps=[data_quality_failure],
+        else_steps=[],
+        depends_on=[model_quality],
+    )
+    return Pipeline(
+        name=name,
+        parameters=[data_url, threshold, fail_on_violation],
+        steps=[
+            model,
+            preprocess,
+            create_model,
+            transform,
+            data_quality,
+            model_quality,
+            data_quality_gate,
+        ],
+        sagemaker_session=session,
+    )
+
+
+def _data_quality_arguments(config: ProjectConfig) -> list[str]:
+    dq = config.settings.data_quality
+    return [
+        "--output-dir", f"{PROCESSING_ROOT}/output/data_quality",
+        "--comparison-threshold", str(dq.comparison_threshold),
+        "--datatype-check-threshold", str(dq.datatype_check_threshold),
+        "--domain-content-threshold", str(dq.domain_content_threshold),
+    ]  # fmt: skip
+
+
+def build_pipelines(config: ProjectConfig, session: PipelineSession, code: StepCode) -> list:
+    """The three pipelines, in the order they are upserted."""
+    commit = current_git_commit()
+    return [
+        build_training_pipeline(config, session, code, tuning=False, git_commit=commit),
+        build_training_pipeline(config, session, code, tuning=True, git_commit=commit),
+        build_inference_pipeline(config, session, code),
+    ]

@@ -1,0 +1,462 @@
+"""Step factories shared by the three pipelines.
+
+Every job-level setting (image, instances, KMS, network, tags, retries, caching, output
+locations) is applied here, once, from the configuration; the pipeline builders only wire
+steps together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+
+from sagemaker.core.drift_check_baselines import DriftCheckBaselines
+from sagemaker.core.lambda_helper import Lambda
+from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.core.network import NetworkConfig
+from sagemaker.core.parameter import ContinuousParameter, IntegerParameter
+from sagemaker.core.processing import ScriptProcessor
+from sagemaker.core.shapes import (
+    MetricDefinition,
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingS3Input,
+    ProcessingS3Output,
+    Tag,
+)
+from sagemaker.core.training.configs import (
+    Compute,
+    InputData,
+    Networking,
+    OutputDataConfig,
+    StoppingCondition,
+)
+from sagemaker.core.transformer import Transformer
+from sagemaker.core.workflow.execution_variables import ExecutionVariables
+from sagemaker.core.workflow.functions import Join
+from sagemaker.core.workflow.pipeline_context import PipelineSession
+from sagemaker.core.workflow.properties import PropertyFile
+from sagemaker.mlops.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
+from sagemaker.mlops.workflow.model_step import ModelStep
+from sagemaker.mlops.workflow.retry import (
+    SageMakerJobExceptionTypeEnum,
+    SageMakerJobStepRetryPolicy,
+    StepExceptionTypeEnum,
+    StepRetryPolicy,
+)
+from sagemaker.mlops.workflow.steps import (
+    CacheConfig,
+    ProcessingStep,
+    TrainingStep,
+    TransformStep,
+    TuningStep,
+)
+from sagemaker.serve.model_builder import ModelBuilder
+from sagemaker.train import ModelTrainer
+from sagemaker.train.tuner import HyperparameterTuner
+
+from pipeline_scripts.assets import TRAINING_ENTRY_POINT, StepCode
+from pipeline_scripts.config import ProjectConfig
+
+PROCESSING_ROOT = "/opt/ml/processing"
+CSV = "text/csv"
+JSON = "application/json"
+
+_RANGE_TYPES = {"continuous": ContinuousParameter, "integer": IntegerParameter}
+
+
+class _EncryptedVolumeTuningStep(TuningStep):
+    """SDK 3.27.0 drops the volume KMS key when it builds the tuning job's training-job
+    definition (HyperparameterTuner copies only type, count and size); put it back so tuned
+    jobs are encrypted like every other job."""
+
+    def __init__(self, *args, volume_kms_key: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._volume_kms_key = volume_kms_key
+
+    @property
+    def arguments(self):
+        request = super().arguments
+        request["TrainingJobDefinition"]["ResourceConfig"]["VolumeKmsKeyId"] = self._volume_kms_key
+        return request
+
+
+def lambda_function_arn(config: ProjectConfig, function: str) -> str:
+    """ARN of a helper Lambda that Terraform deploys as `<model_package_group_name>-<function>`."""
+    env = config.env
+    name = f"{env.model_package_group_name}-{function}"
+    return f"arn:{env.partition}:lambda:{env.region}:{env.account_id}:function:{name}"
+
+
+class StepFactory:
+    """Builds steps for one pipeline with every cross-cutting setting applied."""
+
+    def __init__(
+        self,
+        config: ProjectConfig,
+        session: PipelineSession,
+        pipeline_name: str,
+        code: StepCode,
+        image_uri: str,
+    ):
+        self.config = config
+        self.env = config.env
+        self.settings = config.settings
+        self.session = session
+        self.pipeline_name = pipeline_name
+        self.code = code
+        self.image_uri = image_uri
+        self.tags = [{"Key": k, "Value": v} for k, v in sorted(config.tags.items())]
+
+    # -- cross-cutting settings -------------------------------------------------------------
+
+    def output_uri(self, step_name: str, output_name: str, *more) -> Join:
+        """Per-execution output location: no execution ever overwrites another's artefacts."""
+        return Join(
+            on="/",
+            values=[
+                self.env.artifacts_uri,
+                self.pipeline_name,
+                ExecutionVariables.PIPELINE_EXECUTION_ID,
+                step_name,
+                output_name,
+                *more,
+            ],
+        )
+
+    def _cache(self) -> CacheConfig | None:
+        caching = self.settings.caching
+        if not caching.enabled:
+            return None
+        return CacheConfig(enable_caching=True, expire_after=caching.expire_after)
+
+    def _step_retries(self) -> list[StepRetryPolicy]:
+        retry = self.settings.retry
+        return [
+            StepRetryPolicy(
+                exception_types=[
+                    StepExceptionTypeEnum.THROTTLING,
+                    StepExceptionTypeEnum.SERVICE_FAULT,
+                ],
+                max_attempts=retry.max_attempts,
+                interval_seconds=retry.interval_seconds,
+                backoff_rate=retry.backoff_rate,
+            )
+        ]
+
+    def _job_retries(self) -> list:
+        """Throttling/service faults plus capacity and resource-limit errors of the job itself."""
+        retry = self.settings.retry
+        return self._step_retries() + [
+            SageMakerJobStepRetryPolicy(
+                exception_types=[
+                    SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+                    SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
+                    SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
+                ],
+                max_attempts=retry.max_attempts,
+                interval_seconds=retry.interval_seconds,
+                backoff_rate=retry.backoff_rate,
+            )
+        ]
+
+    def _processing_network(self) -> NetworkConfig:
+        """Network isolation: the step scripts need no network (SageMaker moves the inputs and
+        outputs), so a compromised dependency cannot reach anything."""
+        vpc = self.env.vpc_enabled
+        return NetworkConfig(
+            enable_network_isolation=True,
+            subnets=list(self.env.subnet_id) if vpc else None,
+            security_group_ids=list(self.env.sg_id) if vpc else None,
+            encrypt_inter_container_traffic=True,
+        )
+
+    def _vpc_networking(self, **settings) -> Networking | None:
+        if not self.env.vpc_enabled:
+            return Networking(**settings) if settings else None
+        return Networking(
+            subnets=list(self.env.subnet_id), security_group_ids=list(self.env.sg_id), **settings
+        )
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def data_version(self, name: str, data_url) -> LambdaStep:
+        """Records which data an execution read (object version or ETag) for lineage."""
+        return LambdaStep(
+            name=name,
+            lambda_func=Lambda(
+                function_arn=lambda_function_arn(self.config, "data-version"),
+                session=self.session,
+            ),
+            inputs={"s3_uri": data_url},
+            outputs=[
+                LambdaOutput(output_name="data_version", output_type=LambdaOutputTypeEnum.String)
+            ],
+        )
+
+    def resolve_approved_model(self, name: str) -> LambdaStep:
+        """Finds the newest Approved model version when the pipeline runs (not at build time)."""
+        outputs = [
+            "model_package_arn",
+            "model_package_version",
+            "model_data_url",
+            "image_uri",
+            "transform_uri",
+            "baseline_statistics_uri",
+            "baseline_constraints_uri",
+        ]
+        return LambdaStep(
+            name=name,
+            lambda_func=Lambda(
+                function_arn=lambda_function_arn(self.config, "model-resolver"),
+                session=self.session,
+            ),
+            inputs={"model_package_group_name": self.env.model_package_group_name},
+            outputs=[
+                LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String)
+                for o in outputs
+            ],
+        )
+
+    def processing(
+        self,
+        name: str,
+        script: str,
+        *,
+        inputs: Mapping[str, object],
+        outputs: Sequence[str],
+        arguments: Sequence[object] = (),
+        property_files: Sequence[PropertyFile] = (),
+        depends_on: Sequence[object] | None = None,
+    ) -> ProcessingStep:
+        """A processing job running one file of `scripts/` in the project's framework image.
+
+        Input `x` is mounted at /opt/ml/processing/input/x and output `y` is read from
+        /opt/ml/processing/output/y, the layout every script in `scripts/` expects.
+        """
+        proc = self.settings.processing
+        processor = ScriptProcessor(
+            role=self.env.role_arn,
+            image_uri=self.image_uri,
+            command=["python3"],
+            instance_count=proc.instance_count,
+            instance_type=proc.instance_type,
+            volume_size_in_gb=proc.volume_size_gb,
+            volume_kms_key=self.env.kms_key,
+            output_kms_key=self.env.kms_key,
+            max_runtime_in_seconds=proc.max_runtime_seconds,
+            base_job_name=name.lower(),
+            sagemaker_session=self.session,
+            tags=self.tags,
+            network_config=self._processing_network(),
+        )
+        step_args = processor.run(
+            code=self.code.script(script),
+            inputs=[
+                ProcessingInput(
+                    input_name=input_name,
+                    s3_input=ProcessingS3Input(
+                        s3_uri=uri,
+                        local_path=f"{PROCESSING_ROOT}/input/{input_name}",
+                        s3_data_type="S3Prefix",
+                        s3_input_mode="File",
+                    ),
+                )
+                for input_name, uri in inputs.items()
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name=output_name,
+                    s3_output=ProcessingS3Output(
+                        s3_uri=self.output_uri(name, output_name),
+                        local_path=f"{PROCESSING_ROOT}/output/{output_name}",
+                        s3_upload_mode="EndOfJob",
+                    ),
+                )
+                for output_name in outputs
+            ],
+            arguments=list(arguments) or None,  # the API rejects an empty list
+        )
+        return ProcessingStep(
+            name=name,
+            step_args=step_args,
+            property_files=list(property_files) or None,
+            cache_config=self._cache(),
+            retry_policies=self._job_retries(),
+            depends_on=list(depends_on) if depends_on else None,
+        )
+
+    def _trainer(self, name: str) -> ModelTrainer:
+        """Script mode: the framework image's toolkit fetches sourcedir.tar.gz and runs train.py.
+
+        Hyperparameters are JSON-encoded, the framework toolkit's convention, so types survive.
+        """
+        training = self.settings.training
+        hyperparameters = {
+            **asdict(training.hyperparameters),
+            "sagemaker_program": TRAINING_ENTRY_POINT,
+            "sagemaker_submit_directory": self.code.training_source(),
+            "sagemaker_region": self.env.region,
+        }
+        trainer = ModelTrainer(
+            sagemaker_session=self.session,
+            role=self.env.role_arn,
+            training_image=self.image_uri,
+            base_job_name=name.lower(),
+            compute=Compute(
+                instance_type=training.instance_type,
+                instance_count=training.instance_count,
+                volume_size_in_gb=training.volume_size_gb,
+                volume_kms_key_id=self.env.kms_key,
+            ),
+            stopping_condition=StoppingCondition(
+                max_runtime_in_seconds=training.max_runtime_seconds
+            ),
+            output_data_config=OutputDataConfig(
+                s3_output_path=self.output_uri(name, "models"), kms_key_id=self.env.kms_key
+            ),
+            # Not network-isolated: script mode downloads sourcedir.tar.gz from inside the job.
+            networking=self._vpc_networking(enable_inter_container_traffic_encryption=True),
+            hyperparameters={k: json.dumps(v) for k, v in hyperparameters.items()},
+            tags=[Tag(key=t["Key"], value=t["Value"]) for t in self.tags],
+        )
+        return trainer.with_metric_definitions(
+            [MetricDefinition(name=training.metric.name, regex=training.metric.regex)]
+        )
+
+    @staticmethod
+    def _channels(train_uri, validation_uri) -> list[InputData]:
+        return [
+            InputData(channel_name="train", data_source=train_uri, content_type=CSV),
+            InputData(channel_name="validation", data_source=validation_uri, content_type=CSV),
+        ]
+
+    def training(self, name: str, train_uri, validation_uri) -> TrainingStep:
+        step_args = self._trainer(name).train(
+            input_data_config=self._channels(train_uri, validation_uri), wait=False
+        )
+        return TrainingStep(
+            name=name,
+            step_args=step_args,
+            cache_config=self._cache(),
+            retry_policies=self._job_retries(),
+        )
+
+    def tuning(self, name: str, train_uri, validation_uri) -> TuningStep:
+        tuning = self.settings.tuning
+        metric = self.settings.training.metric
+        ranges = {
+            hp_name: _RANGE_TYPES[spec.type](spec.min, spec.max, scaling_type=spec.scaling)
+            for hp_name, spec in tuning.ranges.items()
+        }
+        tuner = HyperparameterTuner(
+            model_trainer=self._trainer(name),
+            objective_metric_name=metric.name,
+            objective_type=tuning.objective_type,
+            hyperparameter_ranges=ranges,
+            metric_definitions=[{"Name": metric.name, "Regex": metric.regex}],
+            strategy=tuning.strategy,
+            max_jobs=tuning.max_jobs,
+            max_parallel_jobs=tuning.max_parallel_jobs,
+            early_stopping_type=tuning.early_stopping,
+            base_tuning_job_name=name.lower(),
+            tags=self.tags,
+        )
+        step_args = tuner.tune(inputs=self._channels(train_uri, validation_uri), wait=False)
+        return _EncryptedVolumeTuningStep(
+            name=name,
+            step_args=step_args,
+            cache_config=self._cache(),
+            retry_policies=self._job_retries(),
+            volume_kms_key=self.env.kms_key,
+        )
+
+    def create_model(self, name: str, image_uri, model_data_url) -> ModelStep:
+        builder = ModelBuilder(
+            image_uri=image_uri,
+            s3_model_data_url=model_data_url,
+            role_arn=self.env.role_arn,
+            sagemaker_session=self.session,
+            # Serving needs no network: the model is loaded from the artefact SageMaker mounts.
+            network=self._vpc_networking(enable_network_isolation=True),
+        )
+        return ModelStep(name=name, step_args=builder.build(), retry_policies=self._step_retries())
+
+    def register_model(
+        self,
+        name: str,
+        *,
+        model_data_url,
+        evaluation_uri,
+        statistics_uri,
+        constraints_uri,
+        approval_status,
+        metadata: Mapping[str, object],
+        description: str,
+    ) -> ModelStep:
+        """A new model version with its metrics, drift baselines and lineage."""
+        instance_type = self.settings.transform.instance_type
+        builder = ModelBuilder(
+            image_uri=self.image_uri,
+            s3_model_data_url=model_data_url,
+            role_arn=self.env.role_arn,
+            sagemaker_session=self.session,
+        )
+        step_args = builder.register(
+            model_package_group_name=self.env.model_package_group_name,
+            content_types=[CSV],
+            response_types=[CSV],
+            inference_instances=[instance_type],
+            transform_instances=[instance_type],
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(s3_uri=evaluation_uri, content_type=JSON)
+            ),
+            drift_check_baselines=DriftCheckBaselines(
+                model_data_statistics=MetricsSource(s3_uri=statistics_uri, content_type=JSON),
+                model_data_constraints=MetricsSource(s3_uri=constraints_uri, content_type=JSON),
+            ),
+            approval_status=approval_status,
+            customer_metadata_properties=dict(metadata),
+            description=description,
+        )
+        return ModelStep(name=name, step_args=step_args, retry_policies=self._step_retries())
+
+    def batch_transform(self, name: str, model_name, input_uri) -> TransformStep:
+        """Scores `record_id,features...` lines; output lines are `record_id,prediction`.
+
+        The record id is filtered out before the model sees the line and joined back after,
+        so predictions stay tied to their records whatever the batching.
+        """
+        transform = self.settings.transform
+        transformer = Transformer(
+            model_name=model_name,
+            instance_count=transform.instance_count,
+            instance_type=transform.instance_type,
+            strategy=transform.batch_strategy,
+            assemble_with="Line",
+            output_path=self.output_uri(name, "predictions"),
+            output_kms_key=self.env.kms_key,
+            volume_kms_key=self.env.kms_key,
+            accept=CSV,
+            max_concurrent_transforms=transform.max_concurrent_transforms,
+            max_payload=transform.max_payload_mb,
+            tags=self.tags,
+            base_transform_job_name=name.lower(),
+            sagemaker_session=self.session,
+        )
+        step_args = transformer.transform(
+            data=input_uri,
+            data_type="S3Prefix",
+            content_type=CSV,
+            split_type="Line",
+            input_filter="$[1:]",
+            join_source="Input",
+            output_filter="$[0,-1]",
+        )
+        return TransformStep(
+            name=name,
+            step_args=step_args,
+            cache_config=self._cache(),
+            retry_policies=self._job_retries(),
+        )

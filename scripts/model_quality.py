@@ -1,0 +1,210 @@
+"""Model-quality step: compare batch predictions with ground truth against an MSE threshold.
+
+in:  <base>/input/predictions/*.out (batch transform output, no header, `record_id,prediction`),
+     <base>/input/ground_truth/ground_truth.csv (`record_id,label`),
+     <base>/input/data_quality/summary.json (optional; the data-quality check's summary)
+out: <base>/output/model_quality/statistics.json: Model Monitor regression statistics plus
+     "threshold", "status" (passed | failed | skipped) and a one-line "reason".
+Exit 0 when passed or skipped (no ground truth), 1 when the MSE exceeds the threshold: the reason
+is then the LAST stderr line, which SageMaker shows as the step's failure reason. Bad input
+also exits 1, with one stderr line naming the file and what was expected.
+"""
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PROG = "model_quality"
+
+
+class InputError(Exception):
+    """Bad input; main() prints it as one stderr line and exits non-zero."""
+
+
+def read_predictions(folder):
+    """{record_id: prediction} from every *.out file under folder."""
+    files = sorted(path for path in Path(folder).rglob("*.out") if path.is_file())
+    if not files:
+        raise InputError(f"{folder}: no *.out files found; expected batch transform output")
+    parts = []
+    for path in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy warns on empty files; they add nothing
+                part = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)
+        except ValueError as error:
+            raise InputError(
+                f"{path}: {error}; expected lines 'record_id,prediction' of numbers"
+            ) from None
+        if part.size and part.shape[1] != 2:
+            raise InputError(
+                f"{path}: {part.shape[1]} fields per line; expected 2 (record_id,prediction)"
+            )
+        parts.append(part.reshape(-1, 2))
+    data = np.vstack(parts)
+    ids = data[:, 0]
+    if not np.all(np.isfinite(data)) or np.any(ids != np.round(ids)):
+        raise InputError(
+            f"{folder}: a record_id is not a whole number or a prediction is not a finite number"
+        )
+    predictions = pd.Series(data[:, 1], index=ids.astype(np.int64))
+    if predictions.index.has_duplicates:
+        duplicate = predictions.index[predictions.index.duplicated()][0]
+        raise InputError(f"{folder}: record_id {duplicate} has more than one prediction")
+    return predictions
+
+
+def read_ground_truth(path):
+    """Ground-truth frame with integer record_id and float label (possibly no rows)."""
+    try:
+        truth = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: not found; expected the preprocess step's ground truth"
+        ) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else "empty file"
+        raise InputError(f"{path}: malformed CSV ({message}); expected record_id,label") from None
+    for column in ["record_id", "label"]:
+        if column not in truth.columns:
+            raise InputError(
+                f"{path}: column {column!r} is missing; expected header record_id,label"
+            )
+        values = pd.to_numeric(truth[column], errors="coerce").astype(float)
+        bad = np.flatnonzero(~np.isfinite(values.to_numpy()))
+        if len(bad):
+            raise InputError(
+                f"{path}: column {column!r} has value {truth[column].iloc[bad[0]]!r} on line "
+                f"{bad[0] + 2}; expected a number"
+            )
+        truth[column] = values
+    if np.any(truth["record_id"] != np.round(truth["record_id"])):
+        raise InputError(f"{path}: column 'record_id' has a fraction; expected whole numbers")
+    return truth.astype({"record_id": np.int64})
+
+
+def data_quality_note(path):
+    """One-line summary of the data-quality check for the reason text."""
+    if not path.exists():
+        return "data quality: no summary available"
+    try:
+        summary = json.loads(path.read_text())
+        count = int(summary["violation_count"])
+        by_check = dict(summary.get("violations_by_check", {}))
+        features = [str(name) for name in summary.get("features", [])]
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise InputError(
+            f"{path}: unreadable ({type(error).__name__}: {error}); expected a data-quality "
+            f"summary with an integer 'violation_count'"
+        ) from None
+    if count == 0:
+        return "data quality: no violations"
+    # The summary lists every check, most with 0; name only those that found something.
+    checks = ", ".join(f"{check}: {n}" for check, n in sorted(by_check.items()) if n)
+    shown = ", ".join(features[:5]) + (", ..." if len(features) > 5 else "")
+    details = "; ".join(part for part in [checks, f"features: {shown}" if shown else ""] if part)
+    plural = "s" if count != 1 else ""
+    return f"data quality: {count} violation{plural}" + (f" ({details})" if details else "")
+
+
+# Identical in evaluate.py and model_quality.py (each step receives one file);
+# tests/test_step_scripts.py checks the two copies stay the same.
+def regression_metrics(labels, predictions, with_deviation=True):
+    """{metric: {"value": v, "standard_deviation": sd}} for mse, rmse, mae and r2, as Model
+    Monitor writes them: sd over 5 seeded samples of 80% (no replacement) when n >= 200,
+    else "NaN" (Model Monitor's spelling of undefined). Non-finite values become "NaN"."""
+
+    def point(y, p):
+        error = p - y
+        mse = float(np.mean(error**2))
+        spread = float(np.sum((y - np.mean(y)) ** 2))
+        r2 = 1 - float(np.sum(error**2)) / spread if spread > 0 else math.nan
+        return {"mse": mse, "rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(error))), "r2": r2}
+
+    def clean(value):
+        return value if math.isfinite(value) else "NaN"
+
+    values = point(labels, predictions)
+    if not with_deviation:
+        return {name: {"value": clean(value)} for name, value in values.items()}
+    n = len(labels)
+    deviations = dict.fromkeys(values, math.nan)
+    if n >= 200:
+        rng = np.random.default_rng(0)
+        samples = [rng.choice(n, size=int(0.8 * n), replace=False) for _ in range(5)]
+        resampled = [point(labels[rows], predictions[rows]) for rows in samples]
+        deviations = {name: float(np.std([r[name] for r in resampled])) for name in values}
+    return {
+        name: {"value": clean(values[name]), "standard_deviation": clean(deviations[name])}
+        for name in values
+    }
+
+
+def check(base, threshold):
+    """(statistics dict, exit status)."""
+    truth_path = base / "input" / "ground_truth" / "ground_truth.csv"
+    truth = read_ground_truth(truth_path)
+    note = data_quality_note(base / "input" / "data_quality" / "summary.json")
+    stats = {"version": 0.0, "dataset": {"item_count": len(truth)}, "threshold": {"mse": threshold}}
+    if truth.empty:
+        reason = (
+            f"no ground truth: {truth_path} has no rows, so model quality was not measured; {note}"
+        )
+        return {**stats, "regression_metrics": {}, "status": "skipped", "reason": reason}, 0
+
+    predictions = read_predictions(base / "input" / "predictions")
+    unmatched = truth["record_id"][~truth["record_id"].isin(predictions.index)]
+    if len(unmatched):
+        raise InputError(
+            f"{base / 'input' / 'predictions'}: no prediction for {len(unmatched)} ground-truth "
+            f"records (e.g. record_id {unmatched.iloc[0]}); expected one per record"
+        )
+    labels = truth["label"].to_numpy(dtype=float)
+    metrics = regression_metrics(labels, predictions[truth["record_id"]].to_numpy(dtype=float))
+    value = {name: metric["value"] for name, metric in metrics.items()}
+    failed = value["mse"] > threshold
+    # R2 is "NaN" when all labels are equal; format it as text then.
+    r2 = f"{value['r2']:.2f}" if isinstance(value["r2"], float) else value["r2"]
+    reason = (
+        f"MSE {value['mse']:.2f} {'exceeds' if failed else 'is within'} threshold "
+        f"{threshold:.2f} on {len(truth)} records (RMSE {value['rmse']:.2f}, "
+        f"MAE {value['mae']:.2f}, R2 {r2}); {note}"
+    )
+    status = "failed" if failed else "passed"
+    return {**stats, "regression_metrics": metrics, "status": status, "reason": reason}, int(failed)
+
+
+def positive(text):
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--base-dir", type=Path, default=Path("/opt/ml/processing"))
+    parser.add_argument("--mse-threshold", type=positive, default=6.0)
+    args = parser.parse_args(argv)
+    try:
+        stats, status = check(args.base_dir, args.mse_threshold)
+    except InputError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
+    out = args.base_dir / "output" / "model_quality" / "statistics.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(stats, indent=2, allow_nan=False) + "\n")
+    print(f"{PROG}: {stats['status']}: {stats['reason']}")
+    if status:
+        print(stats["reason"], file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

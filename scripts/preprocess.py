@@ -1,0 +1,310 @@
+"""Preprocessing step: fit the feature transform on training data, or apply a fitted one to a batch.
+
+fit:   <base>/input/data/*.csv -> <base>/output/{train,validation,test}/<split>.csv (no header,
+       target first, transformed features), <base>/output/transform/transform.json (fitted on the
+       train split only) and <base>/output/baseline/baseline.csv (raw train-split features).
+apply: <base>/input/data/*.csv + <base>/input/transform/transform.json ->
+       <base>/output/transform_input/batch.csv (no header: record_id, transformed features),
+       <base>/output/features/features.csv (raw features, header),
+       <base>/output/ground_truth/ground_truth.csv (record_id,label) and
+       <base>/output/report/batch_report.json. Apply mode never refits anything.
+
+The transform is JSON rather than a pickle: readable, diffable and safe to load.
+Bad input exits with status 1 and one line on stderr naming the file, column and expectation.
+"""
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PROG = "preprocess"
+TRANSFORM_VERSION = 1
+# Cell values read as "missing" (then imputed with the train-split fill value).
+MISSING = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"}
+
+
+class InputError(Exception):
+    """Bad input; main() prints it as one stderr line and exits non-zero."""
+
+
+def read_csv(path):
+    """One CSV file as (header, rows of stripped strings, line number of each row).
+
+    The csv module (not pandas) so that a short row, e.g. a truncated last line, is an error
+    instead of being silently padded with missing values."""
+    line = 0
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, strict=True)
+            header = [name.strip() for name in next(reader, [])]
+            if not header:
+                raise InputError(f"{path}: file is empty; expected a CSV header row")
+            duplicates = sorted({name for name in header if header.count(name) > 1})
+            if duplicates or "" in header:
+                raise InputError(
+                    f"{path}: header has empty or repeated column names "
+                    f"{duplicates or ['']}; expected unique names"
+                )
+            rows, lines = [], []
+            for row in reader:
+                line = reader.line_num
+                if not row:  # blank line, e.g. at the end of the file
+                    continue
+                if len(row) != len(header):
+                    raise InputError(
+                        f"{path}: line {line} has {len(row)} fields; expected {len(header)} "
+                        f"like the header (malformed or truncated CSV)"
+                    )
+                rows.append([value.strip() for value in row])
+                lines.append(line)
+    except csv.Error as error:
+        raise InputError(f"{path}: malformed CSV after line {line}: {error}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; expected a CSV file") from None
+    return header, rows, lines
+
+
+def read_folder(folder, required, same_columns):
+    """All CSV files under folder concatenated, as (raw frame of strings, origin of each row).
+
+    Missing cells are NaN; every file must have the `required` columns, and with same_columns
+    every file must have exactly the first file's columns."""
+    files = sorted(path for path in Path(folder).rglob("*.csv") if path.is_file())
+    if not files:
+        raise InputError(f"{folder}: no .csv files found; expected CSV files with a header row")
+    frames, origins = [], []
+    for path in files:
+        header, rows, lines = read_csv(path)
+        for column in required:
+            if column not in header:
+                raise InputError(
+                    f"{path}: required column {column!r} is missing; expected columns "
+                    f"{', '.join(required)} (header has {', '.join(header)})"
+                )
+        if same_columns and frames and set(header) != set(frames[0].columns):
+            extra = sorted(set(header) ^ set(frames[0].columns))
+            raise InputError(
+                f"{path}: column {extra[0]!r} is not in both this file and {files[0]}; "
+                f"expected every file to have the same columns"
+            )
+        frame = pd.DataFrame(rows, columns=header, dtype=object)
+        frames.append(frame.mask(frame.isin(MISSING)))
+        origins += [(path, line) for line in lines]
+    data = pd.concat(frames, ignore_index=True, sort=False)
+    if data.empty:
+        raise InputError(f"{folder}: the CSV files have a header but no data rows; expected data")
+    return data, origins
+
+
+def to_numbers(data, column, origins, strict):
+    """data[column] as floats. A value that is present but not a finite number is an error
+    when strict; otherwise it becomes missing (the raw value still reaches the data-quality
+    check through features.csv) with a warning."""
+    raw = data[column]
+    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    bad = np.flatnonzero(raw.notna().to_numpy() & ~np.isfinite(values.to_numpy()))
+    if len(bad):
+        path, line = origins[bad[0]]
+        where = (
+            f"{path}: column {column!r} has non-numeric value {raw.iloc[bad[0]]!r} on line {line}"
+        )
+        more = f" ({len(bad) - 1} more like it)" if len(bad) > 1 else ""
+        if strict:
+            raise InputError(f"{where}{more}; expected a number")
+        print(f"{PROG}: warning: {where}{more}; treated as missing", file=sys.stderr)
+        values.iloc[bad] = np.nan
+    return values
+
+
+def fit_transform(train, features, categorical):
+    """The transform fitted on the train split: standardise numerics, one-hot categoricals,
+    impute with train medians/modes."""
+    spec = {"numeric": {}, "categorical": {}, "output_columns": []}
+    for column in features:
+        values = train[column].dropna()
+        if values.empty:
+            raise InputError(f"column {column!r} has no values in the train split; expected data")
+        if column in categorical:
+            counts = values.value_counts()
+            categories = sorted(counts.index)
+            # Most frequent category; ties go to the first in sorted order (deterministic).
+            fill = max(categories, key=lambda category: counts[category])
+            spec["categorical"][column] = {"categories": categories, "fill": fill}
+            spec["output_columns"] += [f"{column}_{category}" for category in categories]
+        else:
+            std = float(values.std(ddof=0))
+            # A constant column gets std 1 so it maps to 0 instead of dividing by zero.
+            spec["numeric"][column] = {
+                "mean": float(values.mean()),
+                "std": std if std > 0 else 1.0,
+                "fill": float(values.median()),
+            }
+            spec["output_columns"].append(column)
+    return spec
+
+
+def apply_transform(spec, data):
+    """Transformed feature matrix using only the fitted spec (unseen category -> all zeros)."""
+    columns = []
+    for column in spec["features"]:
+        if column in spec["numeric"]:
+            stats = spec["numeric"][column]
+            values = data[column].fillna(stats["fill"]).to_numpy(dtype=float)
+            columns.append((values - stats["mean"]) / stats["std"])
+        else:
+            stats = spec["categorical"][column]
+            values = data[column].to_numpy(dtype=object)
+            values = np.where(pd.isna(values), stats["fill"], values)
+            columns += [(values == category).astype(float) for category in stats["categories"]]
+    return np.column_stack(columns)
+
+
+def write_csv(frame, path, header):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, header=header, index=False, lineterminator="\n")
+
+
+def split_indices(n, test_fraction, validation_fraction, seed):
+    """Seeded shuffle into (train, validation, test) row indices, each in file order."""
+    n_test, n_validation = round(n * test_fraction), round(n * validation_fraction)
+    if min(n_test, n_validation, n - n_test - n_validation) < 1:
+        raise InputError(
+            f"only {n} data rows; expected enough for non-empty train, validation and test splits"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    test, validation = order[:n_test], order[n_test : n_test + n_validation]
+    return np.sort(order[n_test + n_validation :]), np.sort(validation), np.sort(test)
+
+
+def fit(args, base):
+    folder = base / "input" / "data"
+    raw, origins = read_folder(folder, [args.target, *args.categorical], same_columns=True)
+    features = [column for column in raw.columns if column != args.target]
+    categorical = [column for column in features if column in args.categorical]
+    if not features:
+        raise InputError(f"{folder}: only the target column {args.target!r}; expected features")
+    parsed = raw.copy()
+    for column in [args.target, *features]:
+        if column not in categorical:
+            parsed[column] = to_numbers(raw, column, origins, strict=True)
+    missing_target = np.flatnonzero(parsed[args.target].isna().to_numpy())
+    if len(missing_target):
+        path, line = origins[missing_target[0]]
+        raise InputError(
+            f"{path}: column {args.target!r} is empty on line {line}; expected a number "
+            f"(every training row needs the target)"
+        )
+    try:
+        train, validation, test = split_indices(
+            len(raw), args.test_fraction, args.validation_fraction, args.seed
+        )
+        spec = fit_transform(parsed.iloc[train], features, categorical)
+    except InputError as error:
+        raise InputError(f"{folder}: {error}") from None
+    spec = {"version": TRANSFORM_VERSION, "target": args.target, "features": features, **spec}
+
+    out = base / "output"
+    for name, rows in [("train", train), ("validation", validation), ("test", test)]:
+        part = parsed.iloc[rows]
+        matrix = np.column_stack([part[args.target].to_numpy(), apply_transform(spec, part)])
+        write_csv(pd.DataFrame(matrix), out / name / f"{name}.csv", header=False)
+    write_csv(raw.iloc[train][features], out / "baseline" / "baseline.csv", header=True)
+    (out / "transform").mkdir(parents=True, exist_ok=True)
+    (out / "transform" / "transform.json").write_text(json.dumps(spec, indent=2) + "\n")
+    print(
+        f"{PROG}: fitted on {len(train)} train rows ({len(validation)} validation, {len(test)} "
+        f"test); {len(spec['output_columns'])} transformed feature columns"
+    )
+
+
+def load_transform(path):
+    try:
+        spec = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found; expected the transform.json of a fit run") from None
+    except ValueError as error:
+        raise InputError(f"{path}: not valid JSON ({error}); expected a transform.json") from None
+    keys = ["version", "target", "features", "numeric", "categorical", "output_columns"]
+    if not isinstance(spec, dict) or any(key not in spec for key in keys):
+        raise InputError(f"{path}: expected a JSON object with keys {', '.join(keys)}")
+    if spec["version"] != TRANSFORM_VERSION:
+        raise InputError(
+            f"{path}: key 'version' is {spec['version']!r}; expected {TRANSFORM_VERSION}"
+        )
+    return spec
+
+
+def apply(base):
+    spec = load_transform(base / "input" / "transform" / "transform.json")
+    target, features = spec["target"], spec["features"]
+    raw, origins = read_folder(base / "input" / "data", features, same_columns=False)
+    parsed = raw.copy()
+    for column in spec["numeric"]:
+        parsed[column] = to_numbers(raw, column, origins, strict=False)
+
+    out = base / "output"
+    batch = pd.DataFrame(apply_transform(spec, parsed))
+    batch.insert(0, "record_id", np.arange(len(raw)))
+    write_csv(batch, out / "transform_input" / "batch.csv", header=False)
+    write_csv(raw.drop(columns=[target], errors="ignore"), out / "features" / "features.csv", True)
+
+    truth = pd.DataFrame({"record_id": [], "label": []})
+    if target in raw.columns:
+        # A wrong label is an error: silently dropping it would bias the model-quality check.
+        labels = to_numbers(raw, target, origins, strict=True)
+        present = np.flatnonzero(labels.notna().to_numpy())
+        truth = pd.DataFrame({"record_id": present, "label": raw[target].iloc[present].to_numpy()})
+    write_csv(truth, out / "ground_truth" / "ground_truth.csv", header=True)
+    report = {"record_count": len(raw), "ground_truth_count": len(truth)}
+    (out / "report").mkdir(parents=True, exist_ok=True)
+    (out / "report" / "batch_report.json").write_text(json.dumps(report) + "\n")
+    print(f"{PROG}: transformed {len(raw)} records; ground truth for {len(truth)}")
+
+
+def fraction(text):
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text}")
+    return value
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["fit", "apply"], required=True)
+    parser.add_argument("--base-dir", type=Path, default=Path("/opt/ml/processing"))
+    parser.add_argument("--target", default="rings", help="fit mode; apply reads transform.json")
+    parser.add_argument("--test-fraction", type=fraction, default=0.15)
+    parser.add_argument("--validation-fraction", type=fraction, default=0.15)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--categorical",
+        default="sex",
+        help="comma-separated categorical feature columns (fit mode); all others are numeric",
+    )
+    args = parser.parse_args(argv)
+    args.categorical = [name.strip() for name in args.categorical.split(",") if name.strip()]
+    if args.test_fraction + args.validation_fraction >= 1:
+        parser.error("--test-fraction plus --validation-fraction must be below 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        if args.mode == "fit":
+            fit(args, args.base_dir)
+        else:
+            apply(args.base_dir)
+    except InputError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Shared test fixtures: repository paths and the data sets tests run on."""
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Read-only reference material beside the repository; a fork does not have it.
+SHARED_DIR = REPO_ROOT.parent / "shared"
+SAMPLE_TRAIN_CSV = REPO_ROOT / "data" / "train" / "abalone_synthetic_train.csv"
+
+
+def shared_path(relative: str) -> Path:
+    """Path under ../shared/, skipping the calling test cleanly when it is absent."""
+    path = SHARED_DIR / relative
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared/ is not part of a fork)")
+    return path
+
+
+@pytest.fixture
+def abalone_csv() -> Path:
+    """Real UCI abalone when ../shared/ is present, else the project's generated sample."""
+    real = SHARED_DIR / "data" / "abalone.csv"
+    return real if real.exists() else SAMPLE_TRAIN_CSV

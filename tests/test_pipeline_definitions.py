@@ -1,0 +1,470 @@
+"""Design-time checks of the rendered pipeline definitions.
+
+Each step's Arguments must be a valid request for the SageMaker API the step calls, checked
+with botocore's own service model (types, required members, lengths) plus the model's enums
+and patterns; pipeline expressions are replaced by placeholders of the type the API expects at
+that position. Each definition is also validated against AWS's published definition schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import botocore.session
+import pytest
+import regex  # the API model's patterns are Java regexes (\p{...} classes)
+from botocore.validate import ParamValidator
+
+from pipeline_scripts import pipelines
+from pipeline_scripts.cli import run
+from pipeline_scripts.config import load_config
+from pipeline_scripts.render import render
+from tests.conftest import REPO_ROOT, shared_path
+
+DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
+
+# Step type -> (SageMaker API operation, the name member the pipeline service fills in).
+STEP_OPERATIONS = {
+    "Processing": ("CreateProcessingJob", "ProcessingJobName"),
+    "Training": ("CreateTrainingJob", "TrainingJobName"),
+    "Tuning": ("CreateHyperParameterTuningJob", "HyperParameterTuningJobName"),
+    "Model": ("CreateModel", "ModelName"),
+    "RegisterModel": ("CreateModelPackage", None),
+    "Transform": ("CreateTransformJob", "TransformJobName"),
+}
+EXPRESSION_KEYS = {"Get", "Std:Join", "Std:JsonGet"}
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(DEV_ENV)
+
+
+@pytest.fixture(scope="module")
+def definitions(config):
+    return {p.name: json.loads(p.definition) for p in render(config).pipelines}
+
+
+@pytest.fixture(scope="module")
+def sagemaker_model():
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+def all_steps(definition):
+    """Top-level steps plus those nested in condition branches."""
+    pending = list(definition["Steps"])
+    while pending:
+        step = pending.pop(0)
+        yield step
+        if step["Type"] == "Condition":
+            pending += step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
+
+
+def is_expression(value) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in EXPRESSION_KEYS
+
+
+PLACEHOLDERS = {
+    "string": "s3://placeholder-bucket/placeholder",
+    "integer": 1,
+    "long": 1,
+    "float": 1.0,
+    "double": 1.0,
+    "boolean": True,
+}
+
+
+def with_placeholders(value, shape):
+    """Replaces pipeline expressions by a value of the type the API shape expects there."""
+    if is_expression(value):
+        assert shape.type_name in PLACEHOLDERS, f"expression where a {shape.type_name} is expected"
+        return PLACEHOLDERS[shape.type_name]
+    if isinstance(value, dict) and shape.type_name == "structure":
+        return {
+            k: with_placeholders(v, shape.members[k]) if k in shape.members else v
+            for k, v in value.items()
+        }
+    if isinstance(value, dict) and shape.type_name == "map":
+        return {k: with_placeholders(v, shape.value) for k, v in value.items()}
+    if isinstance(value, list) and shape.type_name == "list":
+        return [with_placeholders(v, shape.member) for v in value]
+    return value
+
+
+def enum_and_pattern_errors(value, shape, path="") -> list[str]:
+    """What ParamValidator does not check: enum values and string patterns of literals."""
+    errors = []
+    if is_expression(value):
+        return errors
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for key, item in value.items():
+            if key in shape.members:
+                errors += enum_and_pattern_errors(item, shape.members[key], f"{path}.{key}")
+    elif shape.type_name == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            errors += enum_and_pattern_errors(item, shape.member, f"{path}[{i}]")
+    elif shape.type_name == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            errors += enum_and_pattern_errors(item, shape.value, f"{path}[{key}]")
+    elif shape.type_name == "string" and isinstance(value, str):
+        if shape.enum and value not in shape.enum:
+            errors.append(f"{path}: {value!r} is not one of {shape.enum}")
+        pattern = shape.metadata.get("pattern")
+        if pattern and not regex.fullmatch(pattern, value, flags=regex.DOTALL):
+            errors.append(f"{path}: {value!r} does not match {pattern}")
+    return errors
+
+
+def api_request(step) -> tuple[str, dict]:
+    operation, name_member = STEP_OPERATIONS[step["Type"]]
+    request = dict(step["Arguments"])
+    if name_member:
+        request[name_member] = "placeholder-job-name"
+    return operation, request
+
+
+def test_render_writes_three_deterministic_definitions(config, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    lines = []
+    run("render", str(DEV_ENV), first, out=lines.append)
+    run("render", str(DEV_ENV), second, out=lines.append)
+    names = sorted(p.name for p in first.iterdir())
+    env = config.env
+    assert names == sorted(
+        f"{n}.json" for n in (env.pipeline_train, env.pipeline_trainwhpo, env.pipeline_inf)
+    )
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+    assert len(lines) == 6
+
+
+def api_errors(definitions, sagemaker_model) -> tuple[list[str], set[str]]:
+    """Errors of every job step's request, and the step types that were checked."""
+    validator = ParamValidator()
+    errors, checked = [], set()
+    for pipeline_name, definition in definitions.items():
+        for step in all_steps(definition):
+            if step["Type"] not in STEP_OPERATIONS:
+                continue
+            operation, request = api_request(step)
+            input_shape = sagemaker_model.operation_model(operation).input_shape
+            report = validator.validate(with_placeholders(request, input_shape), input_shape)
+            if report.has_errors():
+                errors.append(f"{pipeline_name}/{step['Name']}: {report.generate_report()}")
+            for error in enum_and_pattern_errors(request, input_shape, operation):
+                errors.append(f"{pipeline_name}/{step['Name']}: {error}")
+            checked.add(step["Type"])
+    return errors, checked
+
+
+def test_every_job_step_is_a_valid_sagemaker_api_request(definitions, sagemaker_model):
+    errors, checked = api_errors(definitions, sagemaker_model)
+    assert errors == []
+    assert checked == set(STEP_OPERATIONS)
+
+
+@pytest.mark.parametrize("env_file", ["staging_env.tfvars", "prod_env.tfvars"])
+def test_vpc_environments_render_valid_requests(env_file, sagemaker_model):
+    """Staging and prod run in a VPC: the network settings must be valid requests too."""
+    config = load_config(REPO_ROOT / "env_files" / env_file)
+    definitions = {p.name: json.loads(p.definition) for p in render(config).pipelines}
+    assert api_errors(definitions, sagemaker_model)[0] == []
+    processing = [
+        s for d in definitions.values() for s in all_steps(d) if s["Type"] == "Processing"
+    ]
+    for step in processing:
+        network = step["Arguments"]["NetworkConfig"]
+        assert network["EnableNetworkIsolation"] is True
+        assert network["VpcConfig"] == {
+            "SecurityGroupIds": list(config.env.sg_id),
+            "Subnets": list(config.env.subnet_id),
+        }
+
+
+def test_validator_catches_a_broken_request(definitions, sagemaker_model):
+    """The check above can fail: a wrong type, a missing member and a bad enum are caught."""
+    step = next(s for d in definitions.values() for s in all_steps(d) if s["Type"] == "Processing")
+    operation, request = api_request(step)
+    shape = sagemaker_model.operation_model(operation).input_shape
+    broken = json.loads(json.dumps(request))
+    broken["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = "one"
+    del broken["RoleArn"]
+    report = ParamValidator().validate(with_placeholders(broken, shape), shape)
+    assert "InstanceCount" in report.generate_report() and "RoleArn" in report.generate_report()
+    broken = json.loads(json.dumps(request))
+    broken["ProcessingResources"]["ClusterConfig"]["InstanceType"] = "m5.large"
+    assert enum_and_pattern_errors(broken, shape)
+
+
+# --- AWS's published definition schema ------------------------------------------------------
+# The schema lags the API. Its known gaps, each accepted by SageMaker and emitted by the SDK:
+# properties it does not know yet, by the path pattern where they appear.
+SCHEMA_UNKNOWN_PROPERTIES = {
+    "PipelineExperimentConfig": r"",  # top level; SDK default experiment/trial names
+    "MlflowConfig": r"",  # top level; SDK 3 always emits it (null)
+    "PropertyFiles": r"",  # step level; what Std:JsonGet reads
+    "CompressionType": r".*OutputDataConfig",  # training output compression
+    "CustomerMetadataProperties": r"Arguments",  # RegisterModel: our lineage
+    "DriftCheckBaselines": r"Arguments",  # RegisterModel: data-quality baselines
+    "ModelApprovalStatus": r"Arguments",  # RegisterModel: PendingManualApproval
+    "SkipModelValidation": r"Arguments",  # RegisterModel
+    "Environment": r"Arguments/InferenceSpecification/Containers/\d+",
+}
+# Where the schema allows only a literal string but the API takes a pipeline variable.
+SCHEMA_STRING_ONLY_PATHS = {r"Arguments/PrimaryContainer/ModelDataUrl"}
+SCHEMA_STEP_DEFINITIONS = {
+    "Condition": "ConditionStep",
+    "Training": "TrainingStep",
+    "Processing": "ProcessingStep",
+    "Transform": "TransformStep",
+    "Model": "CreateModelStep",
+    "RegisterModel": "RegisterModelStep",
+    "Lambda": "LambdaStep",
+    "Tuning": "TuningStep",
+    "Fail": "FailStep",
+}
+
+
+def as_get_expressions(value):
+    """Std:Join and Std:JsonGet checked as Get: the schema's Std:Join subschema is
+    unsatisfiable (it requires Values but forbids every property) and it has no Std:JsonGet."""
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in {"Std:Join", "Std:JsonGet"}:
+            return {"Get": "Steps.Expression"}
+        return {k: as_get_expressions(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_get_expressions(v) for v in value]
+    return value
+
+
+def is_known_schema_gap(error) -> bool:
+    path = "/".join(map(str, error.absolute_path))
+    if error.validator == "additionalProperties":
+        unexpected = set(error.instance) - set(error.schema.get("properties", {}))
+        return all(
+            name in SCHEMA_UNKNOWN_PROPERTIES
+            and re.fullmatch(SCHEMA_UNKNOWN_PROPERTIES[name], path)
+            for name in unexpected
+        )
+    if re.fullmatch(r"RetryPolicies/\d+/ExceptionType", path):
+        # The API takes a list of exception types; the schema says one string.
+        return isinstance(error.instance, list) and all(isinstance(e, str) for e in error.instance)
+    is_get = isinstance(error.instance, dict) and error.instance.keys() == {"Get"}
+    if error.validator == "type" and is_get:
+        return any(re.fullmatch(p, path) for p in SCHEMA_STRING_ONLY_PATHS)
+    return False
+
+
+@pytest.fixture(scope="module")
+def definition_schema():
+    return json.loads(shared_path("schemas/sagemaker-pipeline-definition.schema.json").read_text())
+
+
+def schema_errors(definition, schema) -> list[str]:
+    """Unexplained schema errors, step by step so a failure names the step and the field."""
+    from jsonschema import Draft7Validator
+
+    top = dict(definition, Steps=[])
+    errors = [e for e in Draft7Validator(schema).iter_errors(top) if not is_known_schema_gap(e)]
+    messages = [f"(definition) {e.message}" for e in errors]
+    for step in all_steps(definition):
+        step_schema = {
+            "definitions": schema["definitions"],
+            "$ref": f"#/definitions/{SCHEMA_STEP_DEFINITIONS[step['Type']]}",
+        }
+        checked = as_get_expressions(step)
+        if step["Type"] == "Condition":  # branch steps are checked on their own
+            checked["Arguments"] = dict(checked["Arguments"], IfSteps=[], ElseSteps=[])
+        for error in Draft7Validator(step_schema).iter_errors(checked):
+            if not is_known_schema_gap(error):
+                path = "/".join(map(str, error.absolute_path))
+                messages.append(f"{step['Name']}: {path}: {error.message[:300]}")
+    return messages
+
+
+def test_definitions_match_the_published_schema_except_known_gaps(definitions, definition_schema):
+    for name, definition in definitions.items():
+        assert schema_errors(definition, definition_schema) == [], name
+
+
+def test_schema_check_catches_what_is_not_a_known_gap(definitions, definition_schema):
+    definition = json.loads(json.dumps(next(iter(definitions.values()))))
+    step = definition["Steps"][1]
+    step["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = "one"
+    step["Timeout"] = 5
+    errors = schema_errors(definition, definition_schema)
+    assert any("InstanceCount" in e for e in errors) and any("Timeout" in e for e in errors)
+
+
+# --- DAG shape, parameters and cross-cutting settings -----------------------------------------
+
+
+def references(value) -> set[str]:
+    """Names of the steps an expression reads from (Get Steps.X..., PropertyFiles of X)."""
+    found = set()
+    if isinstance(value, dict):
+        get = value.get("Get")
+        if isinstance(get, str) and get.startswith("Steps."):
+            found.add(get.split(".")[1])
+        for item in value.values():
+            found |= references(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= references(item)
+    return found
+
+
+def dependencies(definition) -> dict[str, set[str]]:
+    graph = {}
+    for step in all_steps(definition):
+        arguments = step["Arguments"]
+        if step["Type"] == "Condition":
+            arguments = {"Conditions": arguments["Conditions"]}
+        graph.setdefault(step["Name"], set())
+        graph[step["Name"]] |= references(arguments) | set(step.get("DependsOn", []))
+        if step["Type"] == "Condition":
+            for branch_step in step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]:
+                graph.setdefault(branch_step["Name"], set()).add(step["Name"])
+    return graph
+
+
+TRAINING_DAG = {
+    "RecordTrainingDataVersion": set(),
+    "Preprocess": set(),
+    "DataQualityBaseline": {"Preprocess"},
+    "<model>": {"Preprocess"},
+    "EvaluateModel": {"<model>", "Preprocess"},
+    "CheckModelAccuracy": {"EvaluateModel"},
+    "RegisterModel": {
+        "CheckModelAccuracy", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
+        "RecordTrainingDataVersion",
+    },
+    "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("tuning, model_step", [(False, "TrainModel"), (True, "TuneModel")])
+def test_training_dag(definitions, config, tuning, model_step):
+    name = config.env.pipeline_trainwhpo if tuning else config.env.pipeline_train
+    expected = {
+        k.replace("<model>", model_step): {v.replace("<model>", model_step) for v in vs}
+        for k, vs in TRAINING_DAG.items()
+    }
+    assert dependencies(definitions[name]) == expected
+
+
+def test_inference_dag(definitions, config):
+    """The model is resolved at run time; the model-quality check runs after the data-quality
+    check whatever it found, and the data-quality gate only after the model-quality check."""
+    assert dependencies(definitions[config.env.pipeline_inf]) == {
+        "ResolveApprovedModel": set(),
+        "PreprocessBatch": {"ResolveApprovedModel"},
+        "CreateModel": {"ResolveApprovedModel"},
+        "BatchTransform": {"CreateModel", "PreprocessBatch"},
+        "DataQualityCheck": {"PreprocessBatch", "ResolveApprovedModel"},
+        pipelines.MODEL_QUALITY_STEP: {"BatchTransform", "PreprocessBatch", "DataQualityCheck"},
+        "DataQualityGate": {"DataQualityCheck", pipelines.MODEL_QUALITY_STEP},
+        "DataQualityViolations": {"DataQualityGate", "DataQualityCheck", "ResolveApprovedModel"},
+    }
+
+
+def parameter_uses(value) -> set[str]:
+    if isinstance(value, dict):
+        get = value.get("Get")
+        own = (
+            {get.split(".", 1)[1]}
+            if isinstance(get, str) and get.startswith("Parameters.")
+            else set()
+        )
+        return own.union(*(parameter_uses(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(parameter_uses(v) for v in value))
+    return set()
+
+
+def test_parameters_are_declared_used_and_default_to_the_config(definitions, config):
+    env = config.env
+    expected_defaults = {
+        env.pipeline_train: {
+            "TrainingDataUrl": env.train_data_uri,
+            "ModelApprovalStatus": "PendingManualApproval",
+            "MseThreshold": env.accuracy_mse_threshold,
+        },
+        env.pipeline_inf: {
+            "InferenceDataUrl": env.inference_data_uri,
+            "MseThreshold": env.accuracy_mse_threshold,
+            "FailOnDataQualityViolation": env.fail_on_data_quality_violation,
+        },
+    }
+    expected_defaults[env.pipeline_trainwhpo] = expected_defaults[env.pipeline_train]
+    for name, definition in definitions.items():
+        declared = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+        assert declared == expected_defaults[name]
+        assert parameter_uses(definition["Steps"]) == set(declared), name
+
+
+def test_accuracy_gate_compares_evaluation_mse_with_the_threshold(definitions, config):
+    definition = definitions[config.env.pipeline_train]
+    gate = next(s for s in all_steps(definition) if s["Name"] == "CheckModelAccuracy")
+    (condition,) = gate["Arguments"]["Conditions"]
+    assert condition["Type"] == "LessThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == pipelines.MSE_JSON_PATH
+    assert condition["RightValue"] == {"Get": "Parameters.MseThreshold"}
+    assert [s["Name"] for s in gate["Arguments"]["IfSteps"]] == [pipelines.REGISTER_STEP]
+    (fail,) = gate["Arguments"]["ElseSteps"]
+    message = fail["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+    assert condition["LeftValue"] in message and {"Get": "Parameters.MseThreshold"} in message
+
+
+def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, config):
+    for name in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
+        register = next(s for s in all_steps(definitions[name]) if s["Type"] == "RegisterModel")
+        arguments = register["Arguments"]
+        assert arguments["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+        assert arguments["ModelPackageGroupName"] == config.env.model_package_group_name
+        baselines = arguments["DriftCheckBaselines"]["ModelDataQuality"]
+        assert {"Statistics", "Constraints"} <= baselines.keys()
+        assert "Statistics" in arguments["ModelMetrics"]["ModelQuality"]
+        metadata = arguments["CustomerMetadataProperties"]
+        assert set(metadata) == {
+            "git_commit", "training_data_url", "training_data_version",
+            "pipeline_execution_arn", "transform_uri",
+        }  # fmt: skip
+        assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
+        assert metadata["training_data_version"] == {
+            "Get": "Steps.RecordTrainingDataVersion.OutputParameters['data_version']"
+        }
+
+
+def test_every_job_is_encrypted_tagged_retried_and_writes_per_execution(definitions, config):
+    """KMS on volumes and outputs, the tags.json tags, retries for throttling and capacity
+    errors, and outputs under the execution id so no run overwrites another's artefacts."""
+    kms, tags = config.env.kms_key, [{"Key": k, "Value": v} for k, v in sorted(config.tags.items())]
+    execution_scoped = {"Get": "Execution.PipelineExecutionId"}
+    for definition in definitions.values():
+        for step in all_steps(definition):
+            arguments = step["Arguments"]
+            kind = step["Type"]
+            if kind not in {"Processing", "Training", "Tuning", "Transform"}:
+                continue
+            retried = {e for policy in step["RetryPolicies"] for e in policy["ExceptionType"]}
+            assert {"Step.THROTTLING", "SageMaker.CAPACITY_ERROR"} <= retried, step["Name"]
+            assert arguments["Tags"] == tags, step["Name"]
+            if kind == "Processing":
+                assert arguments["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == kms
+                assert arguments["ProcessingOutputConfig"]["KmsKeyId"] == kms
+                outputs = [
+                    o["S3Output"]["S3Uri"] for o in arguments["ProcessingOutputConfig"]["Outputs"]
+                ]
+            elif kind in {"Training", "Tuning"}:
+                job = arguments.get("TrainingJobDefinition", arguments)
+                assert job["ResourceConfig"]["VolumeKmsKeyId"] == kms
+                assert job["OutputDataConfig"]["KmsKeyId"] == kms
+                outputs = [job["OutputDataConfig"]["S3OutputPath"]]
+            else:
+                assert arguments["TransformOutput"]["KmsKeyId"] == kms
+                assert arguments["TransformResources"]["VolumeKmsKeyId"] == kms
+                outputs = [arguments["TransformOutput"]["S3OutputPath"]]
+            for uri in outputs:
+                assert execution_scoped in uri["Std:Join"]["Values"], step["Name"]

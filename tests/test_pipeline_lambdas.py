@@ -1,0 +1,374 @@
+"""The pipeline Lambda functions (model resolver, training-data version) against moto."""
+
+import hashlib
+import importlib.util
+import re
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGE = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"
+GROUP = "abalone-models"
+
+
+def _load(name: str):
+    """Import code/<name>/<name>.py the way Lambda does: a lone file, not a package."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "code" / name / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Loaded before any AWS environment exists: the handlers must create their clients per call.
+model_resolver = _load("model_resolver")
+training_data_version = _load("training_data_version")
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    with mock_aws():
+        yield
+
+
+# --------------------------------------------------------------------------- model resolver
+
+
+@pytest.fixture
+def sm(aws):
+    client = boto3.client("sagemaker")
+    client.create_model_package_group(ModelPackageGroupName=GROUP)
+    return client
+
+
+def _uris(label: str) -> dict:
+    base = f"s3://mlops-artifacts/{GROUP}/{label}"
+    return {
+        "model_data_url": f"{base}/model.tar.gz",
+        "transform_uri": f"{base}/transform/transform.json",
+        "baseline_statistics_uri": f"{base}/baseline/statistics.json",
+        "baseline_constraints_uri": f"{base}/baseline/constraints.json",
+    }
+
+
+def _register(sm, label: str, status="PendingManualApproval", group=GROUP, **overrides) -> str:
+    """Register a version shaped like the training pipeline's register step makes them."""
+    uris = _uris(label)
+    spec = {
+        "ModelPackageGroupName": group,
+        "ModelApprovalStatus": status,
+        "InferenceSpecification": {
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": uris["model_data_url"]}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        "CustomerMetadataProperties": {
+            "transform_uri": uris["transform_uri"],
+            "training_data_version": f"s3://data/train/ (3 objects, sha256:{label:0>16})",
+        },
+        "DriftCheckBaselines": {
+            "ModelDataQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": uris["baseline_statistics_uri"],
+                },
+                "Constraints": {
+                    "ContentType": "application/json",
+                    "S3Uri": uris["baseline_constraints_uri"],
+                },
+            }
+        },
+    }
+    spec.update(overrides)
+    return sm.create_model_package(**spec)["ModelPackageArn"]
+
+
+def _set_status(sm, arn: str, status: str) -> None:
+    # moto 5.2.5 replaces CustomerMetadataProperties with None when UpdateModelPackage omits
+    # them (real SageMaker keeps them), so pass the version's own properties back unchanged.
+    properties = sm.describe_model_package(ModelPackageName=arn).get("CustomerMetadataProperties")
+    extra = {"CustomerMetadataProperties": properties} if properties else {}
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status, **extra)
+
+
+def _resolve(group=GROUP) -> dict:
+    return model_resolver.handler({"model_package_group_name": group}, None)
+
+
+def test_resolves_newest_approved_version_with_every_output(sm):
+    other_group = "another-models"
+    sm.create_model_package_group(ModelPackageGroupName=other_group)
+    v1 = _register(sm, "v1")
+    v2 = _register(sm, "v2")
+    v3 = _register(sm, "v3", status="Approved")
+    v4 = _register(sm, "v4")
+    _register(sm, "v5")  # newest overall, never approved
+    _register(sm, "other", status="Approved", group=other_group)  # newer, wrong group
+    _set_status(sm, v2, "Approved")
+    _set_status(sm, v4, "Rejected")
+    _set_status(sm, v1, "Approved")  # approved last, but older: must not win
+
+    result = _resolve()
+
+    assert result == {
+        "model_package_arn": v3,
+        "model_package_version": "3",
+        "image_uri": IMAGE,
+        **_uris("v3"),
+    }
+    assert all(isinstance(value, str) for value in result.values())
+
+    # Approving a newer version changes the answer with no rebuild: resolved at run time.
+    _set_status(sm, v4, "Approved")
+    assert _resolve()["model_package_arn"] == v4
+    assert _resolve()["model_data_url"] == _uris("v4")["model_data_url"]
+    # Revoking it falls back to the previous approved version.
+    _set_status(sm, v4, "Rejected")
+    assert _resolve()["model_package_version"] == "3"
+
+
+def test_no_approved_version_says_how_many_exist_and_how_to_approve(sm):
+    for label in ("v1", "v2"):
+        _register(sm, label)
+    _set_status(sm, _register(sm, "v3"), "Rejected")
+
+    with pytest.raises(model_resolver.ModelResolutionError) as caught:
+        _resolve()
+
+    message = str(caught.value)
+    assert f"'{GROUP}'" in message
+    assert "has 3 model version(s) but none is Approved" in message
+    assert "model registry" in message
+    assert "aws sagemaker update-model-package" in message
+    assert "--model-approval-status Approved" in message
+
+
+def test_no_approved_version_counts_every_page(sm):
+    # More versions than one ListModelPackages page (100) so the count must paginate.
+    for number in range(101):
+        _register(sm, f"v{number}")
+    with pytest.raises(model_resolver.ModelResolutionError, match=r"has 101 model version\(s\)"):
+        _resolve()
+
+
+def test_empty_group_says_to_run_training(sm):
+    with pytest.raises(model_resolver.ModelResolutionError) as caught:
+        _resolve()
+    assert f"Model package group '{GROUP}' has no model versions" in str(caught.value)
+    assert "training pipeline" in str(caught.value)
+
+
+def test_missing_group_is_named(sm):
+    with pytest.raises(model_resolver.ModelResolutionError) as caught:
+        _resolve("no-such-group")
+    message = str(caught.value)
+    assert "Model package group 'no-such-group' does not exist" in message
+    assert "model_package_group_name" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        (
+            {"CustomerMetadataProperties": {"training_data_version": "s3://data/train/"}},
+            "CustomerMetadataProperties.transform_uri",
+        ),
+        ({"DriftCheckBaselines": {}}, "DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri"),
+        (
+            {
+                "InferenceSpecification": {
+                    "Containers": [{"Image": IMAGE}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                }
+            },
+            "InferenceSpecification.Containers[0].ModelDataUrl",
+        ),
+    ],
+)
+def test_approved_version_missing_a_field_names_field_and_version(sm, overrides, field):
+    _register(sm, "v1", status="Approved")
+    incomplete = _register(sm, "v2", status="Approved", **overrides)
+
+    with pytest.raises(model_resolver.ModelResolutionError) as caught:
+        _resolve()
+
+    message = str(caught.value)
+    assert f"Approved model version {incomplete} in group '{GROUP}' has no {field}" in message
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{}, {"model_package_group_name": ""}, {"model_package_group_name": 3}, None, "abalone"],
+)
+def test_bad_event_names_the_field(aws, event):
+    with pytest.raises(model_resolver.ModelResolutionError, match="'model_package_group_name'"):
+        model_resolver.handler(event, None)
+
+
+def test_client_follows_the_callers_region(sm, monkeypatch):
+    _register(sm, "v1", status="Approved")
+    assert _resolve()["model_package_version"] == "1"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the group lives in eu-west-1
+    with pytest.raises(model_resolver.ModelResolutionError, match="does not exist"):
+        _resolve()
+
+
+# ---------------------------------------------------------------------- training data version
+
+
+@pytest.fixture
+def s3(aws):
+    return boto3.client("s3")
+
+
+def _bucket(s3, name: str, versioned: bool) -> str:
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    if versioned:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+def _version(uri: str) -> str:
+    return training_data_version.handler({"s3_uri": uri}, None)["data_version"]
+
+
+def _prefix_hash(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
+
+
+def test_object_in_versioned_bucket_gives_current_version_id(s3):
+    bucket = _bucket(s3, "training-versioned", versioned=True)
+    s3.put_object(Bucket=bucket, Key="abalone/train.csv", Body=b"old")
+    current = s3.put_object(Bucket=bucket, Key="abalone/train.csv", Body=b"new")["VersionId"]
+
+    assert _version(f"s3://{bucket}/abalone/train.csv") == (
+        f"s3://{bucket}/abalone/train.csv@{current}"
+    )
+
+
+def test_object_in_unversioned_bucket_gives_etag(s3):
+    bucket = _bucket(s3, "training-plain", versioned=False)
+    body = b"sex,length\nM,0.455\n"
+    s3.put_object(Bucket=bucket, Key="abalone/train.csv", Body=body)
+
+    assert _version(f"s3://{bucket}/abalone/train.csv") == (
+        f"s3://{bucket}/abalone/train.csv@etag:{hashlib.md5(body).hexdigest()}"
+    )
+
+
+def test_prefix_hash_covers_every_object_and_follows_changes(s3):
+    bucket = _bucket(s3, "training-prefix", versioned=False)
+    bodies = {f"abalone/part-{number:04d}.csv": f"rows {number}".encode() for number in range(7)}
+    for key, body in bodies.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    s3.put_object(Bucket=bucket, Key="abalone2/other.csv", Body=b"not under the prefix")
+    s3.put_object(Bucket=bucket, Key="abalone", Body=b"a sibling object, not the prefix")
+
+    def expected(items: dict) -> str:
+        lines = [f"{key}\tetag:{hashlib.md5(body).hexdigest()}" for key, body in items.items()]
+        return f"s3://{bucket}/abalone/ ({len(items)} objects, sha256:{_prefix_hash(lines)})"
+
+    first = _version(f"s3://{bucket}/abalone/")
+    assert first == expected(bodies)
+    assert _version(f"s3://{bucket}/abalone/") == first  # stable while nothing changes
+
+    bodies["abalone/part-0003.csv"] = b"rows 3, corrected"
+    s3.put_object(Bucket=bucket, Key="abalone/part-0003.csv", Body=bodies["abalone/part-0003.csv"])
+    changed = _version(f"s3://{bucket}/abalone/")
+    assert changed == expected(bodies)
+    assert changed != first
+
+
+def test_prefix_without_trailing_slash_is_the_same_prefix(s3):
+    bucket = _bucket(s3, "training-slash", versioned=False)
+    s3.put_object(Bucket=bucket, Key="abalone/train.csv", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="abalone-old/train.csv", Body=b"y")
+    assert _version(f"s3://{bucket}/abalone") == _version(f"s3://{bucket}/abalone/")
+    assert "(1 objects," in _version(f"s3://{bucket}/abalone")
+
+
+def test_prefix_in_versioned_bucket_uses_current_versions(s3):
+    bucket = _bucket(s3, "training-prefix-versioned", versioned=True)
+    a = s3.put_object(Bucket=bucket, Key="data/a.csv", Body=b"same")["VersionId"]
+    b = s3.put_object(Bucket=bucket, Key="data/b.csv", Body=b"b")["VersionId"]
+    s3.put_object(Bucket=bucket, Key="data/gone.csv", Body=b"deleted below")
+    s3.delete_object(Bucket=bucket, Key="data/gone.csv")  # delete marker: not current data
+
+    first = _version(f"s3://{bucket}/data/")
+    lines = [f"data/a.csv\t{a}", f"data/b.csv\t{b}"]
+    assert first == f"s3://{bucket}/data/ (2 objects, sha256:{_prefix_hash(lines)})"
+
+    # Rewriting identical bytes is a new version: lineage follows the version, not the etag.
+    a2 = s3.put_object(Bucket=bucket, Key="data/a.csv", Body=b"same")["VersionId"]
+    lines = [f"data/a.csv\t{a2}", f"data/b.csv\t{b}"]
+    assert _version(f"s3://{bucket}/data/") == (
+        f"s3://{bucket}/data/ (2 objects, sha256:{_prefix_hash(lines)})"
+    )
+
+
+@pytest.mark.parametrize("key", ["empty/", "empty", "empty/missing.csv"])
+def test_no_objects_is_an_error_naming_the_uri(s3, key):
+    bucket = _bucket(s3, "training-empty", versioned=True)
+    s3.put_object(Bucket=bucket, Key="elsewhere/train.csv", Body=b"x")
+    uri = f"s3://{bucket}/{key}"
+    with pytest.raises(training_data_version.DataVersionError) as caught:
+        _version(uri)
+    assert f"no training data at {uri}" in str(caught.value)
+
+
+def test_missing_bucket_is_an_error_naming_it(s3):
+    with pytest.raises(training_data_version.DataVersionError, match="s3://no-such-bucket/data/"):
+        _version("s3://no-such-bucket/data/")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"s3_uri": "training-data/abalone/"},
+        {"s3_uri": "https://training-data.s3.amazonaws.com/abalone/"},
+        {"s3_uri": "s3://"},
+        {"s3_uri": "s3:///abalone/"},
+        {"s3_uri": "s3://my bucket/abalone/"},
+        {"s3_uri": None},
+        {},
+        None,
+    ],
+)
+def test_malformed_uri_is_a_clear_error(aws, event):
+    with pytest.raises(training_data_version.DataVersionError, match="'s3_uri'"):
+        training_data_version.handler(event, None)
+
+
+def test_long_uris_are_cut_to_the_metadata_limit(s3):
+    bucket = _bucket(s3, "training-long-keys", versioned=True)
+    folder = "/".join(f"level-{number:02d}-with-a-long-descriptive-name" for number in range(20))
+    key = f"{folder}/train.csv"
+    version_id = s3.put_object(Bucket=bucket, Key=key, Body=b"x")["VersionId"]
+
+    single = _version(f"s3://{bucket}/{key}")
+    assert len(single) == 256
+    assert single.startswith(f"s3://{bucket}/level-00")
+    assert "..." in single
+    assert single.endswith(f"/train.csv@{version_id}")  # the identity is never cut
+
+    prefix = _version(f"s3://{bucket}/{folder}/")
+    assert len(prefix) == 256
+    assert re.fullmatch(
+        rf"s3://{bucket}/level-00.*\.\.\..*-name/ \(1 objects, sha256:[0-9a-f]{{16}}\)", prefix
+    )
+
+    top = folder.split("/")[0]
+    digest = _prefix_hash([f"{key}\t{version_id}"])
+    assert _version(f"s3://{bucket}/{top}") == (  # short enough: nothing is cut
+        f"s3://{bucket}/{top}/ (1 objects, sha256:{digest})"
+    )

@@ -1,0 +1,286 @@
+"""The rendered definitions and the step scripts agree, checked by running the scripts on real
+data with exactly the container arguments, input/output locations, hyperparameters, metric
+regex and property files that the definitions give SageMaker.
+
+Data flows between steps as the definitions wire it (see the DAG tests); the container root
+/opt/ml is mapped to a temporary directory. Batch transform itself is SageMaker's serving
+container, so the test reproduces its documented CSV behaviour (input filter $[1:], join with
+the input, output filter $[0,-1]) with the same xgboost library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost
+
+from pipeline_scripts.config import load_config
+from pipeline_scripts.render import render
+from tests.conftest import REPO_ROOT
+
+DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
+DRIFT_BATCH = REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv"
+CONTAINER_ROOT = "/opt/ml/processing"
+
+
+class Job:
+    """One step's sandbox: <root>/input/<name>/ and <root>/output/<name>/."""
+
+    def __init__(self, root: Path, step: dict):
+        self.root, self.step = root, step
+
+    def output(self, name: str) -> Path:
+        return self.root / "output" / name
+
+
+def resolve(value, parameters: dict):
+    """A ContainerArgument: literal, a parameter, or a Std:Join of parameters."""
+    if isinstance(value, str):
+        return value.replace(CONTAINER_ROOT, "{root}")
+    if "Get" in value:
+        return str(parameters[value["Get"].removeprefix("Parameters.")])
+    join = value["Std:Join"]
+    return join["On"].join(resolve(v, parameters) for v in join["Values"])
+
+
+def run_processing(definition: dict, name: str, tmp: Path, inputs: dict[str, Path]):
+    """Runs the step's script as its definition says; `inputs` maps input names to sources."""
+    step = next(s for s in _steps(definition) if s["Name"] == name)
+    arguments = step["Arguments"]
+    job = Job(tmp / name, step)
+    declared_inputs = {i["InputName"] for i in arguments["ProcessingInputs"]} - {"code"}
+    assert declared_inputs == set(inputs), f"{name}: the test wires {set(inputs)}"
+    for input_name, source in inputs.items():
+        target = job.root / "input" / input_name
+        target.mkdir(parents=True)
+        for file in source.iterdir() if source.is_dir() else [source]:
+            shutil.copy(file, target)
+    for output in arguments["ProcessingOutputConfig"]["Outputs"]:
+        assert output["S3Output"]["LocalPath"] == f"{CONTAINER_ROOT}/output/{output['OutputName']}"
+        job.output(output["OutputName"]).mkdir(parents=True)
+
+    entrypoint = arguments["AppSpecification"]["ContainerEntrypoint"]
+    assert entrypoint[0] == "python3"
+    script = REPO_ROOT / "scripts" / Path(entrypoint[1]).name
+    parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    container_args = [
+        resolve(a, parameters).format(root=job.root)
+        for a in arguments["AppSpecification"].get("ContainerArguments", [])
+    ]
+    result = subprocess.run(
+        [sys.executable, str(script), *container_args, "--base-dir", str(job.root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    for output in arguments["ProcessingOutputConfig"]["Outputs"]:
+        if result.returncode == 0:
+            assert any(job.output(output["OutputName"]).iterdir()), f"{name}: empty output"
+    return job, result
+
+
+def _steps(definition):
+    pending = list(definition["Steps"])
+    while pending:
+        step = pending.pop(0)
+        yield step
+        if step["Type"] == "Condition":
+            pending += step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]
+
+
+def json_get(definition: dict, step_name: str, property_file: str, path: str, job: Job):
+    """Evaluates a Std:JsonGet against the file the step really wrote."""
+    step = next(s for s in _steps(definition) if s["Name"] == step_name)
+    spec = next(p for p in step["PropertyFiles"] if p["PropertyFileName"] == property_file)
+    document = json.loads((job.output(spec["OutputName"]) / spec["FilePath"]).read_text())
+    for key in path.split("."):
+        document = document[key]
+    return document
+
+
+def json_gets(definition: dict) -> list[dict]:
+    found = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            if "Std:JsonGet" in value:
+                found.append(value["Std:JsonGet"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(definition["Steps"])
+    return found
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    """Runs the training then the inference steps once; the tests inspect the results."""
+    from tests.conftest import SAMPLE_TRAIN_CSV, SHARED_DIR
+
+    real = SHARED_DIR / "data" / "abalone.csv"
+    training_csv = real if real.exists() else SAMPLE_TRAIN_CSV
+    config = load_config(DEV_ENV)
+    env = config.env
+    definitions = {p.name: json.loads(p.definition) for p in render(config).pipelines}
+    training, inference = definitions[env.pipeline_train], definitions[env.pipeline_inf]
+    tmp = tmp_path_factory.mktemp("loop")
+    jobs = {}
+
+    jobs["Preprocess"], result = run_processing(training, "Preprocess", tmp, {"data": training_csv})
+    assert result.returncode == 0, result.stderr
+    prep = jobs["Preprocess"]
+    jobs["DataQualityBaseline"], result = run_processing(
+        training, "DataQualityBaseline", tmp, {"data": prep.output("baseline")}
+    )
+    assert result.returncode == 0, result.stderr
+
+    train_step = next(s for s in training["Steps"] if s["Name"] == "TrainModel")
+    model_dir, train_log = _train(train_step, prep, tmp)
+    model_tar = tmp / "model.tar.gz"
+    with tarfile.open(model_tar, "w:gz") as tar:
+        for file in model_dir.iterdir():
+            tar.add(file, arcname=file.name)
+
+    jobs["EvaluateModel"], result = run_processing(
+        training,
+        "EvaluateModel",
+        tmp,
+        {"model": model_tar, "test": prep.output("test"), "train": prep.output("train")},
+    )
+    assert result.returncode == 0, result.stderr
+
+    transform_json = prep.output("transform") / "transform.json"
+    jobs["PreprocessBatch"], result = run_processing(
+        inference, "PreprocessBatch", tmp, {"data": DRIFT_BATCH, "transform": transform_json}
+    )
+    assert result.returncode == 0, result.stderr
+    predictions = _batch_transform(inference, model_dir, jobs["PreprocessBatch"], tmp)
+
+    baseline_dir = jobs["DataQualityBaseline"].output("data_quality")
+    jobs["DataQualityCheck"], result = run_processing(
+        inference,
+        "DataQualityCheck",
+        tmp,
+        {
+            "data": jobs["PreprocessBatch"].output("features"),
+            "baseline_statistics": baseline_dir / "statistics.json",
+            "baseline_constraints": baseline_dir / "constraints.json",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    jobs["ModelQualityCheck"], model_quality = run_processing(
+        inference,
+        "ModelQualityCheck",
+        tmp,
+        {
+            "predictions": predictions,
+            "ground_truth": jobs["PreprocessBatch"].output("ground_truth"),
+            "data_quality": jobs["DataQualityCheck"].output("data_quality"),
+        },
+    )
+    return {
+        "config": config,
+        "definitions": definitions,
+        "jobs": jobs,
+        "train_log": train_log,
+        "train_step": train_step,
+        "model_quality": model_quality,
+    }
+
+
+def _train(step: dict, prep: Job, tmp: Path) -> tuple[Path, str]:
+    """Script mode as the framework image runs it: every user hyperparameter (JSON-decoded)
+    becomes a --name value flag; channels and the model dir arrive in SM_* variables."""
+    arguments = step["Arguments"]
+    hyperparameters = {k: json.loads(v) for k, v in arguments["HyperParameters"].items()}
+    entry = hyperparameters.pop("sagemaker_program")
+    assert hyperparameters.pop("sagemaker_submit_directory").endswith("/sourcedir.tar.gz")
+    hyperparameters = {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
+    channels = {c["ChannelName"] for c in arguments["InputDataConfig"]}
+    assert channels == {"train", "validation"}
+    model_dir = tmp / "model"
+    model_dir.mkdir()
+    env = dict(
+        os.environ,
+        SM_MODEL_DIR=str(model_dir),
+        SM_CHANNEL_TRAIN=str(prep.output("train")),
+        SM_CHANNEL_VALIDATION=str(prep.output("validation")),
+    )
+    flags = [part for k, v in hyperparameters.items() for part in (f"--{k}", str(v))]
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / entry), *flags],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return model_dir, result.stdout + result.stderr
+
+
+def _batch_transform(definition: dict, model_dir: Path, batch: Job, tmp: Path) -> Path:
+    step = next(s for s in definition["Steps"] if s["Name"] == "BatchTransform")
+    processing = step["Arguments"]["DataProcessing"]
+    assert processing == {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
+    assert step["Arguments"]["TransformInput"]["SplitType"] == "Line"
+    out_dir = tmp / "BatchTransform"
+    out_dir.mkdir()
+    booster = xgboost.Booster(model_file=str(model_dir / "xgboost-model"))
+    for source in batch.output("transform_input").iterdir():
+        rows = np.loadtxt(source, delimiter=",", ndmin=2)
+        scores = booster.predict(xgboost.DMatrix(rows[:, 1:]))
+        lines = [f"{int(r[0])},{p}" for r, p in zip(rows, scores, strict=True)]
+        (out_dir / f"{source.name}.out").write_text("\n".join(lines) + "\n")
+    return out_dir
+
+
+def test_training_metric_regex_matches_what_train_py_logs(loop):
+    spec = loop["train_step"]["Arguments"]["AlgorithmSpecification"]["MetricDefinitions"][0]
+    values = [float(v) for v in re.findall(spec["Regex"], loop["train_log"])]
+    assert len(values) > 1 and values[-1] < values[0]
+
+
+def test_every_json_get_resolves_against_what_the_scripts_wrote(loop):
+    jobs, checked = loop["jobs"], 0
+    for definition in loop["definitions"].values():
+        for expression in json_gets(definition):
+            step_name = expression["PropertyFile"]["Get"].split(".")[1]
+            file_name = expression["PropertyFile"]["Get"].split(".")[-1]
+            value = json_get(definition, step_name, file_name, expression["Path"], jobs[step_name])
+            assert isinstance(value, int | float | str) and not isinstance(value, bool)
+            checked += 1
+    assert checked >= 6
+
+
+def test_trained_model_passes_the_gate_and_beats_the_mean_predictor(loop):
+    evaluation = loop["jobs"]["EvaluateModel"].output("evaluation") / "evaluation.json"
+    report = json.loads(evaluation.read_text())
+    mse = report["regression_metrics"]["mse"]["value"]
+    assert mse <= loop["config"].env.accuracy_mse_threshold
+    assert (
+        report["baseline_mean_predictor"]["mse"]["value"]
+        > loop["config"].env.accuracy_mse_threshold
+    )
+
+
+def test_drifted_batch_fails_model_quality_with_the_reason_and_reports_drift(loop):
+    """The step that triggers retraining fails, and says why in its last stderr line."""
+    result = loop["model_quality"]
+    assert result.returncode != 0
+    reason = result.stderr.strip().splitlines()[-1]
+    threshold = loop["config"].env.accuracy_mse_threshold
+    assert "MSE" in reason and f"{threshold:.2f}" in reason and "data quality" in reason
+    summary = loop["jobs"]["DataQualityCheck"].output("data_quality") / "summary.json"
+    assert json.loads(summary.read_text())["violation_count"] > 0
