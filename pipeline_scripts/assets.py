@@ -1,8 +1,11 @@
-"""Step code shipped to S3 at content-addressed locations.
+"""Step code shipped to S3 at a content-addressed location.
 
-The pipeline definitions reference code by the SHA-256 of its bytes, so rendering needs no AWS
-call, the same code always renders to the same URI (byte-identical definitions) and uploading is
-idempotent: a changed script gets a new URI and never overwrites what an earlier execution ran.
+All of `scripts/` is one bundle, `<code prefix>/<sha256 of the bundle>/scripts/`: every
+processing job receives the whole bundle (so scripts share `step_common.py`) and the training
+job gets the same files as `<code prefix>/<sha256>/sourcedir.tar.gz`. Rendering therefore
+needs no AWS call, the same code always renders to the same URIs (byte-identical
+definitions), and uploading is idempotent: a change makes a new bundle and never overwrites
+what an earlier execution ran.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import hashlib
 import io
 import tarfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS_DIR = REPO_ROOT / "scripts"
 TRAINING_ENTRY_POINT = "train.py"
+TRAINING_SOURCE_ARCHIVE = "sourcedir.tar.gz"
 
 
 @dataclass(frozen=True)
@@ -30,11 +35,6 @@ class CodeAsset:
     def bucket_and_key(self) -> tuple[str, str]:
         bucket, _, key = self.s3_uri.removeprefix("s3://").partition("/")
         return bucket, key
-
-
-def _content_addressed(code_prefix_uri: str, name: str, body: bytes) -> CodeAsset:
-    digest = hashlib.sha256(body).hexdigest()
-    return CodeAsset(f"{code_prefix_uri}/{digest}/{name}", body)
 
 
 def deterministic_tar_gz(files: dict[str, bytes]) -> bytes:
@@ -53,29 +53,30 @@ def deterministic_tar_gz(files: dict[str, bytes]) -> bytes:
 
 
 class StepCode:
-    """Content-addressed S3 locations of the step scripts under `code_prefix_uri`."""
+    """The content-addressed S3 location of the step code bundle under `code_prefix_uri`."""
 
     def __init__(self, code_prefix_uri: str, scripts_dir: Path = SCRIPTS_DIR):
         self.code_prefix_uri = code_prefix_uri.rstrip("/")
         self.scripts_dir = scripts_dir
-        self._assets: dict[str, CodeAsset] = {}
 
-    def script(self, file_name: str) -> str:
-        """S3 URI of one processing script (a processing job receives a single file)."""
-        if file_name not in self._assets:
-            body = (self.scripts_dir / file_name).read_bytes()
-            self._assets[file_name] = _content_addressed(self.code_prefix_uri, file_name, body)
-        return self._assets[file_name].s3_uri
+    @cached_property
+    def _files(self) -> dict[str, bytes]:
+        return {path.name: path.read_bytes() for path in sorted(self.scripts_dir.glob("*.py"))}
+
+    @cached_property
+    def bundle_uri(self) -> str:
+        """S3 prefix (ending in /) holding every step script; a processing job's code input."""
+        digest = hashlib.sha256()
+        for name, body in self._files.items():
+            digest.update(f"{name}\0{hashlib.sha256(body).hexdigest()}\n".encode())
+        return f"{self.code_prefix_uri}/{digest.hexdigest()}/scripts/"
 
     def training_source(self) -> str:
-        """S3 URI of sourcedir.tar.gz holding the training entry point (script mode)."""
-        key = "sourcedir.tar.gz"
-        if key not in self._assets:
-            entry = (self.scripts_dir / TRAINING_ENTRY_POINT).read_bytes()
-            body = deterministic_tar_gz({TRAINING_ENTRY_POINT: entry})
-            self._assets[key] = _content_addressed(self.code_prefix_uri, key, body)
-        return self._assets[key].s3_uri
+        """S3 URI of the bundle as sourcedir.tar.gz (script mode runs train.py from it)."""
+        return f"{self.bundle_uri.removesuffix('scripts/')}{TRAINING_SOURCE_ARCHIVE}"
 
     def assets(self) -> list[CodeAsset]:
         """Every object the rendered definitions reference, in a stable order."""
-        return [self._assets[name] for name in sorted(self._assets)]
+        assets = [CodeAsset(f"{self.bundle_uri}{n}", b) for n, b in self._files.items()]
+        archive = deterministic_tar_gz(self._files)
+        return [*assets, CodeAsset(self.training_source(), archive)]

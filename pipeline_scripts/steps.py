@@ -16,7 +16,7 @@ from sagemaker.core.lambda_helper import Lambda
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.core.network import NetworkConfig
 from sagemaker.core.parameter import ContinuousParameter, IntegerParameter
-from sagemaker.core.processing import ScriptProcessor
+from sagemaker.core.processing import Processor
 from sagemaker.core.shapes import (
     MetricDefinition,
     ProcessingInput,
@@ -232,14 +232,15 @@ class StepFactory:
     ) -> ProcessingStep:
         """A processing job running one file of `scripts/` in the project's framework image.
 
-        Input `x` is mounted at /opt/ml/processing/input/x and output `y` is read from
-        /opt/ml/processing/output/y, the layout every script in `scripts/` expects.
+        The whole step-code bundle is mounted at /opt/ml/processing/input/code, input `x` at
+        /opt/ml/processing/input/x, and output `y` is read from /opt/ml/processing/output/y:
+        the layout every script in `scripts/` expects.
         """
         proc = self.settings.processing
-        processor = ScriptProcessor(
+        processor = Processor(
             role=self.env.role_arn,
             image_uri=self.image_uri,
-            command=["python3"],
+            entrypoint=["python3", f"{PROCESSING_ROOT}/input/code/{script}"],
             instance_count=proc.instance_count,
             instance_type=proc.instance_type,
             volume_size_in_gb=proc.volume_size_gb,
@@ -251,8 +252,8 @@ class StepFactory:
             tags=self.tags,
             network_config=self._processing_network(),
         )
+        step_inputs = {**inputs, "code": self.code.bundle_uri}
         step_args = processor.run(
-            code=self.code.script(script),
             inputs=[
                 ProcessingInput(
                     input_name=input_name,
@@ -263,7 +264,7 @@ class StepFactory:
                         s3_input_mode="File",
                     ),
                 )
-                for input_name, uri in inputs.items()
+                for input_name, uri in step_inputs.items()
             ],
             outputs=[
                 ProcessingOutput(

@@ -8,47 +8,15 @@ out: <base>/output/evaluation/evaluation.json in the Model Monitor model-quality
 
 import argparse
 import json
-import math
 import sys
 import tarfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
+from step_common import InputError, load_matrix, regression_metrics, run_step
 
 PROG = "evaluate"
-
-
-class InputError(Exception):
-    """Bad input; main() prints it as one stderr line and exits non-zero."""
-
-
-# Identical in train.py and evaluate.py (each job receives its own script);
-# tests/test_step_scripts.py checks the two copies stay the same.
-def load_matrix(path):
-    """A headerless all-numeric CSV (target first, then features) as a 2-D float array."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numpy warns on empty files; reported below
-            matrix = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found; expected a headerless numeric CSV") from None
-    except ValueError as error:
-        raise InputError(
-            f"{path}: {error}; expected numbers only, no header, target in the first column"
-        ) from None
-    if matrix.size == 0:
-        raise InputError(f"{path}: no data rows; expected a headerless numeric CSV")
-    if matrix.shape[1] < 2:
-        raise InputError(f"{path}: only one column; expected the target then feature columns")
-    bad = np.flatnonzero(~np.isfinite(matrix[:, 0]))
-    if len(bad):
-        raise InputError(
-            f"{path}: target (first column) is {matrix[bad[0], 0]} on line {bad[0] + 1}; "
-            f"expected a number"
-        )
-    return matrix
 
 
 def load_model(path):
@@ -78,39 +46,6 @@ def load_model(path):
     except xgb.core.XGBoostError:
         raise InputError(f"{path}: xgboost-model is not a model xgboost can load") from None
     return booster
-
-
-# Identical in evaluate.py and model_quality.py (each step receives one file);
-# tests/test_step_scripts.py checks the two copies stay the same.
-def regression_metrics(labels, predictions, with_deviation=True):
-    """{metric: {"value": v, "standard_deviation": sd}} for mse, rmse, mae and r2, as Model
-    Monitor writes them: sd over 5 seeded samples of 80% (no replacement) when n >= 200,
-    else "NaN" (Model Monitor's spelling of undefined). Non-finite values become "NaN"."""
-
-    def point(y, p):
-        error = p - y
-        mse = float(np.mean(error**2))
-        spread = float(np.sum((y - np.mean(y)) ** 2))
-        r2 = 1 - float(np.sum(error**2)) / spread if spread > 0 else math.nan
-        return {"mse": mse, "rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(error))), "r2": r2}
-
-    def clean(value):
-        return value if math.isfinite(value) else "NaN"
-
-    values = point(labels, predictions)
-    if not with_deviation:
-        return {name: {"value": clean(value)} for name, value in values.items()}
-    n = len(labels)
-    deviations = dict.fromkeys(values, math.nan)
-    if n >= 200:
-        rng = np.random.default_rng(0)
-        samples = [rng.choice(n, size=int(0.8 * n), replace=False) for _ in range(5)]
-        resampled = [point(labels[rows], predictions[rows]) for rows in samples]
-        deviations = {name: float(np.std([r[name] for r in resampled])) for name in values}
-    return {
-        name: {"value": clean(values[name]), "standard_deviation": clean(deviations[name])}
-        for name in values
-    }
 
 
 def evaluate(base):
@@ -143,13 +78,7 @@ def evaluate(base):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--base-dir", type=Path, default=Path("/opt/ml/processing"))
-    args = parser.parse_args(argv)
-    try:
-        evaluate(args.base_dir)
-    except InputError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_step(PROG, evaluate, parser.parse_args(argv).base_dir)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from step_common import InputError, regression_metrics, run_step
 
 PROG = "model_quality"
-
-
-class InputError(Exception):
-    """Bad input; main() prints it as one stderr line and exits non-zero."""
 
 
 def read_predictions(folder):
@@ -113,39 +110,6 @@ def data_quality_note(path):
     return f"data quality: {count} violation{plural}" + (f" ({details})" if details else "")
 
 
-# Identical in evaluate.py and model_quality.py (each step receives one file);
-# tests/test_step_scripts.py checks the two copies stay the same.
-def regression_metrics(labels, predictions, with_deviation=True):
-    """{metric: {"value": v, "standard_deviation": sd}} for mse, rmse, mae and r2, as Model
-    Monitor writes them: sd over 5 seeded samples of 80% (no replacement) when n >= 200,
-    else "NaN" (Model Monitor's spelling of undefined). Non-finite values become "NaN"."""
-
-    def point(y, p):
-        error = p - y
-        mse = float(np.mean(error**2))
-        spread = float(np.sum((y - np.mean(y)) ** 2))
-        r2 = 1 - float(np.sum(error**2)) / spread if spread > 0 else math.nan
-        return {"mse": mse, "rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(error))), "r2": r2}
-
-    def clean(value):
-        return value if math.isfinite(value) else "NaN"
-
-    values = point(labels, predictions)
-    if not with_deviation:
-        return {name: {"value": clean(value)} for name, value in values.items()}
-    n = len(labels)
-    deviations = dict.fromkeys(values, math.nan)
-    if n >= 200:
-        rng = np.random.default_rng(0)
-        samples = [rng.choice(n, size=int(0.8 * n), replace=False) for _ in range(5)]
-        resampled = [point(labels[rows], predictions[rows]) for rows in samples]
-        deviations = {name: float(np.std([r[name] for r in resampled])) for name in values}
-    return {
-        name: {"value": clean(values[name]), "standard_deviation": clean(deviations[name])}
-        for name in values
-    }
-
-
 def check(base, threshold):
     """(statistics dict, exit status)."""
     truth_path = base / "input" / "ground_truth" / "ground_truth.csv"
@@ -180,6 +144,18 @@ def check(base, threshold):
     return {**stats, "regression_metrics": metrics, "status": status, "reason": reason}, int(failed)
 
 
+def report(base, threshold):
+    """Write statistics.json; the exit status (1 when the MSE exceeds the threshold)."""
+    stats, status = check(base, threshold)
+    out = base / "output" / "model_quality" / "statistics.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(stats, indent=2, allow_nan=False) + "\n")
+    print(f"{PROG}: {stats['status']}: {stats['reason']}")
+    if status:
+        print(stats["reason"], file=sys.stderr)
+    return status
+
+
 def positive(text):
     value = float(text)
     if not (math.isfinite(value) and value > 0):
@@ -192,18 +168,7 @@ def main(argv=None):
     parser.add_argument("--base-dir", type=Path, default=Path("/opt/ml/processing"))
     parser.add_argument("--mse-threshold", type=positive, default=6.0)
     args = parser.parse_args(argv)
-    try:
-        stats, status = check(args.base_dir, args.mse_threshold)
-    except InputError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 1
-    out = args.base_dir / "output" / "model_quality" / "statistics.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(stats, indent=2, allow_nan=False) + "\n")
-    print(f"{PROG}: {stats['status']}: {stats['reason']}")
-    if status:
-        print(stats["reason"], file=sys.stderr)
-    return status
+    return run_step(PROG, report, args.base_dir, args.mse_threshold)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from step_common import InputError, run_step
 
 PROG = "preprocess"
 TRANSFORM_VERSION = 1
 # Cell values read as "missing" (then imputed with the train-split fill value).
 MISSING = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"}
-
-
-class InputError(Exception):
-    """Bad input; main() prints it as one stderr line and exits non-zero."""
 
 
 def read_csv(path):
@@ -295,15 +292,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        if args.mode == "fit":
-            fit(args, args.base_dir)
-        else:
-            apply(args.base_dir)
-    except InputError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 1
-    return 0
+    if args.mode == "fit":
+        return run_step(PROG, fit, args, args.base_dir)
+    return run_step(PROG, apply, args.base_dir)
 
 
 if __name__ == "__main__":

@@ -10,44 +10,13 @@ serving container loads. Hyperparameters arrive as `--name value` flags. Every r
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
+from step_common import InputError, load_matrix, run_step
 
 PROG = "train"
-
-
-class InputError(Exception):
-    """Bad input; main() prints it as one stderr line and exits non-zero."""
-
-
-# Identical in train.py and evaluate.py (each job receives its own script);
-# tests/test_step_scripts.py checks the two copies stay the same.
-def load_matrix(path):
-    """A headerless all-numeric CSV (target first, then features) as a 2-D float array."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numpy warns on empty files; reported below
-            matrix = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found; expected a headerless numeric CSV") from None
-    except ValueError as error:
-        raise InputError(
-            f"{path}: {error}; expected numbers only, no header, target in the first column"
-        ) from None
-    if matrix.size == 0:
-        raise InputError(f"{path}: no data rows; expected a headerless numeric CSV")
-    if matrix.shape[1] < 2:
-        raise InputError(f"{path}: only one column; expected the target then feature columns")
-    bad = np.flatnonzero(~np.isfinite(matrix[:, 0]))
-    if len(bad):
-        raise InputError(
-            f"{path}: target (first column) is {matrix[bad[0], 0]} on line {bad[0] + 1}; "
-            f"expected a number"
-        )
-    return matrix
 
 
 def load_channel(env_name, default):
@@ -56,13 +25,15 @@ def load_channel(env_name, default):
     files = sorted(path for path in folder.rglob("*.csv") if path.is_file())
     if not files:
         raise InputError(f"{folder} (${env_name}): no .csv files found; expected training data")
-    matrices = [load_matrix(path) for path in files]
-    for path, matrix in zip(files, matrices, strict=True):
-        if matrix.shape[1] != matrices[0].shape[1]:
+    matrices = []
+    for path in files:
+        matrix = load_matrix(path)
+        if matrices and matrix.shape[1] != matrices[0].shape[1]:
             raise InputError(
                 f"{path}: {matrix.shape[1]} columns; expected {matrices[0].shape[1]} "
                 f"like {files[0]}"
             )
+        matrices.append(matrix)
     data = np.vstack(matrices)
     return data[:, 1:], data[:, 0]
 
@@ -145,13 +116,7 @@ def train(args):
 def main(argv=None):
     # Line-buffer stdout so each round's metric line reaches the job log (and the tuner) at once.
     sys.stdout.reconfigure(line_buffering=True)
-    args = parse_args(argv)
-    try:
-        train(args)
-    except InputError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_step(PROG, train, parse_args(argv))
 
 
 if __name__ == "__main__":

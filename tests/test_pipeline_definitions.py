@@ -8,8 +8,11 @@ that position. Each definition is also validated against AWS's published definit
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import tarfile
+from pathlib import Path
 
 import botocore.session
 import pytest
@@ -468,3 +471,28 @@ def test_every_job_is_encrypted_tagged_retried_and_writes_per_execution(definiti
                 outputs = [arguments["TransformOutput"]["S3OutputPath"]]
             for uri in outputs:
                 assert execution_scoped in uri["Std:Join"]["Values"], step["Name"]
+
+
+def test_every_job_runs_code_from_the_uploaded_bundle(config, definitions):
+    """Processing jobs mount the whole content-addressed bundle and run a script in it;
+    training runs train.py from the bundle's sourcedir.tar.gz. Both are upload assets."""
+    rendered = render(config)
+    uploaded = {a.s3_uri: a.body for a in rendered.code_assets}
+    archive_uri = next(u for u in uploaded if u.endswith("/sourcedir.tar.gz"))
+    with tarfile.open(fileobj=io.BytesIO(uploaded[archive_uri])) as archive:
+        archived = set(archive.getnames())
+    for definition in definitions.values():
+        for step in all_steps(definition):
+            arguments = step["Arguments"]
+            if step["Type"] == "Processing":
+                (code,) = [i for i in arguments["ProcessingInputs"] if i["InputName"] == "code"]
+                assert code["S3Input"]["LocalPath"] == "/opt/ml/processing/input/code"
+                script = arguments["AppSpecification"]["ContainerEntrypoint"][1]
+                assert script.startswith("/opt/ml/processing/input/code/")
+                assert code["S3Input"]["S3Uri"] + script.rsplit("/", 1)[1] in uploaded
+            elif step["Type"] in {"Training", "Tuning"}:
+                job = arguments.get("TrainingJobDefinition", arguments)
+                hyperparameters = job.get("StaticHyperParameters") or job["HyperParameters"]
+                assert json.loads(hyperparameters["sagemaker_submit_directory"]) == archive_uri
+                assert json.loads(hyperparameters["sagemaker_program"]) in archived
+    assert archived == {Path(u).name for u in uploaded if "/scripts/" in u}

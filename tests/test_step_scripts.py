@@ -4,7 +4,7 @@ Runs on real UCI abalone when ../shared/ is present (else the generated sample) 
 `abalone_csv` fixture; the slower runs (fit, train, evaluate) happen once per module.
 """
 
-import ast
+import importlib.util
 import io
 import json
 import math
@@ -498,20 +498,25 @@ def test_evaluate_rejects_bad_input(fitted, trained, tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    ("name", "scripts"),
-    [("regression_metrics", ["evaluate.py", "model_quality.py"]),
-     ("load_matrix", ["train.py", "evaluate.py"])],
-)  # fmt: skip
-def test_shared_function_copies_are_identical(name, scripts):
-    """A job receives one script, so a few functions exist in two scripts; the copies must not
-    drift apart."""
+def test_run_step_turns_input_errors_into_one_last_stderr_line(capsys):
+    """step_common.run_step, the exit convention every step script's main() uses."""
+    spec = importlib.util.spec_from_file_location("step_common", SCRIPTS / "step_common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
 
-    def function(script):
-        tree = ast.parse((SCRIPTS / script).read_text())
-        return ast.dump(next(n for n in tree.body if getattr(n, "name", "") == name))
+    def step(outcome):
+        if isinstance(outcome, Exception):
+            raise outcome
+        print("working", file=sys.stderr)
+        return outcome
 
-    assert function(scripts[0]) == function(scripts[1])
+    assert common.run_step("demo", step, None) == 0
+    assert common.run_step("demo", step, 1) == 1  # the step's own status (model_quality's fail)
+    capsys.readouterr()
+    assert common.run_step("demo", step, common.InputError("x.csv: bad; expected y")) == 1
+    assert capsys.readouterr().err.splitlines() == ["demo: x.csv: bad; expected y"]
+    with pytest.raises(KeyError):  # only bad input is reported this way; bugs keep a traceback
+        common.run_step("demo", step, KeyError("bug"))
 
 
 # --- model_quality --------------------------------------------------------------------------
