@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ def embedded_aws(region: str) -> Iterator[str]:
     Yields the endpoint URL. The previous environment is restored on exit.
     """
     port = _free_loopback_port()
+    # The server logs one line per API call; the runtime prints what matters itself.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"

@@ -95,7 +95,8 @@ def build_training_pipeline(
     """preprocess -> data-quality baseline -> train (or tune) -> evaluate -> register or fail."""
     env, settings = config.env, config.settings
     name = env.pipeline_trainwhpo if tuning else env.pipeline_train
-    steps = StepFactory(config, session, name, code, _image_uri(config))
+    # Cacheable: every step's inputs are the data version or execution-scoped outputs.
+    steps = StepFactory(config, session, name, code, _image_uri(config), caching=True)
 
     data_url = ParameterString("TrainingDataUrl", default_value=env.train_data_uri)
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
@@ -119,6 +120,9 @@ def build_training_pipeline(
             str(prep.validation_fraction),
             "--seed",
             str(prep.seed),
+            # Part of the step-cache key: new data under the same prefix is a cache miss.
+            "--data-version",
+            data_version.properties.Outputs["data_version"],
         ],
     )
 
@@ -223,7 +227,9 @@ def build_inference_pipeline(
     """resolve approved model -> preprocess with its transform -> score -> quality checks."""
     env = config.env
     name = env.pipeline_inf
-    steps = StepFactory(config, session, name, code, _image_uri(config))
+    # Never cached: a new batch arrives under the same prefix, so equal arguments do not
+    # mean equal data, and a reused result would silently score an old batch.
+    steps = StepFactory(config, session, name, code, _image_uri(config), caching=False)
 
     data_url = ParameterString("InferenceDataUrl", default_value=env.inference_data_uri)
     threshold = _mse_threshold(config)

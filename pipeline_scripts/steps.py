@@ -8,6 +8,7 @@ steps together.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 
@@ -99,6 +100,8 @@ class StepFactory:
         pipeline_name: str,
         code: StepCode,
         image_uri: str,
+        *,
+        caching: bool,
     ):
         self.config = config
         self.env = config.env
@@ -107,6 +110,7 @@ class StepFactory:
         self.pipeline_name = pipeline_name
         self.code = code
         self.image_uri = image_uri
+        self.caching = caching
         self.tags = [{"Key": k, "Value": v} for k, v in sorted(config.tags.items())]
 
     # -- cross-cutting settings -------------------------------------------------------------
@@ -127,7 +131,7 @@ class StepFactory:
 
     def _cache(self) -> CacheConfig | None:
         caching = self.settings.caching
-        if not caching.enabled:
+        if not (self.caching and caching.enabled):
             return None
         return CacheConfig(enable_caching=True, expire_after=caching.expire_after)
 
@@ -379,6 +383,7 @@ class StepFactory:
             s3_model_data_url=model_data_url,
             role_arn=self.env.role_arn,
             sagemaker_session=self.session,
+            log_level=logging.WARNING,  # its default, DEBUG, narrates every field it fills in
             # Serving needs no network: the model is loaded from the artefact SageMaker mounts.
             network=self._vpc_networking(enable_network_isolation=True),
         )
@@ -403,6 +408,7 @@ class StepFactory:
             s3_model_data_url=model_data_url,
             role_arn=self.env.role_arn,
             sagemaker_session=self.session,
+            log_level=logging.WARNING,
         )
         step_args = builder.register(
             model_package_group_name=self.env.model_package_group_name,

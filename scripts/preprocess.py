@@ -278,6 +278,9 @@ def parse_args(argv):
     parser.add_argument("--test-fraction", type=fraction, default=0.15)
     parser.add_argument("--validation-fraction", type=fraction, default=0.15)
     parser.add_argument("--seed", type=int, default=42)
+    # Unused by the computation: it makes the step's arguments, and so SageMaker's step-cache
+    # key, change whenever the data behind an unchanged S3 prefix changes.
+    parser.add_argument("--data-version", default="", help="S3 version/ETag of the input data")
     parser.add_argument(
         "--categorical",
         default="sex",

@@ -334,7 +334,7 @@ def dependencies(definition) -> dict[str, set[str]]:
 
 TRAINING_DAG = {
     "RecordTrainingDataVersion": set(),
-    "Preprocess": set(),
+    "Preprocess": {"RecordTrainingDataVersion"},
     "DataQualityBaseline": {"Preprocess"},
     "<model>": {"Preprocess"},
     "EvaluateModel": {"<model>", "Preprocess"},
@@ -496,3 +496,18 @@ def test_every_job_runs_code_from_the_uploaded_bundle(config, definitions):
                 assert json.loads(hyperparameters["sagemaker_submit_directory"]) == archive_uri
                 assert json.loads(hyperparameters["sagemaker_program"]) in archived
     assert archived == {Path(u).name for u in uploaded if "/scripts/" in u}
+
+
+def test_training_steps_are_cached_on_the_data_version_and_inference_never(definitions, config):
+    """A new batch or training file under the same prefix must never be served from cache."""
+    env = config.env
+    for name in (env.pipeline_train, env.pipeline_trainwhpo):
+        steps = {s["Name"]: s for s in all_steps(definitions[name])}
+        preprocess_args = steps["Preprocess"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+        at = preprocess_args.index("--data-version")
+        assert preprocess_args[at + 1] == {
+            "Get": "Steps.RecordTrainingDataVersion.OutputParameters['data_version']"
+        }
+        assert steps["Preprocess"]["CacheConfig"]["Enabled"] is config.settings.caching.enabled
+    for step in all_steps(definitions[env.pipeline_inf]):
+        assert "CacheConfig" not in step, step["Name"]
