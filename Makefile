@@ -1,11 +1,18 @@
 # The README's two commands are `make demo` and `make test`; each installs what it needs
-# into the project-local virtualenv .venv on first use (and again when the lock changes).
+# into project-local folders on first use (and again when a lock file changes).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 ENV_FILE ?= env_files/dev_env.tfvars
+# Extra pytest options, e.g. CI's --junitxml=build/junit/unit-tests.xml.
+PYTEST_ARGS ?=
+# checkov pins a fork of python-hcl2 that clashes with ours, so it lives in its own venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/.installed
+# gitlab-ci-local (pinned in package-lock.json) lets the tests list the CI jobs per branch.
+NODE_DEPS := node_modules/.installed
 
-.PHONY: demo test lint format render upsert delete lock clean
+.PHONY: demo test lint format render upsert delete preflight checkov lock clean
 
 $(VENV)/.installed: requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -13,13 +20,22 @@ $(VENV)/.installed: requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	@touch $@
 
+$(CHECKOV): requirements-checkov.lock
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.lock
+	@touch $@
+
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 demo: $(VENV)/.installed  ## the main job: the MLOps loop on this machine, no AWS account needed
 	$(PY) -m local_runtime --env-file $(ENV_FILE)
 
-test: $(VENV)/.installed  ## every test, plus the linters
+test: $(VENV)/.installed $(CHECKOV) $(NODE_DEPS)  ## every test, plus the linters
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
@@ -28,6 +44,9 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+checkov: $(CHECKOV)  ## Terraform security checks (also run by the tests)
+	$(CHECKOV_VENV)/bin/checkov --directory . --framework terraform --quiet
 
 render: $(VENV)/.installed  ## write build/pipelines/<name>.json, deterministically
 	$(PY) -m pipeline_scripts render --env-file $(ENV_FILE)
@@ -38,6 +57,9 @@ upsert: $(VENV)/.installed  ## create or update the pipelines (AWS, or AWS_ENDPO
 delete: $(VENV)/.installed  ## delete the pipelines (used by the destroy job)
 	$(PY) -m pipeline_scripts delete --env-file $(ENV_FILE)
 
+preflight: $(VENV)/.installed  ## check the AWS prerequisites the template does not create
+	$(PY) -m pipeline_scripts preflight --env-file $(ENV_FILE)
+
 lock:  ## re-resolve requirements.lock from the pins in pyproject.toml
 	rm -rf build/lock-venv
 	$(PYTHON) -m venv build/lock-venv
@@ -47,4 +69,4 @@ lock:  ## re-resolve requirements.lock from the pins in pyproject.toml
 	rm -rf build/lock-venv
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(CHECKOV_VENV) node_modules

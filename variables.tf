@@ -268,7 +268,7 @@ variable "kms_key" {
 }
 
 variable "subnet_id" {
-  description = "Subnet ids the jobs run in; empty runs the jobs outside a VPC (set with sg_id)."
+  description = "Subnet ids the jobs and the Lambda functions run in; empty runs them outside a VPC (set with sg_id)."
   type        = list(string)
   default     = []
   nullable    = false
@@ -281,7 +281,7 @@ variable "subnet_id" {
 }
 
 variable "sg_id" {
-  description = "Security group ids of the jobs; empty runs the jobs outside a VPC (set with subnet_id)."
+  description = "Security group ids of the jobs and the Lambda functions; empty runs them outside a VPC (set with subnet_id)."
   type        = list(string)
   default     = []
   nullable    = false
@@ -343,5 +343,41 @@ variable "fail_on_data_quality_violation" {
     # Prod consumers treat a succeeded execution as usable predictions.
     condition     = var.environment != "prod" || var.fail_on_data_quality_violation
     error_message = "Expected fail_on_data_quality_violation = true in prod: a batch that breaks the training baseline must not look like a good run."
+  }
+}
+
+variable "notify_execution_statuses" {
+  description = "Pipeline execution statuses that send an e-mail: any of Executing, Stopping, Stopped, Failed, Succeeded."
+  type        = list(string)
+  default     = ["Succeeded", "Failed", "Stopped"]
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for s in var.notify_execution_statuses : contains(["Executing", "Stopping", "Stopped", "Failed", "Succeeded"], s)]) && length(distinct(var.notify_execution_statuses)) == length(var.notify_execution_statuses)
+    error_message = "Expected every notify_execution_statuses entry to be one of Executing, Stopping, Stopped, Failed, Succeeded, each once."
+  }
+}
+
+variable "notify_step_statuses" {
+  description = "Pipeline step statuses that send an e-mail: any of Starting, Executing, Stopping, Stopped, Failed, Succeeded (custom_notification_config entries are sent whatever this says)."
+  type        = list(string)
+  default     = ["Failed"]
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for s in var.notify_step_statuses : contains(["Starting", "Executing", "Stopping", "Stopped", "Failed", "Succeeded"], s)]) && length(distinct(var.notify_step_statuses)) == length(var.notify_step_statuses)
+    error_message = "Expected every notify_step_statuses entry to be one of Starting, Executing, Stopping, Stopped, Failed, Succeeded, each once."
+  }
+}
+
+variable "inference_schedule_expression" {
+  description = "EventBridge schedule that also starts the batch-inference pipeline, e.g. cron(0 6 * * ? *) or rate(1 day); empty for no schedule."
+  type        = string
+  default     = ""
+  nullable    = false
+
+  validation {
+    condition     = var.inference_schedule_expression == "" || can(regex("^(rate[(][1-9][0-9]* (minute|minutes|hour|hours|day|days)[)]|cron[(][^()]+[)])$", var.inference_schedule_expression))
+    error_message = "Expected inference_schedule_expression to be empty or an EventBridge schedule expression such as cron(0 6 * * ? *) or rate(1 day)."
   }
 }

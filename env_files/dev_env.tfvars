@@ -70,3 +70,10 @@ user_id = "a12345"
 # dev: report data-quality violations without failing the run, so the model-quality check
 # still runs on drifted batches.
 fail_on_data_quality_violation = false
+
+# Statuses that send an e-mail; the custom messages above are sent whatever these say.
+notify_execution_statuses = ["Succeeded", "Failed", "Stopped"]
+notify_step_statuses      = ["Failed"]
+
+# dev: runs start when data lands in S3; set e.g. "cron(0 6 * * ? *)" (06:00 UTC daily) to also score on a schedule.
+inference_schedule_expression = ""

@@ -68,3 +68,10 @@ user_id = "mlops-ci"
 
 # Fail batch runs whose data breaks the training baseline.
 fail_on_data_quality_violation = true
+
+# Statuses that send an e-mail; the custom messages above are sent whatever these say.
+notify_execution_statuses = ["Succeeded", "Failed", "Stopped"]
+notify_step_statuses      = ["Failed", "Stopped"]
+
+# Runs start when data lands in S3; set e.g. "cron(0 6 * * ? *)" (06:00 UTC daily) to also score on a schedule.
+inference_schedule_expression = ""

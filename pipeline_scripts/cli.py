@@ -1,11 +1,13 @@
-"""Command line: render, upsert and delete the three pipelines.
+"""Command line: render, upsert and delete the three pipelines; check the AWS prerequisites.
 
     python -m pipeline_scripts render --env-file env_files/dev_env.tfvars
     python -m pipeline_scripts upsert --env-file env_files/dev_env.tfvars
     python -m pipeline_scripts delete --env-file env_files/dev_env.tfvars
+    python -m pipeline_scripts preflight --env-file env_files/dev_env.tfvars
 
-upsert/delete talk to whatever endpoint boto3 is configured for: real AWS, or
-AWS_ENDPOINT_URL (e.g. the local runtime's embedded AWS API).
+upsert/delete/preflight talk to whatever endpoint boto3 is configured for: real AWS, or
+AWS_ENDPOINT_URL (e.g. the local runtime's embedded AWS API). preflight exits 1 when a
+prerequisite is missing, printing what and how to fix it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import boto3
 
 from pipeline_scripts.config import ConfigError, load_config
 from pipeline_scripts.deploy import delete_pipeline, upload_code, upsert_pipeline
+from pipeline_scripts.preflight import PreflightFailed, preflight
 from pipeline_scripts.render import render
 
 DEFAULT_ENV_FILE = "env_files/dev_env.tfvars"
@@ -32,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["render", "upsert", "delete"])
+    parser.add_argument("command", choices=["render", "upsert", "delete", "preflight"])
     parser.add_argument(
         "--env-file",
         default=DEFAULT_ENV_FILE,
@@ -50,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
 def run(command: str, env_file: str, out_dir: Path = DEFAULT_OUT_DIR, out=print) -> None:
     """Runs one command; `out` receives one line per thing done."""
     config = load_config(env_file)
+    if command == "preflight":
+        findings = preflight(config.env)
+        for finding in findings:
+            out(finding.line())
+        if missing := sum(finding.status == "missing" for finding in findings):
+            raise PreflightFailed(f"{env_file}: {missing} prerequisite(s) missing, see above")
+        return
     if command == "delete":
         sagemaker = boto3.client("sagemaker", region_name=config.env.region)
         for name in (
@@ -93,4 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except PreflightFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0

@@ -38,6 +38,7 @@ DEFAULT_TAGS_FILE = REPO_ROOT / "tags.json"
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 STEP_STATUSES = ("Starting", "Executing", "Stopping", "Stopped", "Failed", "Succeeded")
+EXECUTION_STATUSES = ("Executing", "Stopping", "Stopped", "Failed", "Succeeded")
 # Pipelines write under <bucket_prefix>/artifacts; data prefixes must stay out of it, or a
 # pipeline's own output would look like newly arrived data.
 ARTIFACTS_PREFIX = "artifacts"
@@ -66,6 +67,8 @@ PATTERNS = {
     ),
     "subnet": "^subnet-[0-9a-f]{8,17}$",
     "security_group": "^sg-[0-9a-f]{8,17}$",
+    # EventBridge rate() or cron() schedule expression; EventBridge checks the cron fields.
+    "schedule": ("^(rate[(][1-9][0-9]* (minute|minutes|hour|hours|day|days)[)]|cron[(][^()]+[)])$"),
 }
 # Names S3 reserves for access points, directory buckets, table buckets and documentation.
 BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -114,6 +117,10 @@ def _all(*checks: Check) -> Check:
         return next((e for c in checks if (e := c(value)) is not None), None)
 
     return check
+
+
+def _empty_or(check: Check) -> Check:
+    return lambda value: None if value == "" else check(value)
 
 
 def _non_empty(value: tuple) -> str | None:
@@ -280,13 +287,15 @@ class EnvConfig:
         _matches("kms_key", "a KMS key ARN arn:aws:kms:<region>:<account>:key/<id> or alias ARN"),
     )
     subnet_id: tuple[str, ...] = _var(
-        "Subnet ids the jobs run in; empty runs the jobs outside a VPC (set with sg_id).",
+        "Subnet ids the jobs and the Lambda functions run in; empty runs them outside a VPC "
+        "(set with sg_id).",
         _distinct,
         items=_matches("subnet", "a subnet id"),
         default=(),
     )
     sg_id: tuple[str, ...] = _var(
-        "Security group ids of the jobs; empty runs the jobs outside a VPC (set with subnet_id).",
+        "Security group ids of the jobs and the Lambda functions; empty runs them outside a "
+        "VPC (set with subnet_id).",
         _distinct,
         items=_matches("security_group", "a security group id"),
         default=(),
@@ -306,6 +315,27 @@ class EnvConfig:
         "Fail the batch-inference pipeline execution on data-quality violations "
         "(violations are always reported).",
         default=True,
+    )
+    notify_execution_statuses: tuple[str, ...] = _var(
+        "Pipeline execution statuses that send an e-mail: any of Executing, Stopping, Stopped, "
+        "Failed, Succeeded.",
+        _distinct,
+        items=_one_of(*EXECUTION_STATUSES),
+        default=("Succeeded", "Failed", "Stopped"),
+    )
+    notify_step_statuses: tuple[str, ...] = _var(
+        "Pipeline step statuses that send an e-mail: any of Starting, Executing, Stopping, "
+        "Stopped, Failed, Succeeded (custom_notification_config entries are sent whatever this "
+        "says).",
+        _distinct,
+        items=_one_of(*STEP_STATUSES),
+        default=("Failed",),
+    )
+    inference_schedule_expression: str = _var(
+        "EventBridge schedule that also starts the batch-inference pipeline, e.g. "
+        "cron(0 6 * * ? *) or rate(1 day); empty for no schedule.",
+        _empty_or(_matches("schedule", "an EventBridge schedule such as rate(1 day)")),
+        default="",
     )
 
     @property
@@ -825,11 +855,13 @@ class TransformSettings(ComputeSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class DataQualitySettings:
-    """Thresholds of the data-quality check, as in Model Monitor's constraints."""
+    """Thresholds of the data-quality check, as in Model Monitor's constraints, and how many
+    instances profile the data (> 1: sharded profiling steps, then a merge step)."""
 
     comparison_threshold: float = _field(_between(0, 1, open_low=True))
     datatype_check_threshold: float = _field(_between(0, 1, open_low=True))
     domain_content_threshold: float = _field(_between(0, 1, open_low=True))
+    instance_count: int = _field(_between(1, 100), default=1)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -566,6 +566,24 @@ BAD_ENV_CASES = [
         expected="one entry per step_name and step_status",
     ),
     case(
+        "notify-step-status-as-execution-status",
+        {"notify_execution_statuses": '["Starting"]'},
+        variable="notify_execution_statuses[0]",
+        expected="one of 'Executing', 'Stopping', 'Stopped', 'Failed', 'Succeeded'",
+    ),
+    case(
+        "notify-duplicate-status",
+        {"notify_step_statuses": '["Failed", "Failed"]'},
+        variable="notify_step_statuses",
+        expected="no duplicate entries",
+    ),
+    case(
+        "schedule-not-an-expression",
+        {"inference_schedule_expression": '"every day at 6"'},
+        variable="inference_schedule_expression",
+        expected="an EventBridge schedule",
+    ),
+    case(
         "notification-not-a-list",
         {"custom_notification_config": '"RegisterModel"'},
         variable="custom_notification_config",
@@ -731,6 +749,9 @@ def test_schema_names_the_blog_variables_and_the_additions():
         "upload_training_data": True,
         "upload_inference_data": False,
         "fail_on_data_quality_violation": True,
+        "notify_execution_statuses": ["Succeeded", "Failed", "Stopped"],
+        "notify_step_statuses": ["Failed"],
+        "inference_schedule_expression": "",
     }
 
 
@@ -866,6 +887,7 @@ BAD_SETTINGS = [
         "data_quality.domain_content_threshold",
         "(0, 1]",
     ),
+    ("data_quality.instance_count", 0, "data_quality.instance_count", "[1, 100]"),
     ("retry.max_attempts", 21, "retry.max_attempts", "[1, 20]"),
     ("retry.backoff_rate", 0.5, "retry.backoff_rate", ">= 1"),
     ("retry", [5, 10, 2.0], "retry", "an object with keys max_attempts"),

@@ -1,0 +1,289 @@
+# The three Lambda functions: the notifier (EventBridge -> SNS e-mail) and the two helpers the
+# pipelines' Lambda steps call. Each gets its own role, dead-letter queue, log group and
+# reserved concurrency; all share the KMS key of sns.tf.
+
+locals {
+  functions = {
+    notifier = {
+      description = "Turns pipeline, model registry and data events into readable e-mails"
+      code_dir    = "lambda_function"
+      handler     = "notifier.handler"
+      timeout     = 30
+      # Status changes arrive in bursts (every step of three pipelines); throttled events
+      # wait in Lambda's retry queue rather than crowd out other functions.
+      concurrency = 5
+      environment = {
+        SNS_TOPIC_ARN              = aws_sns_topic.notifications.arn
+        CUSTOM_NOTIFICATION_CONFIG = jsonencode(var.custom_notification_config)
+        NOTIFY_STATUSES = jsonencode({
+          execution = var.notify_execution_statuses
+          step      = var.notify_step_statuses
+        })
+      }
+    }
+    model_resolver = {
+      description = "Finds the newest Approved model version for the batch-inference pipeline"
+      code_dir    = "model_resolver"
+      handler     = "model_resolver.handler"
+      timeout     = 60
+      concurrency = 10 # one call per batch-inference execution
+      environment = {}
+    }
+    data_version = {
+      description = "Fingerprints the training data of a training pipeline execution (lineage)"
+      code_dir    = "training_data_version"
+      handler     = "training_data_version.handler"
+      # Lists every object version under the training prefix.
+      timeout     = 300
+      concurrency = 10 # one call per training execution
+      environment = {}
+    }
+  }
+
+  # The helper names are a contract with pipeline_scripts/steps.py lambda_function_arn.
+  function_names = {
+    notifier       = var.notification_function_name
+    model_resolver = "${var.model_package_group_name}-model-resolver"
+    data_version   = "${var.model_package_group_name}-data-version"
+  }
+
+  # Functions join the jobs' VPC when it is set; the VPC then needs a route (NAT or interface
+  # endpoints) to the AWS APIs they call: SageMaker, S3, SNS and KMS.
+  vpc_enabled = length(var.subnet_id) > 0
+}
+
+data "archive_file" "function" {
+  for_each    = local.functions
+  type        = "zip"
+  source_dir  = "${path.module}/code/${each.value.code_dir}"
+  output_path = "${path.module}/build/lambda/${each.key}.zip"
+  # Fixed file modes (the provider fixes timestamps): the same code gives the same hash on
+  # every machine, so a checkout alone never redeploys a function.
+  output_file_mode = "0644"
+  excludes         = ["__pycache__", "*.pyc"]
+}
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artefacts in S3; the code is zipped from the reviewed commit by the plan a person approves in CI.
+  for_each         = local.functions
+  function_name    = local.function_names[each.key]
+  description      = each.value.description
+  role             = aws_iam_role.function[each.key].arn
+  runtime          = "python3.13"
+  architectures    = ["arm64"]
+  handler          = each.value.handler
+  filename         = data.archive_file.function[each.key].output_path
+  source_code_hash = data.archive_file.function[each.key].output_base64sha256
+  timeout          = each.value.timeout
+  memory_size      = 256
+
+  reserved_concurrent_executions = each.value.concurrency
+  kms_key_arn                    = aws_kms_key.this.arn
+
+  dynamic "environment" {
+    for_each = length(each.value.environment) > 0 ? [each.value.environment] : []
+    content {
+      variables = environment.value
+    }
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  # Asynchronous invocations (the notifier's) that still fail after Lambda's retries.
+  dead_letter_config {
+    target_arn = aws_sqs_queue.function_dlq[each.key].arn
+  }
+
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.function[each.key].name
+  }
+
+  dynamic "vpc_config" {
+    for_each = local.vpc_enabled ? [1] : []
+    content {
+      subnet_ids         = var.subnet_id
+      security_group_ids = var.sg_id
+    }
+  }
+
+  # Lambda checks at creation that the role may write to the dead-letter queue.
+  depends_on = [aws_iam_role_policy.function]
+}
+
+resource "aws_cloudwatch_log_group" "function" {
+  for_each          = local.function_names
+  name              = "/aws/lambda/${each.value}"
+  retention_in_days = 365
+  kms_key_id        = aws_kms_key.this.arn
+}
+
+resource "aws_sqs_queue" "function_dlq" {
+  for_each                  = local.function_names
+  name                      = "${each.value}-dlq"
+  kms_master_key_id         = aws_kms_key.this.arn
+  message_retention_seconds = 1209600 # 14 days, SQS's maximum: time to look and redrive
+}
+
+resource "aws_iam_role" "function" {
+  for_each           = local.function_names
+  name               = each.value
+  description        = "Runs the ${each.value} Lambda function"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.function_names
+  name     = "least-privilege"
+  role     = aws_iam_role.function[each.key].id
+  policy   = data.aws_iam_policy_document.function[each.key].json
+}
+
+# What every function needs: its own log group, dead-letter queue, traces and the shared key.
+data "aws_iam_policy_document" "function" {
+  for_each                = local.function_names
+  source_policy_documents = [local.function_policies[each.key]]
+
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
+  }
+
+  statement {
+    sid       = "WriteOwnDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.function_dlq[each.key].arn]
+  }
+
+  statement {
+    sid       = "UseTheKeyThroughLambdaSnsSqs"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = local.kms_via_services
+    }
+  }
+
+  # X-Ray's Put actions have no resource-level permissions.
+  statement {
+    sid       = "SendTraces"
+    actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    resources = ["*"]
+  }
+
+  # Network interfaces in the jobs' subnets, when the functions run in the VPC.
+  dynamic "statement" {
+    for_each = local.vpc_enabled ? [1] : []
+    content {
+      sid     = "CreateNetworkInterfacesInTheJobsSubnets"
+      actions = ["ec2:CreateNetworkInterface"]
+      resources = concat(
+        ["arn:${local.partition}:ec2:${var.region}:${local.account_id}:network-interface/*"],
+        [for id in var.subnet_id : "arn:${local.partition}:ec2:${var.region}:${local.account_id}:subnet/${id}"],
+        [for id in var.sg_id : "arn:${local.partition}:ec2:${var.region}:${local.account_id}:security-group/${id}"],
+      )
+    }
+  }
+  dynamic "statement" {
+    for_each = local.vpc_enabled ? [1] : []
+    content {
+      sid = "ManageNetworkInterfaces"
+      actions = [
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:DeleteNetworkInterface",
+        "ec2:UnassignPrivateIpAddresses",
+      ]
+      resources = ["arn:${local.partition}:ec2:${var.region}:${local.account_id}:network-interface/*"]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.vpc_enabled ? [1] : []
+    content {
+      sid       = "DescribeNetworkInterfaces"
+      actions   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+      resources = ["*"] # Describe calls have no resource-level permissions
+    }
+  }
+}
+
+locals {
+  function_policies = {
+    notifier       = data.aws_iam_policy_document.notifier.json
+    model_resolver = data.aws_iam_policy_document.model_resolver.json
+    data_version   = data.aws_iam_policy_document.data_version.json
+  }
+  model_package_group_arn  = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:model-package-group/${lower(var.model_package_group_name)}"
+  model_package_arn_prefix = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:model-package"
+}
+
+data "aws_iam_policy_document" "notifier" {
+  statement {
+    sid       = "PublishNotifications"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.notifications.arn]
+  }
+  # A failed processing step's own reason (ExitMessage, from /opt/ml/output/message): the
+  # step event carries only "AlgorithmError: ..., exit code: 1". Pipeline jobs only.
+  statement {
+    sid       = "ReadFailedProcessingJobReason"
+    actions   = ["sagemaker:DescribeProcessingJob"]
+    resources = ["arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:processing-job/pipelines-*"]
+  }
+}
+
+data "aws_iam_policy_document" "model_resolver" {
+  # A List call is authorized against the model-package resource type as a whole, not one
+  # group's packages; listing returns names only, describing stays within the group.
+  statement {
+    sid       = "ListModelPackages"
+    actions   = ["sagemaker:ListModelPackages"]
+    resources = ["${local.model_package_arn_prefix}/*"]
+  }
+  statement {
+    sid       = "ReadTheGroupsModelPackages"
+    actions   = ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"]
+    resources = [local.model_package_group_arn, "${local.model_package_arn_prefix}/${lower(var.model_package_group_name)}/*"]
+  }
+}
+
+data "aws_iam_policy_document" "data_version" {
+  statement {
+    sid       = "HeadTrainingData"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["arn:${local.partition}:s3:::${var.bucket_name}/${local.data_prefixes.training}*"]
+  }
+  statement {
+    sid       = "ListTrainingDataVersions"
+    actions   = ["s3:ListBucketVersions"]
+    resources = ["arn:${local.partition}:s3:::${var.bucket_name}"]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.data_prefixes.training}*"]
+    }
+  }
+}
+
+# The pipelines' execution role (role_arn, not created here) may call the two helpers.
+resource "aws_lambda_permission" "pipeline_role_invokes_helper" {
+  for_each      = toset(["model_resolver", "data_version"])
+  statement_id  = "PipelineExecutionRoleInvokes"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this[each.key].function_name
+  principal     = var.role_arn
+}
