@@ -25,6 +25,7 @@ from sagemaker.core.workflow.properties import PropertyFile
 from sagemaker.mlops.workflow.condition_step import ConditionStep
 from sagemaker.mlops.workflow.fail_step import FailStep
 from sagemaker.mlops.workflow.pipeline import Pipeline
+from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from pipeline_scripts.assets import REPO_ROOT, StepCode
 from pipeline_scripts.config import ProjectConfig
@@ -36,6 +37,7 @@ DATA_QUALITY_STEP = "DataQualityCheck"
 REGISTER_STEP = "RegisterModel"
 
 MSE_JSON_PATH = "regression_metrics.mse.value"
+PARTIALS_DIR = f"{PROCESSING_ROOT}/output/partials"  # sharded data-quality steps write here
 
 
 @dataclass(frozen=True)
@@ -129,13 +131,10 @@ def build_training_pipeline(
     def output(step, output_name):
         return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
 
-    baseline = steps.processing(
-        "DataQualityBaseline",
-        "data_quality.py",
-        inputs={"data": output(preprocess, "baseline")},
-        outputs=["data_quality"],
-        arguments=["--mode", "baseline", *_data_quality_arguments(config)],
+    baseline_steps = _data_quality_steps(
+        steps, config, "DataQualityBaseline", "baseline", output(preprocess, "baseline")
     )
+    baseline = baseline_steps[-1]
 
     train_uri, validation_uri = output(preprocess, "train"), output(preprocess, "validation")
     if tuning:
@@ -216,7 +215,7 @@ def build_training_pipeline(
     return Pipeline(
         name=name,
         parameters=[data_url, approval, threshold],
-        steps=[data_version, preprocess, baseline, model_step, evaluate, accuracy_gate],
+        steps=[data_version, preprocess, *baseline_steps, model_step, evaluate, accuracy_gate],
         sagemaker_session=session,
     )
 
@@ -264,19 +263,17 @@ def build_inference_pipeline(
     dq_summary = PropertyFile(
         name="DataQualitySummary", output_name="data_quality", path="summary.json"
     )
-    data_quality = steps.processing(
+    data_quality_steps = _data_quality_steps(
+        steps,
+        config,
         DATA_QUALITY_STEP,
-        "data_quality.py",
+        "check",
+        output(preprocess, "features"),
         inputs={
-            "data": output(preprocess, "features"),
             "baseline_statistics": resolved["baseline_statistics_uri"],
             "baseline_constraints": resolved["baseline_constraints_uri"],
         },
-        outputs=["data_quality"],
         arguments=[
-            "--mode",
-            "check",
-            *_data_quality_arguments(config),
             "--baseline-statistics",
             f"{PROCESSING_ROOT}/input/baseline_statistics/statistics.json",
             "--baseline-constraints",
@@ -284,6 +281,7 @@ def build_inference_pipeline(
         ],  # fmt: skip
         property_files=[dq_summary],
     )
+    data_quality = data_quality_steps[-1]
     # Runs whether or not the data drifted: a violation must never hide a model-quality
     # failure, which is what triggers retraining. Its failure reason includes the
     # data-quality summary so the alert explains the likely cause.
@@ -333,12 +331,59 @@ def build_inference_pipeline(
             preprocess,
             create_model,
             transform,
-            data_quality,
+            *data_quality_steps,
             model_quality,
             data_quality_gate,
         ],
         sagemaker_session=session,
     )
+
+
+def _data_quality_steps(
+    steps: StepFactory,
+    config: ProjectConfig,
+    name: str,
+    mode: str,
+    data,
+    *,
+    inputs: dict | None = None,
+    arguments: list | None = None,
+    property_files: list | None = None,
+) -> list[ProcessingStep]:
+    """The data-quality step `name` (the last step returned, writing output data_quality).
+
+    With data_quality.instance_count N > 1 a step `<name>Shards` runs first on N instances,
+    each profiling its share of the data objects (ShardedByS3Key) into partial statistics, and
+    `name` merges them (--mode merge) into the files one pass would have written; with 1 the
+    step is exactly the single-instance step.
+    """
+    count = config.settings.data_quality.instance_count
+    data_input = {"data": data}
+    mode_arguments = ["--mode", mode]
+    shard_steps = []
+    if count > 1:
+        shards = steps.processing(
+            f"{name}Shards",
+            "data_quality.py",
+            inputs=data_input,
+            outputs=["partials"],
+            arguments=["--mode", mode, "--shard", "--output-dir", PARTIALS_DIR],
+            instance_count=count,
+            sharded_inputs=["data"],
+        )
+        shard_steps = [shards]
+        partials = shards.properties.ProcessingOutputConfig.Outputs["partials"].S3Output.S3Uri
+        data_input = {"partials": partials}
+        mode_arguments = ["--mode", "merge"]
+    final = steps.processing(
+        name,
+        "data_quality.py",
+        inputs={**data_input, **(inputs or {})},
+        outputs=["data_quality"],
+        arguments=[*mode_arguments, *_data_quality_arguments(config), *(arguments or [])],
+        property_files=property_files or (),
+    )
+    return [*shard_steps, final]
 
 
 def _data_quality_arguments(config: ProjectConfig) -> list[str]:

@@ -233,19 +233,26 @@ class StepFactory:
         arguments: Sequence[object] = (),
         property_files: Sequence[PropertyFile] = (),
         depends_on: Sequence[object] | None = None,
+        instance_count: int | None = None,
+        sharded_inputs: Sequence[str] = (),
     ) -> ProcessingStep:
         """A processing job running one file of `scripts/` in the project's framework image.
 
         The whole step-code bundle is mounted at /opt/ml/processing/input/code, input `x` at
         /opt/ml/processing/input/x, and output `y` is read from /opt/ml/processing/output/y:
-        the layout every script in `scripts/` expects.
+        the layout every script in `scripts/` expects. `instance_count` overrides the
+        processing setting; each input in `sharded_inputs` is split over the instances by S3
+        object (ShardedByS3Key), the others reach every instance in full.
         """
+        unknown = set(sharded_inputs) - set(inputs)
+        if unknown:
+            raise ValueError(f"{name}: sharded_inputs {sorted(unknown)} are not inputs")
         proc = self.settings.processing
         processor = Processor(
             role=self.env.role_arn,
             image_uri=self.image_uri,
             entrypoint=["python3", f"{PROCESSING_ROOT}/input/code/{script}"],
-            instance_count=proc.instance_count,
+            instance_count=instance_count or proc.instance_count,
             instance_type=proc.instance_type,
             volume_size_in_gb=proc.volume_size_gb,
             volume_kms_key=self.env.kms_key,
@@ -266,6 +273,12 @@ class StepFactory:
                         local_path=f"{PROCESSING_ROOT}/input/{input_name}",
                         s3_data_type="S3Prefix",
                         s3_input_mode="File",
+                        # Only when sharded: unset renders as the API default, FullyReplicated.
+                        **(
+                            {"s3_data_distribution_type": "ShardedByS3Key"}
+                            if input_name in sharded_inputs
+                            else {}
+                        ),
                     ),
                 )
                 for input_name, uri in step_inputs.items()

@@ -1,18 +1,36 @@
 """Data-quality baseline and check in the SageMaker Model Monitor file formats.
 
 Our own replacement for Model Monitor's data-quality analyzer (closed to new customers), run as
-an ordinary processing step. Plain Python + numpy + pandas; this one file is all the job gets.
+an ordinary processing step. It needs numpy and pyarrow, which the SageMaker XGBoost 3.0-5
+image ships (pyarrow 22.0.0, installed there for ml-io), so nothing is installed at run time
+and the job can run without internet access. This one file is all the job needs.
 
---mode baseline: CSVs with a header under <base>/input/data/ ->
+--mode baseline: CSV or Parquet files under <base>/input/data/ ->
     <out>/statistics.json, <out>/constraints.json
---mode check:    batch CSVs under <base>/input/data/ + the baseline's statistics.json and
+--mode check:    batch files under <base>/input/data/ + the baseline's statistics.json and
     constraints.json (default <base>/input/baseline/) ->
     <out>/statistics.json (of the batch), <out>/constraint_violations.json, <out>/summary.json
+--shard (with baseline or check): only profile this instance's share of the data and write
+    <out>/partial-<host>.json (host from /opt/ml/config/resourceconfig.json), for a processing
+    job with several instances and ShardedByS3Key input.
+--mode merge:    the partial-*.json files under <base>/input/partials/ -> the same files as the
+    one-pass baseline or check they were made for (check also reads the baseline files).
 
 <out> defaults to <base>/output. Violations are data: the check exits 0 and reports them in
-summary.json ("violation_count" is what the pipeline reads). Unreadable input (no CSV, a file
-pandas cannot parse, a header with no rows, missing or invalid baseline files) exits 1 with one
-line on stderr, printed last, naming the file and what was expected.
+summary.json ("violation_count" is what the pipeline reads). Unreadable input (no data files,
+a file that cannot be parsed, bytes that are not UTF-8, a header with no rows, missing or
+invalid baseline files) exits 1 with one line on stderr, printed last, naming the file and
+what was expected.
+
+How it scales: files are read in chunks of CHUNK_BYTES (CSV: split at line ends, each chunk
+parsed by Arrow's multi-threaded reader while the previous one is profiled; Parquet: record
+batches), so peak memory does not grow with the row count. Every statistic is mergeable:
+counts, min and max add or compare exactly, mean and variance combine with Chan et al.'s
+parallel formulas, quantiles live in a KLL sketch, distinct counts in a HyperLogLog sketch and
+string values in a Misra-Gries frequent-items summary (exact below MAX_TRACKED_VALUES distinct
+values). A sharded run therefore gives the one-pass result: counts, min, max and distinct
+counts exactly, mean and variance up to floating-point rounding, quantiles within the sketch's
+error bound (see KllSketch).
 
 Checks (constraint_check_type): data_type_check, completeness_check, baseline_drift_check,
 missing_column_check, extra_column_check, categorical_values_check, non_negative_check.
@@ -24,16 +42,24 @@ between the category frequency vectors.
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
+import hashlib
 import json
 import math
+import re
 import sys
-import warnings
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+try:  # in the XGBoost 3.0-5 image; a clear error at run time rather than an import crash
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pa_csv
+except ImportError:
+    pa = None
 
 CHECKS = (
     "data_type_check",
@@ -47,16 +73,24 @@ CHECKS = (
 NUMERIC_TYPES = ("Integral", "Fractional")
 NUMBER = (int, float)  # tuples, not int | float: the container's Python may be older than 3.10
 FEATURE_TYPES = (*NUMERIC_TYPES, "String", "Unknown")
-# Fixed here rather than pandas' default list, which changes between pandas versions.
-MISSING_TOKENS = frozenset(
+# Fixed here rather than a library's default list, which changes between versions.
+MISSING_TOKENS = sorted(
     ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"]
     + ["<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 )
-INTEGER_PATTERN = r"[+-]?\d+"
+# What counts as a number inside a text column; Arrow's own float parser accepts all of these.
+NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+INTEGER_PATTERN = r"^[+-]?\d+$"
 NUM_BUCKETS = 10  # Model Monitor always writes 10 KLL buckets
-SKETCH_C, SKETCH_K = 0.64, 2048
+SKETCH_C, SKETCH_K = 0.64, 2048  # the parameters Model Monitor's own sketches report
 MAX_DOMAIN_SIZE = 50  # string features with more distinct values get no domain constraint
 MAX_CATEGORICAL_BUCKETS = 1000  # keeps statistics.json small for free-text columns
+MAX_TRACKED_VALUES = 10000  # Misra-Gries counters per column: exact below this many values
+MAX_VALUE_CHARS = 200  # longer values are tracked by a digest so memory stays bounded
+HLL_P = 12  # 4096 registers: standard error 1.04 / sqrt(4096) = 1.6 %
+CHUNK_BYTES = 8 << 20
+PARTIAL_FORMAT = "data-quality-partial"
+PARTIAL_VERSION = 1
 # "Robust" comparison: a distance also has to be beyond what sampling noise explains at this
 # level (two-sample Kolmogorov-Smirnov bound), so small batches don't raise false drift alarms.
 ROBUST_ALPHA = 0.001
@@ -97,165 +131,826 @@ def warn(message: str) -> None:
     print(f"data_quality: warning: {message}", file=sys.stderr)
 
 
-# ----------------------------------------------------------------------------- reading CSV
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'"
 
 
-def read_dataset(directory: Path) -> pd.DataFrame:
-    """All CSV files under `directory` (recursively, sorted by path), as stripped strings."""
-    if not directory.is_dir():
-        raise InputError(f"{directory}: input directory does not exist; expected CSV files")
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() == ".csv")
-    if not files:
-        raise InputError(f"{directory}: no .csv files found; expected CSV files with a header row")
-    frames = [read_csv(path) for path in files]
-    if len({tuple(f.columns) for f in frames}) > 1:
-        # Not fatal: absent columns become missing values, which the checks report.
-        warn(f"CSV files under {directory} have different headers; absent columns count as missing")
-    data = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
-    if len(data) == 0:
-        names = ", ".join(str(p.relative_to(directory)) for p in files)
-        raise InputError(f"{directory}: no data rows in {names}; expected at least one record")
-    return data
+# ----------------------------------------------------------------------------- sketches
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), None)
-        if not header:
-            raise InputError(f"{path}: file is empty; expected a CSV header row")
-        header = [name.strip() for name in header]
-        for position, name in enumerate(header, start=1):
-            if not name:
-                raise InputError(f"{path}: header column {position} has no name")
-            if header.index(name) != position - 1:
-                raise InputError(f"{path}: column name {name!r} appears twice in the header")
-        with warnings.catch_warnings():
-            # pandas only warns when every row has more fields than the header
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                path,
-                dtype=str,
-                na_filter=False,
-                index_col=False,
-                encoding="utf-8-sig",
-                skipinitialspace=True,
+def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A new sorted array (never a view: levels must not pin a whole chunk in memory)."""
+    if not len(a):
+        return np.array(b, dtype=np.float64)
+    if not len(b):
+        return a
+    return np.sort(np.concatenate((a, b)), kind="stable")  # timsort: linear on two runs
+
+
+class KllSketch:
+    """KLL quantile sketch (Karnin, Lang, Liberty 2016) over float64, in numpy.
+
+    Level h holds sorted items of weight 2**h. A level over its capacity
+    max(2, ceil(k * c**(H-1-h))) (H levels) is compacted: one item stays if the count is odd,
+    and of the sorted rest every other item (random start) moves up a level. Total weight stays
+    exactly n; a compaction at level h moves any rank by at most 2**h, with mean zero. A sorted
+    chunk is compacted on its own before it joins a level, which costs one compaction per level
+    instead of one per k/2 values.
+
+    Error bound. With V = sum over compactions of 4**h (tracked in `variance`), Hoeffding's
+    inequality gives, for any one query value, |rank error| <= sqrt(2 ln(2/delta) V) with
+    probability 1 - delta (`rank_error_bound`). A priori: each level-h compaction removes at
+    least C_h + 1 items and at most n / 2**h items ever reach level h, so V <= 9.2 n**2 / k**2
+    for c = 0.64, i.e. a normalised rank error <= sqrt(18.3 ln(2/delta)) / k: 0.48 % at 99 %
+    confidence for k = 2048, whatever n and however the sketch was merged (merging adds the
+    variances). Below k values the sketch holds every value and is exact.
+    """
+
+    def __init__(self, k: int = SKETCH_K, c: float = SKETCH_C, seed: int = 0):
+        self.k, self.c = k, c
+        self.levels = [np.empty(0)]
+        self.n = 0
+        self.variance = 0.0
+        self.rng = np.random.default_rng(seed)
+
+    def capacity(self, h: int, num_levels: int) -> int:
+        return max(2, int(math.ceil(self.k * self.c ** (num_levels - 1 - h))))
+
+    def _level(self, h: int) -> None:
+        while len(self.levels) <= h:
+            self.levels.append(np.empty(0))
+
+    def update_sorted(self, values: np.ndarray) -> None:
+        """Adds a sorted float64 array."""
+        self.n += len(values)
+        h = 0
+        while len(values) > self.capacity(h, max(len(self.levels), h + 1)):
+            self._level(h + 1)
+            if len(values) % 2:  # the odd item stays at this level, uncompacted
+                self.levels[h] = _merge_sorted(self.levels[h], values[:1])
+                values = values[1:]
+            values = values[int(self.rng.integers(2)) :: 2]
+            self.variance += 4.0**h
+            h += 1
+        self._level(h)
+        self.levels[h] = _merge_sorted(self.levels[h], values)
+        self._compress()
+
+    def merge(self, other: KllSketch) -> None:
+        self._level(len(other.levels) - 1)
+        for h, items in enumerate(other.levels):
+            self.levels[h] = _merge_sorted(self.levels[h], items)
+        self.n += other.n
+        self.variance += other.variance
+        self._compress()
+
+    def _compress(self) -> None:
+        h = 0
+        while h < len(self.levels):
+            levels = len(self.levels)
+            items = self.levels[h]
+            if len(items) <= self.capacity(h, levels):
+                h += 1
+                continue
+            self._level(h + 1)
+            odd = len(items) % 2
+            self.levels[h] = items[:odd]
+            promoted = items[odd:][int(self.rng.integers(2)) :: 2]
+            self.levels[h + 1] = _merge_sorted(self.levels[h + 1], promoted)
+            self.variance += 4.0**h
+            # A new level shrinks every lower level's capacity: look at them again.
+            h = 0 if len(self.levels) > levels else h + 1
+
+    def items_and_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        weights = [np.full(len(items), 2.0**h) for h, items in enumerate(self.levels)]
+        return np.concatenate(self.levels), np.concatenate(weights)
+
+    def rank_error_bound(self, delta: float = 0.01) -> float:
+        """Normalised rank error not exceeded with probability 1 - delta (0 when exact)."""
+        if self.n == 0:
+            return 0.0
+        return math.sqrt(2 * math.log(2 / delta) * self.variance) / self.n
+
+    def to_json(self) -> dict:
+        return {
+            "k": self.k,
+            "c": self.c,
+            "n": self.n,
+            "variance": self.variance,
+            "levels": [items.tolist() for items in self.levels],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> KllSketch:
+        # Seeded from n: merging the same partials always gives the same sketch.
+        sketch = cls(int(data["k"]), float(data["c"]), seed=int(data["n"]))
+        sketch.levels = [np.asarray(items, dtype=np.float64) for items in data["levels"]]
+        sketch.n, sketch.variance = int(data["n"]), float(data["variance"])
+        return sketch
+
+
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def hash_numbers(values: np.ndarray) -> np.ndarray:
+    """64-bit hashes of float64 values (splitmix64's finaliser over the IEEE bits)."""
+    h = (np.asarray(values, dtype=np.float64) + 0.0).view(np.uint64)  # + 0.0: -0.0 == 0.0
+    h = h ^ (h >> np.uint64(30))
+    h *= _MIX1
+    h ^= h >> np.uint64(27)
+    h *= _MIX2
+    h ^= h >> np.uint64(31)
+    return h
+
+
+def hash_texts(values: list) -> np.ndarray:
+    """64-bit hashes of strings (BLAKE2b, stable across runs and machines, unlike hash())."""
+    return np.array(
+        [
+            int.from_bytes(
+                hashlib.blake2b(v.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                "little",
             )
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.ParserWarning, csv.Error) as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a readable UTF-8 CSV with a header row ({reason})") from exc
-    if len(frame.columns) != len(header):
-        raise InputError(
-            f"{path}: header has {len(header)} columns but pandas read {len(frame.columns)}"
-        )
-    frame.columns = header
-    return frame
+            for v in values
+        ],
+        dtype=np.uint64,
+    )
 
 
-# ----------------------------------------------------------------------------- profiling
+class HyperLogLog:
+    """HyperLogLog distinct-count sketch (Flajolet et al. 2007) with 2**HLL_P registers.
+
+    Registers merge by element-wise maximum, so shards combine exactly. Standard error
+    1.04 / sqrt(4096) = 1.6 %; linear counting below 2.5 * 4096 makes small counts near-exact.
+    """
+
+    def __init__(self, registers: np.ndarray | None = None):
+        self.registers = np.zeros(1 << HLL_P, np.uint8) if registers is None else registers
+
+    def update(self, hashes: np.ndarray) -> None:
+        if not len(hashes):
+            return
+        index = (hashes >> np.uint64(64 - HLL_P)).astype(np.intp)
+        rest = (hashes & np.uint64((1 << (64 - HLL_P)) - 1)).astype(np.float64)  # exact: 52 bits
+        rank = (64 - HLL_P + 1) - np.frexp(rest)[1]  # leading zeros + 1 of the 52 low bits
+        np.maximum.at(self.registers, index, rank.astype(np.uint8))
+
+    def merge(self, other: HyperLogLog) -> None:
+        np.maximum(self.registers, other.registers, out=self.registers)
+
+    def estimate(self) -> int:
+        m = float(len(self.registers))
+        estimate = 0.7213 / (1 + 1.079 / m) * m * m / np.sum(2.0 ** -self.registers.astype(float))
+        zeros = int(np.count_nonzero(self.registers == 0))
+        if estimate <= 2.5 * m and zeros:
+            estimate = m * math.log(m / zeros)
+        return int(round(estimate))
 
 
-@dataclass
-class Column:
-    """One column of the data: its present values and which of them are numbers."""
+class FrequentItems:
+    """Misra-Gries frequent-items summary: value -> count, at most MAX_TRACKED_VALUES values.
 
-    name: str
-    item_count: int
-    values: pd.Series  # present (non-missing) values, whitespace-stripped strings
-    parsed: np.ndarray  # `values` parsed as float64 (NaN where not a number)
-    numeric: np.ndarray  # bool mask: a finite number ("inf" is not usable, so it is a string)
-    integral: np.ndarray  # bool mask: a number written as an integer
+    Exact while fewer distinct values were seen (`error` == 0). Beyond that, each reduction
+    subtracts the (K+1)-th largest count from all counters, so every count is low by at most
+    `error`; summaries merge by adding counters and reducing again (Agarwal et al. 2012).
+    """
+
+    def __init__(self):
+        self.counts: dict = {}
+        self.error = 0
+
+    def update(self, values, counts: np.ndarray, key=None) -> None:
+        """Adds `values` (a list or array) with their counts; `key` makes the dict keys."""
+        counts = np.asarray(counts, dtype=np.int64)
+        if len(counts) > MAX_TRACKED_VALUES:  # reduce first: only survivors become keys
+            cut = int(np.partition(counts, -(MAX_TRACKED_VALUES + 1))[-(MAX_TRACKED_VALUES + 1)])
+            keep = np.flatnonzero(counts > cut)
+            values, counts = [values[i] for i in keep], counts[keep] - cut
+            self.error += cut
+        keys = [key(v) for v in values] if key else values
+        merged, counts = self.counts, counts.tolist()
+        for i, value in enumerate(keys):  # no zip(strict=): keeps to Python 3.8
+            merged[value] = merged.get(value, 0) + counts[i]
+        if len(merged) > MAX_TRACKED_VALUES:
+            self._reduce()
+
+    def _reduce(self) -> None:
+        ordered = sorted(self.counts.values(), reverse=True)
+        cut = ordered[MAX_TRACKED_VALUES]
+        self.counts = {v: c - cut for v, c in self.counts.items() if c > cut}
+        self.error += cut
+
+    def merge(self, other: FrequentItems) -> None:
+        for value, count in other.counts.items():
+            self.counts[value] = self.counts.get(value, 0) + count
+        self.error += other.error
+        if len(self.counts) > MAX_TRACKED_VALUES:
+            self._reduce()
+
+
+def tracked_value(text: str) -> str:
+    """The key a value is counted under: itself, or a digest when it is very long."""
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{text[:64]}... ({len(text)} characters, sha1 {digest})"
+
+
+def number_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+class ColumnProfile:
+    """Mergeable statistics of one column; `rows` counts rows of files that have the column."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.rows = 0
+        self.missing = 0
+        self.n_text = 0  # present values that are not finite numbers
+        self.n_num = 0
+        self.mean = 0.0
+        self.m2 = 0.0  # sum of squared deviations from the mean (Chan et al.)
+        self.total = 0.0
+        self.low = math.inf
+        self.high = -math.inf
+        self.n_negative = 0
+        self.n_integer_valued = 0  # numbers equal to an integer (for the Integral type check)
+        self.integer_literals = True  # every number so far was written as an integer
+        # Numbers of numeric chunks with their counts, kept (as numbers: cheap) until more than
+        # MAX_TRACKED_VALUES distinct ones were seen, so that a column that turns out to be a
+        # String lists its numeric-looking values too. Text chunks' numbers are in `items`.
+        self.numbers_listed = True
+        self.number_values = np.empty(0)
+        self.number_counts = np.empty(0, np.int64)
+        self.sketch = KllSketch()
+        self.hll = HyperLogLog()
+        self.items = FrequentItems()
+        self.text_examples: list = []  # a few values that are not numbers
+        self.fraction_examples: list = []  # a few numbers that are not integers
 
     @property
     def n_present(self) -> int:
-        return len(self.values)
+        return self.n_num + self.n_text
 
-    @property
-    def numbers(self) -> np.ndarray:
-        return self.parsed[self.numeric]
+    # -- adding data ------------------------------------------------------------------------
+
+    def add_numbers(self, ordered: np.ndarray, integer_literals: bool, listed: bool = True) -> None:
+        """A sorted, finite float64 array; `integer_literals` if all were written as integers.
+        `listed`: also count the values as text (False when add_texts lists them)."""
+        count = len(ordered)
+        if not count:
+            return
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf -> null in JSON
+            total = float(ordered.sum())
+            mean = total / count
+            deviations = ordered - mean
+            # einsum, not np.dot: BLAS threads cost 50x more CPU than the sum itself here.
+            m2 = float(np.einsum("i,i->", deviations, deviations))
+        self._add_moments(count, mean, m2, total, float(ordered[0]), float(ordered[-1]))
+        self.n_negative += int(np.searchsorted(ordered, 0.0, side="left"))
+        self.integer_literals = self.integer_literals and integer_literals
+        self.sketch.update_sorted(ordered)
+
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+        distinct = ordered[starts]
+        counts = np.diff(np.append(starts, count))
+        self.hll.update(hash_numbers(distinct))
+        whole = distinct == np.floor(distinct)
+        self.n_integer_valued += int(counts[whole].sum())
+        if not whole.all() and len(self.fraction_examples) < 3:
+            self.fraction_examples += [number_text(v) for v in distinct[~whole][:3].tolist()]
+            self.fraction_examples = self.fraction_examples[:3]
+        if listed:
+            self._list_numbers(distinct, counts)
+
+    def _list_numbers(self, values: np.ndarray, counts: np.ndarray) -> None:
+        # Stops at more than MAX_TRACKED_VALUES distinct numbers in all: that depends on the
+        # values alone, not on how they were chunked, so a sharded run decides the same.
+        if not self.numbers_listed:
+            return
+        if len(self.number_values):
+            values, inverse = np.unique(
+                np.concatenate((self.number_values, values)), return_inverse=True
+            )
+            counts = np.bincount(inverse, np.concatenate((self.number_counts, counts)))
+        if len(values) > MAX_TRACKED_VALUES:
+            self.numbers_listed = False
+            values, counts = np.empty(0), np.empty(0)
+        self.number_values, self.number_counts = values, np.asarray(counts, np.int64)
+
+    def _add_moments(self, count, mean, m2, total, low, high) -> None:
+        n = self.n_num + count
+        delta = mean - self.mean
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.mean += delta * count / n
+            self.m2 += m2 + delta * delta * self.n_num * count / n
+        self.n_num, self.total = n, self.total + total
+        self.low, self.high = min(self.low, low), max(self.high, high)
+
+    def add_texts(self, values: list, counts: np.ndarray, numeric: np.ndarray) -> None:
+        """Present, stripped values of a text chunk with their counts; `numeric` marks the
+        ones that are numbers (already added with add_numbers)."""
+        self.items.update(values, counts, key=tracked_value)
+        other = np.flatnonzero(~numeric)
+        if len(other):
+            self.n_text += int(counts[other].sum())
+            texts = [values[i] for i in other]
+            self.hll.update(hash_texts(texts))
+            if len(self.text_examples) < 3:
+                self.text_examples = (self.text_examples + texts[:3])[:3]
+
+    # -- merging and serialising -------------------------------------------------------------
+
+    def merge(self, other: ColumnProfile) -> None:
+        self.rows += other.rows
+        self.missing += other.missing
+        self.n_text += other.n_text
+        if other.n_num:
+            self._add_moments(other.n_num, other.mean, other.m2, other.total, other.low, other.high)
+        self.n_negative += other.n_negative
+        self.n_integer_valued += other.n_integer_valued
+        self.integer_literals = self.integer_literals and other.integer_literals
+        if other.numbers_listed:
+            self._list_numbers(other.number_values, other.number_counts)
+        else:
+            self.numbers_listed = False
+            self.number_values, self.number_counts = np.empty(0), np.empty(0, np.int64)
+        self.sketch.merge(other.sketch)
+        self.hll.merge(other.hll)
+        self.items.merge(other.items)
+        self.text_examples = (self.text_examples + other.text_examples)[:3]
+        self.fraction_examples = (self.fraction_examples + other.fraction_examples)[:3]
+
+    SCALARS = (
+        "rows",
+        "missing",
+        "n_text",
+        "n_num",
+        "mean",
+        "m2",
+        "total",
+        "low",
+        "high",
+        "n_negative",
+        "n_integer_valued",
+        "integer_literals",
+        "numbers_listed",
+        "text_examples",
+        "fraction_examples",
+    )
+
+    def to_json(self) -> dict:
+        data = {key: getattr(self, key) for key in self.SCALARS}
+        data["name"] = self.name
+        data["sketch"] = self.sketch.to_json()
+        data["hll"] = base64.b64encode(self.hll.registers.tobytes()).decode("ascii")
+        data["items"] = [[v, c] for v, c in self.items.counts.items()]
+        data["number_values"] = self.number_values.tolist()
+        data["number_counts"] = self.number_counts.tolist()
+        data["items_error"] = self.items.error
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> ColumnProfile:
+        column = cls(data["name"])
+        for key in cls.SCALARS:
+            setattr(column, key, data[key])
+        column.sketch = KllSketch.from_json(data["sketch"])
+        registers = np.frombuffer(base64.b64decode(data["hll"]), dtype=np.uint8).copy()
+        if len(registers) != 1 << HLL_P:
+            raise ValueError(f"hll has {len(registers)} registers, expected {1 << HLL_P}")
+        column.hll = HyperLogLog(registers)
+        column.items.counts = {str(v): int(c) for v, c in data["items"]}
+        column.items.error = int(data["items_error"])
+        column.number_values = np.asarray(data["number_values"], dtype=np.float64)
+        column.number_counts = np.asarray(data["number_counts"], dtype=np.int64)
+        return column
+
+    # -- what the outputs need -------------------------------------------------------------
 
     @property
     def inferred_type(self) -> str:
         # As Model Monitor (Deequ): one value that is not a number makes the column a String.
         if self.n_present == 0:
             return "Unknown"
-        if not self.numeric.all():
+        if self.n_text:
             return "String"
-        return "Integral" if self.integral.all() else "Fractional"
+        return "Integral" if self.integer_literals else "Fractional"
+
+    @property
+    def exact_items(self) -> bool:
+        """Whether value_counts() holds every present value with its exact count."""
+        return self.items.error == 0 and self.numbers_listed
+
+    def value_counts(self) -> dict:
+        """Present value (as text) -> count: text values and the listed numbers."""
+        counts = dict(self.items.counts)
+        numbers = self.number_counts.tolist()
+        for i, value in enumerate(self.number_values.tolist()):
+            key = number_text(value)
+            counts[key] = counts.get(key, 0) + numbers[i]
+        return counts
+
+    def most_common(self) -> list:
+        """(value, count), most frequent first, ties by value, so output is stable."""
+        return sorted(self.value_counts().items(), key=lambda vc: (-vc[1], vc[0]))
+
+    @property
+    def distinct_count(self) -> int:
+        if not self.exact_items:
+            return self.hll.estimate()
+        if not self.items.counts:  # numbers only: no need to spell them out
+            return len(self.number_values)
+        return len(self.value_counts())
+
+    def std_dev(self) -> float:
+        return math.sqrt(self.m2 / self.n_num) if math.isfinite(self.m2) else math.inf
 
 
-def profile(name: str, raw: pd.Series) -> Column:
-    text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
-    values = text[~text.isin(MISSING_TOKENS)].reset_index(drop=True)
-    parsed = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    numeric = np.isfinite(parsed)
-    integral = values.str.fullmatch(INTEGER_PATTERN).to_numpy(dtype=bool) & numeric
-    return Column(name, len(raw), values, parsed, numeric, integral)
+class DatasetProfile:
+    """The profile of every column of a data set, mergeable across shards."""
+
+    def __init__(self):
+        self.columns: dict = {}  # name -> ColumnProfile
+        self.files: list = []  # [relative path, header] of every file read, for column order
+
+    @property
+    def item_count(self) -> int:
+        return sum(rows for _, _, rows in self.files)
+
+    def column(self, name: str) -> ColumnProfile:
+        if name not in self.columns:
+            self.columns[name] = ColumnProfile(name)
+        return self.columns[name]
+
+    def ordered_columns(self) -> list[ColumnProfile]:
+        """In order of first appearance over the files sorted by path, so a sharded run lists
+        them exactly as one pass does; absent-from-a-file rows count as missing."""
+        names = {}
+        for _, header, _ in sorted(self.files):
+            names.update(dict.fromkeys(header))
+        total = self.item_count
+        for column in self.columns.values():
+            column.missing += total - column.rows
+            column.rows = total
+        return [self.columns[name] for name in names]
+
+    def merge(self, other: DatasetProfile) -> None:
+        self.files += other.files
+        for name, column in other.columns.items():
+            if name in self.columns:
+                self.columns[name].merge(column)
+            else:
+                self.columns[name] = column
+
+    def to_json(self, mode: str, shard: str) -> dict:
+        return {
+            "format": PARTIAL_FORMAT,
+            "version": PARTIAL_VERSION,
+            "mode": mode,
+            "shard": shard,
+            "files": self.files,
+            "columns": [c.to_json() for c in self.columns.values()],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> DatasetProfile:
+        profile = cls()
+        profile.files = [(str(p), list(h), int(n)) for p, h, n in data["files"]]
+        for item in data["columns"]:
+            profile.columns[item["name"]] = ColumnProfile.from_json(item)
+        return profile
 
 
-def profile_all(data: pd.DataFrame) -> list[Column]:
-    return [profile(name, data[name]) for name in data.columns]
+# ----------------------------------------------------------------------------- reading
 
 
-def category_counts(values: pd.Series) -> list[tuple[str, int]]:
-    """(value, count), most frequent first, ties by value, so output is stable."""
-    counts = values.value_counts(sort=False)
-    return sorted(((str(v), int(c)) for v, c in counts.items()), key=lambda vc: (-vc[1], vc[0]))
+def data_files(directory: Path, *, allow_empty: bool = False) -> list[Path]:
+    if not directory.is_dir():
+        if allow_empty:
+            return []
+        raise InputError(f"{directory}: input directory does not exist; expected CSV files")
+    files = sorted(
+        p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in (".csv", ".parquet")
+    )
+    if not files and not allow_empty:
+        raise InputError(
+            f"{directory}: no .csv or .parquet files found; expected CSV files with a header row"
+        )
+    return files
 
 
-def sketch_items(numbers: np.ndarray) -> np.ndarray:
-    """At most SKETCH_K evenly spaced order statistics (all values when there are fewer).
+def profile_files(directory: Path, files: list[Path]) -> DatasetProfile:
+    if pa is None:
+        raise InputError(
+            "pyarrow is not importable; the SageMaker XGBoost 3.0-5 image ships it (22.0.0)"
+        )
+    profile = DatasetProfile()
+    for path in files:
+        relative = path.relative_to(directory).as_posix()
+        reader = ParquetChunks(path) if path.suffix.lower() == ".parquet" else CsvChunks(path)
+        rows = 0
+        for table in reader:
+            rows += table.num_rows
+            for i, name in enumerate(reader.header):
+                add_array(profile.column(name), table.column(i), reader, name)
+        for name in reader.header:
+            profile.column(name).rows += rows
+        profile.files.append((relative, reader.header, rows))
+    if len({tuple(h) for _, h, _ in profile.files}) > 1:
+        # Not fatal: absent columns become missing values, which the checks report.
+        warn(f"files under {directory} have different headers; absent columns count as missing")
+    return profile
 
-    Each item stands for the same number of values, so the items' empirical CDF is within
-    1/SKETCH_K of the data's. A bounded, deterministic stand-in for a KLL sketch.
+
+def read_header(path: Path, line: bytes) -> list[str]:
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: header is not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
+    try:
+        header = next(csv.reader([text]), None)
+    except csv.Error as exc:
+        raise InputError(f"{path}: header row is not valid CSV ({exc})") from None
+    if not header:
+        what = "file is empty" if not text else "first line is empty"
+        raise InputError(f"{path}: {what}; expected a CSV header row")
+    header = [name.strip() for name in header]
+    for position, name in enumerate(header, start=1):
+        if not name:
+            raise InputError(f"{path}: header column {position} has no name")
+        if header.index(name) != position - 1:
+            raise InputError(f"{path}: column name {name!r} appears twice in the header")
+    return header
+
+
+class CsvChunks:
+    """A CSV file as Arrow tables of about CHUNK_BYTES each, split at line ends outside quotes.
+
+    Each chunk is parsed by Arrow (multi-threaded) on a helper thread while the caller profiles
+    the previous one; at most two chunks are in memory at any time.
     """
-    ordered = np.sort(numbers)
-    if len(ordered) <= SKETCH_K:
-        return ordered
-    return ordered[((np.arange(SKETCH_K) + 0.5) * len(ordered) / SKETCH_K).astype(np.int64)]
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.header: list = []
+        self.text_columns: set = set()  # read as text: Arrow inferred a non-numeric type
+
+    def _raw_chunks(self):
+        """(file offset, bytes, whether quoted) of each chunk of whole rows."""
+        with self.path.open("rb") as handle:
+            self.header = read_header(self.path, handle.readline())
+            offset, rest = handle.tell(), b""
+            while True:
+                data = handle.read(CHUNK_BYTES)
+                buffer = rest + data
+                quoted = b'"' in buffer
+                if not data:
+                    if buffer.strip():
+                        yield offset, buffer, quoted
+                    return
+                cut = _row_boundary(buffer, quoted)
+                rest = buffer[cut:]
+                if cut:  # a memoryview: Arrow reads the rows in place, without a copy
+                    yield offset, memoryview(buffer)[:cut], quoted
+                offset += cut
+
+    def _parse(self, offset: int, buffer, quoted: bool, text_columns: frozenset):
+        try:
+            return pa_csv.read_csv(
+                pa.py_buffer(buffer),
+                read_options=pa_csv.ReadOptions(column_names=self.header),
+                # Slower, so only when a quoted value may hold a line end.
+                parse_options=pa_csv.ParseOptions(newlines_in_values=quoted),
+                convert_options=pa_csv.ConvertOptions(
+                    null_values=MISSING_TOKENS,
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                    column_types={name: pa.string() for name in text_columns},
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            reason = str(exc).strip().splitlines()[0][:200]
+            raise InputError(
+                f"{self.path}: not a readable CSV with a header row (in the rows from line "
+                f"{self._line_at(offset)}: {reason})"
+            ) from None
+
+    def _line_at(self, offset: int) -> int:
+        """Line number of the byte at `offset`; counted only for an error message."""
+        with self.path.open("rb") as handle:
+            return handle.read(offset).count(b"\n") + 1
+
+    def __iter__(self):
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = None
+            for chunk in self._raw_chunks():
+                parsing = pool.submit(self._parse, *chunk, frozenset(self.text_columns))
+                if pending is not None:
+                    yield self._typed(*pending)
+                pending = (parsing, *chunk)
+            if pending is not None:
+                yield self._typed(*pending)
+
+    def _typed(self, parsing, offset: int, buffer, quoted: bool):
+        table = parsing.result()
+        odd = [field.name for field in table.schema if not _profiled_type(field.type)]
+        if odd:
+            # Dates, booleans, ...: keep their text exactly, in this chunk and every later one.
+            self.text_columns.update(odd)
+            table = self._parse(offset, buffer, quoted, frozenset(self.text_columns))
+        return table
 
 
-def kll_buckets(numbers: np.ndarray, low: float, high: float) -> list[dict]:
-    """10 equal-width buckets from min to max; the last includes max."""
+def _profiled_type(arrow_type) -> bool:
+    return (
+        pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or pa.types.is_string(arrow_type)
+        or pa.types.is_null(arrow_type)
+        or pa.types.is_binary(arrow_type)  # Arrow's guess for bytes that are not UTF-8
+    )
+
+
+def _row_boundary(buffer: bytes, quoted: bool) -> int:
+    """Offset just after the last line end that is outside quotes (0 if there is none)."""
+    if not quoted:
+        return buffer.rfind(b"\n") + 1
+    raw = np.frombuffer(buffer, dtype=np.uint8)
+    inside = np.cumsum(raw == ord('"')) % 2  # "" inside a quoted field keeps the parity
+    ends = np.flatnonzero((raw == ord("\n")) & (inside == 0))
+    return int(ends[-1]) + 1 if len(ends) else 0
+
+
+class ParquetChunks:
+    """A Parquet file as Arrow record batches; types Arrow cannot profile become text."""
+
+    def __init__(self, path: Path):
+        import pyarrow.parquet as pq
+
+        self.path = path
+        try:
+            self.file = pq.ParquetFile(str(path))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        self.header = list(self.file.schema_arrow.names)
+        if len(set(self.header)) != len(self.header):
+            raise InputError(f"{path}: a column name appears twice in the Parquet schema")
+
+    def __iter__(self):
+        rows = max(1, CHUNK_BYTES // 64)
+        try:
+            for batch in self.file.iter_batches(batch_size=rows):
+                columns = []
+                for i, name in enumerate(self.header):
+                    array = batch.column(i)
+                    if pa.types.is_dictionary(array.type):
+                        array = array.dictionary_decode()
+                    if pa.types.is_large_binary(array.type):
+                        array = array.cast(pa.binary())  # binary: text, or not UTF-8 (add_array)
+                    elif not _profiled_type(array.type):
+                        try:
+                            array = pc.cast(array, pa.string())
+                        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                            raise InputError(
+                                f"{self.path}: column {name!r} has type {array.type}, which "
+                                "cannot be read as numbers or text"
+                            ) from None
+                    columns.append(array)
+                yield pa.Table.from_arrays(columns, names=self.header)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise InputError(f"{self.path}: not a readable Parquet file ({exc})") from None
+
+
+def add_array(column: ColumnProfile, array, reader, name: str) -> None:
+    """Profiles one chunk of one column (an Arrow array or chunked array)."""
+    kind = array.type
+    column.missing += array.null_count
+    if pa.types.is_null(kind) or array.null_count == len(array):
+        return
+    if pa.types.is_integer(kind):
+        values = (array.drop_null() if array.null_count else array).to_numpy()
+        column.add_numbers(np.sort(values).astype(np.float64), True)  # ints sort faster
+        return
+    if pa.types.is_floating(kind):
+        values = array.drop_null() if array.null_count else array
+        values = np.asarray(values.to_numpy(), dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():
+            nan = np.isnan(values)  # Parquet's NaN: missing, as the "nan" token in a CSV
+            column.missing += int(nan.sum())
+            odd = values[~finite & ~nan]  # inf or an overflowing literal: not usable, so text
+            if len(odd):
+                labels, counts = np.unique(odd, return_counts=True)
+                texts = [repr(float(v)) for v in labels]
+                column.add_texts(texts, counts, np.zeros(len(texts), bool))
+            values = values[finite]
+        column.add_numbers(np.sort(values), False)
+        return
+    if pa.types.is_binary(kind):  # CSV: Arrow's guess for bytes that are not UTF-8
+        try:
+            array = pc.cast(array, pa.string())  # Parquet bytes that are UTF-8 are text
+        except pa.ArrowInvalid:
+            example = next(v for v in array.drop_null().to_pylist() if _not_utf8(v))
+            raise InputError(
+                f"{reader.path}: column {name!r} holds bytes that are not UTF-8 (e.g. "
+                f"{_short(example)}); expected UTF-8 text"
+            ) from None
+    add_text_array(column, array)
+
+
+def _not_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def add_text_array(column: ColumnProfile, array) -> None:
+    counted = pc.value_counts(array.drop_null())
+    raw, counts = counted.field("values"), counted.field("counts").to_numpy().astype(np.int64)
+    values = pc.utf8_trim_whitespace(raw)
+    if not pc.all(pc.equal(values, raw)).as_py():  # " M" and "M" are one value: add them up
+        encoded = values.dictionary_encode()
+        counts = np.bincount(encoded.indices.to_numpy(), weights=counts).astype(np.int64)
+        values = encoded.dictionary
+    missing = pc.is_in(values, value_set=pa.array(MISSING_TOKENS)).to_numpy(zero_copy_only=False)
+    if missing.any():  # e.g. " NA ": a missing token once the spaces are gone
+        column.missing += int(counts[missing].sum())
+        keep = np.flatnonzero(~missing)
+        values, counts = values.take(pa.array(keep)), counts[keep]
+    numeric = pc.match_substring_regex(values, NUMBER_PATTERN).to_numpy(zero_copy_only=False)
+    if numeric.any():
+        numbers = pc.cast(values.filter(pa.array(numeric)), pa.float64()).to_numpy()
+        finite = np.isfinite(numbers)  # 1e999 matches the pattern but is not usable
+        numeric[np.flatnonzero(numeric)[~finite]] = False
+        number_counts = counts[numeric]
+        integer = pc.match_substring_regex(values, INTEGER_PATTERN).to_numpy(zero_copy_only=False)
+        column.add_numbers(
+            np.sort(np.repeat(numbers[finite], number_counts)),
+            bool(integer[numeric].all()),
+            listed=False,
+        )
+    column.add_texts(values.to_pylist(), counts, numeric)
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def kll_buckets(column: ColumnProfile) -> list[dict]:
+    """10 equal-width buckets from min to max (the last includes max), counted from the
+    sketch, as Model Monitor does: exact below k values, else within the sketch's error."""
+    low, high = column.low, column.high
+    items, weights = column.sketch.items_and_weights()
     if low == high:
-        counts = [len(numbers)] + [0] * (NUM_BUCKETS - 1)
+        counts = [float(column.n_num)] + [0.0] * (NUM_BUCKETS - 1)
         edges = np.full(NUM_BUCKETS + 1, low)
     else:
         # Interpolate rather than step so huge ranges (high - low = inf) still work.
         t = np.linspace(0.0, 1.0, NUM_BUCKETS + 1)
-        edges = low * (1 - t) + high * t
+        with np.errstate(over="ignore", invalid="ignore"):
+            edges = low * (1 - t) + high * t
         edges[0], edges[-1] = low, high
-        counts = np.histogram(numbers, bins=edges)[0]
+        counts = np.histogram(items, bins=edges, weights=weights)[0].tolist()
     return [
         {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(c)}
         for i, c in enumerate(counts)
     ]
 
 
-def feature_statistics(col: Column) -> dict:
-    common = {"num_present": col.n_present, "num_missing": col.item_count - col.n_present}
-    kind = col.inferred_type
+def feature_statistics(column: ColumnProfile) -> dict:
+    common = {"num_present": column.n_present, "num_missing": column.missing}
+    kind = column.inferred_type
     if kind in NUMERIC_TYPES:
-        x = col.numbers
-        low, high = float(x.min()), float(x.max())
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf -> null in JSON
-            mean, total, std = float(np.mean(x)), float(np.sum(x)), float(np.std(x))
         sketch = {"parameters": {"c": SKETCH_C, "k": float(SKETCH_K)}}
-        sketch["data"] = [sketch_items(x).tolist()]
-        numerical = {"common": common, "mean": mean, "sum": total, "std_dev": std}
-        numerical.update(min=low, max=high)
-        numerical["distribution"] = {
-            "kll": {"buckets": kll_buckets(x, low, high), "sketch": sketch}
+        sketch["data"] = [items.tolist() for items in column.sketch.levels]
+        numerical = {
+            "common": common,
+            "mean": column.mean,
+            "sum": column.total,
+            "std_dev": column.std_dev(),
+            "min": column.low,
+            "max": column.high,
+            # ours, beyond Model Monitor's keys (custom containers may add statistics)
+            "distinct_count": column.distinct_count,
+            "distribution": {"kll": {"buckets": kll_buckets(column), "sketch": sketch}},
         }
-        return {"name": col.name, "inferred_type": kind, "numerical_statistics": numerical}
-    counts = category_counts(col.values)
-    buckets = [{"value": v, "count": c} for v, c in counts[:MAX_CATEGORICAL_BUCKETS]]
-    strings = {"common": common, "distinct_count": len(counts)}
+        return {"name": column.name, "inferred_type": kind, "numerical_statistics": numerical}
+    buckets = [{"value": v, "count": c} for v, c in column.most_common()[:MAX_CATEGORICAL_BUCKETS]]
+    strings = {"common": common, "distinct_count": column.distinct_count if column.n_present else 0}
     strings["distribution"] = {"categorical": {"buckets": buckets}}
-    return {"name": col.name, "inferred_type": kind, "string_statistics": strings}
+    return {"name": column.name, "inferred_type": kind, "string_statistics": strings}
 
 
-def dataset_statistics(columns: list[Column], item_count: int) -> dict:
+def dataset_statistics(columns: list[ColumnProfile], item_count: int) -> dict:
     return {
         "version": 0.0,
         "dataset": {"item_count": item_count},
@@ -266,16 +961,16 @@ def dataset_statistics(columns: list[Column], item_count: int) -> dict:
 # ----------------------------------------------------------------------------- baseline
 
 
-def feature_constraints(col: Column) -> dict:
-    kind = col.inferred_type
-    out = {"name": col.name, "inferred_type": kind, "monitoringConfigOverrides": {}}
-    out["completeness"] = col.n_present / col.item_count
+def feature_constraints(column: ColumnProfile) -> dict:
+    kind = column.inferred_type
+    out = {"name": column.name, "inferred_type": kind, "monitoringConfigOverrides": {}}
+    out["completeness"] = column.n_present / column.rows
     if kind in NUMERIC_TYPES:
-        out["num_constraints"] = {"is_non_negative": bool(col.numbers.min() >= 0)}
-    elif kind == "String":
-        distinct = sorted(set(col.values))
+        out["num_constraints"] = {"is_non_negative": column.n_negative == 0}
+    elif kind == "String" and column.exact_items:
+        distinct = sorted(column.value_counts())
         # Small cardinality only, each value seen twice on average: not an identifier column.
-        if len(distinct) <= min(MAX_DOMAIN_SIZE, col.n_present / 2):
+        if len(distinct) <= min(MAX_DOMAIN_SIZE, column.n_present / 2):
             out["string_constraints"] = {"domains": distinct}
     return out
 
@@ -295,17 +990,16 @@ def monitoring_config(settings: dict) -> dict:
     return config
 
 
-def run_baseline(data: pd.DataFrame, settings: dict) -> dict[str, dict]:
-    columns = profile_all(data)
-    for col in columns:
-        if col.inferred_type == "Unknown":
-            warn(f"baseline column {col.name!r} has no values; it is only checked for presence")
-        elif col.inferred_type == "String" and len(col.numbers) > col.n_present / 2:
-            bad = col.n_present - len(col.numbers)
-            examples = _examples(col.values[~col.numeric])
+def run_baseline(profile: DatasetProfile, settings: dict) -> dict:
+    columns = profile.ordered_columns()
+    for column in columns:
+        if column.inferred_type == "Unknown":
+            warn(f"baseline column {column.name!r} has no values; it is only checked for presence")
+        elif column.inferred_type == "String" and column.n_num > column.n_present / 2:
             warn(
-                f"baseline column {col.name!r} is String because {bad} of {col.n_present} values "
-                f"are not numbers (e.g. {examples}); fix the data if it should be numeric"
+                f"baseline column {column.name!r} is String because {column.n_text} of "
+                f"{column.n_present} values are not numbers (e.g. "
+                f"{_listing(column.text_examples, 3)}); fix the data if it should be numeric"
             )
     constraints = {
         "version": 0.0,
@@ -313,7 +1007,7 @@ def run_baseline(data: pd.DataFrame, settings: dict) -> dict[str, dict]:
         "monitoring_config": monitoring_config(settings),
     }
     return {
-        "statistics.json": dataset_statistics(columns, len(data)),
+        "statistics.json": dataset_statistics(columns, profile.item_count),
         "constraints.json": constraints,
     }
 
@@ -385,20 +1079,20 @@ def _field(document: dict, keys: tuple, path: Path, feature: str, kind: type | t
     return value
 
 
-@dataclass
 class Baseline:
     """What the check needs from one baseline feature."""
 
-    name: str
-    inferred_type: str
-    completeness: float | None
-    is_non_negative: bool
-    domain: tuple | None  # sorted
-    overrides: dict
-    num_present: int = 0
-    mean: float = math.nan
-    sketch: tuple[np.ndarray, np.ndarray] | None = None  # items and weights
-    frequencies: dict | None = None  # category -> share of present values
+    def __init__(self, name, inferred_type, completeness, is_non_negative, domain, overrides):
+        self.name = name
+        self.inferred_type = inferred_type
+        self.completeness = completeness  # float or None
+        self.is_non_negative = is_non_negative
+        self.domain = domain  # sorted tuple or None
+        self.overrides = overrides
+        self.num_present = 0
+        self.mean = math.nan
+        self.sketch = None  # (items, weights)
+        self.frequencies = None  # category -> share of present values
 
 
 def load_baseline(statistics_path: Path, constraints_path: Path) -> tuple[list[Baseline], dict]:
@@ -455,8 +1149,8 @@ def _attach_statistics(base: Baseline, stats: dict, path: Path) -> None:
     base.mean = _field(stats, (group, "mean"), path, base.name, NUMBER)
     levels = _field(stats, (group, "distribution", "kll", "sketch", "data"), path, base.name, list)
     try:
-        # KLL stores level i items with weight 2**i; our single-level sketch has equal weights.
-        items = [np.asarray(level, dtype=np.float64) for level in levels]
+        # KLL level i holds items of weight 2**i.
+        items = [np.asarray(level, dtype=np.float64).reshape(-1) for level in levels]
         weights = [np.full(len(level), 2.0**i) for i, level in enumerate(items)]
         base.sketch = (np.concatenate(items), np.concatenate(weights))
     except (TypeError, ValueError) as exc:
@@ -491,12 +1185,9 @@ def noise_bound(n: float, m: float) -> float:
     return math.sqrt(-0.5 * math.log(ROBUST_ALPHA / 2)) * math.sqrt(1 / max(n, 1) + 1 / max(m, 1))
 
 
-def _examples(values: pd.Series, limit: int = 3) -> str:
-    return ", ".join(repr(v) for v in pd.unique(values.to_numpy())[:limit])
-
-
-def _listing(values: tuple, limit: int = 10) -> str:
-    shown = ", ".join(repr(v) for v in values[:limit])
+def _listing(values, limit: int = 10) -> str:
+    values = list(values)
+    shown = ", ".join(_short(v) for v in values[:limit])
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
 
 
@@ -507,57 +1198,67 @@ def _share(count: int, total: int) -> str:
     return f"{count} of {total} values ({shown}%)"
 
 
-def check_feature(col: Column, base: Baseline, s: dict) -> tuple[list[tuple[str, str]], float]:
-    """(check type, description) pairs for one feature present in both, and its drift distance."""
-    found: list[tuple[str, str]] = []
+def check_feature(col: ColumnProfile, base: Baseline, s: dict) -> tuple[list, float]:
+    """(check type, description) pairs for one feature present in both, and its drift distance.
+
+    Each description says what was found, against which limit, and where to look first.
+    """
+    found = []
     present = col.n_present
 
     if base.inferred_type in NUMERIC_TYPES and present:
-        bad = ~(col.integral if base.inferred_type == "Integral" else col.numeric)
-        if bad.sum() > s["datatype_check_threshold"] * present:
+        integral = base.inferred_type == "Integral"
+        bad = present - (col.n_integer_valued if integral else col.n_num)
+        if bad > s["datatype_check_threshold"] * present:
+            examples = col.text_examples + (col.fraction_examples if integral else [])
             found.append(
                 (
                     "data_type_check",
-                    f"Data type: {_share(int(bad.sum()), present)} are not "
-                    f"{base.inferred_type} as in the baseline (e.g. {_examples(col.values[bad])}); "
-                    f"allowed share {s['datatype_check_threshold']:g} (datatype_check_threshold)",
+                    f"Data type: {_share(bad, present)} are not {base.inferred_type} as in the "
+                    f"baseline (e.g. {', '.join(_short(v) for v in examples[:3])}); allowed "
+                    f"share {s['datatype_check_threshold']:g} (datatype_check_threshold). Look "
+                    "for units, typos or a changed export format in the source.",
                 )
             )
 
-    completeness = present / col.item_count
+    completeness = present / col.rows
     if base.completeness is not None and (
         completeness < base.completeness - s["completeness_tolerance"]
     ):
         found.append(
             (
                 "completeness_check",
-                f"Completeness: {_share(col.item_count - present, col.item_count)} are missing; "
+                f"Completeness: {_share(col.rows - present, col.rows)} are missing; "
                 f"{100 * completeness:.2f}% present vs {100 * base.completeness:.2f}% in the "
-                f"baseline (tolerance {s['completeness_tolerance']:g})",
+                f"baseline (tolerance {s['completeness_tolerance']:g}). Check the upstream "
+                "join or export that fills this column.",
             )
         )
 
-    if base.is_non_negative and len(col.numbers) and col.numbers.min() < 0:
-        negative = int((col.numbers < 0).sum())
+    if base.is_non_negative and col.n_negative:
         found.append(
             (
                 "non_negative_check",
-                f"Non-negative: {_share(negative, len(col.numbers))} are negative (min "
-                f"{col.numbers.min():.4g}); the baseline had no negative values",
+                f"Non-negative: {_share(col.n_negative, col.n_num)} are negative (min "
+                f"{col.low:.4g}); the baseline had no negative values. A sign flip or a "
+                "sentinel such as -1 for unknown is the usual cause.",
             )
         )
 
     if base.domain is not None and present:
-        unknown = col.values[~col.values.isin(base.domain)]
-        if len(unknown) > s["domain_content_threshold"] * present:
-            top = category_counts(unknown)[:3]
-            new = ", ".join(f"{v!r} x{c}" for v, c in top)
+        counts = col.value_counts()
+        known = sum(counts.get(v, 0) for v in base.domain)
+        unknown = present - known
+        if unknown > s["domain_content_threshold"] * present:
+            new = [(v, c) for v, c in col.most_common() if v not in base.domain][:3]
+            listed = ", ".join(f"{_short(v)} x{c}" for v, c in new) or "values not tracked"
             found.append(
                 (
                     "categorical_values_check",
-                    f"Unknown categories: {_share(len(unknown), present)} are not in the baseline "
-                    f"domain {_listing(base.domain)} (new: {new}); allowed share "
-                    f"{s['domain_content_threshold']:g} (domain_content_threshold)",
+                    f"Unknown categories: {_share(unknown, present)} are not in the baseline "
+                    f"domain {_listing(base.domain)} (new: {listed}); allowed share "
+                    f"{s['domain_content_threshold']:g} (domain_content_threshold). Map them to "
+                    "known values upstream, or retrain if they are real new categories.",
                 )
             )
 
@@ -567,25 +1268,25 @@ def check_feature(col: Column, base: Baseline, s: dict) -> tuple[list[tuple[str,
     return found, distance
 
 
-def _drift(col: Column, base: Baseline, s: dict) -> tuple[float, str | None]:
+def _drift(col: ColumnProfile, base: Baseline, s: dict) -> tuple[float, str | None]:
     """(distance, description if it is a violation); distance is NaN when not comparable."""
     if s["perform_comparison"] != "Enabled":
         return math.nan, None
     robust = s["comparison_method"] == "Robust"
-    if base.sketch is not None and len(col.numbers):
-        items = sketch_items(col.numbers)
-        distance = cdf_distance(base.sketch, (items, np.ones(len(items))))
+    if base.sketch is not None and col.n_num:
+        distance = cdf_distance(base.sketch, col.sketch.items_and_weights())
         threshold = s["comparison_threshold"]
-        bound = noise_bound(base.num_present, len(col.numbers)) if robust else 0.0
+        bound = noise_bound(base.num_present, col.n_num) if robust else 0.0
         if distance > threshold and distance > bound:
             return distance, (
                 f"Baseline drift: distance {distance:.3f} between the baseline and this batch "
                 f"exceeds threshold {threshold:g} (Kolmogorov-Smirnov; batch mean "
-                f"{np.mean(col.numbers):.4g} vs baseline {base.mean:.4g})"
+                f"{col.mean:.4g} vs baseline {base.mean:.4g}). Compare the two distributions; "
+                "if the change is real, the model needs retraining on recent data."
             )
         return distance, None
     if base.frequencies is not None and col.n_present:
-        batch = {v: c / col.n_present for v, c in category_counts(col.values)}
+        batch = {v: c / col.n_present for v, c in col.most_common()}
         categories = sorted(set(batch) | set(base.frequencies))
         gaps = [abs(batch.get(v, 0.0) - base.frequencies.get(v, 0.0)) for v in categories]
         worst = categories[int(np.argmax(gaps))]
@@ -596,22 +1297,23 @@ def _drift(col: Column, base: Baseline, s: dict) -> tuple[float, str | None]:
             return distance, (
                 f"Baseline drift: distance {distance:.3f} between the baseline and this batch "
                 f"exceeds threshold {threshold:g} (L-infinity of category shares; largest "
-                f"for {worst!r}: {100 * batch.get(worst, 0.0):.1f}% in this batch vs "
-                f"{100 * base.frequencies.get(worst, 0.0):.1f}% in the baseline)"
+                f"for {_short(worst)}: {100 * batch.get(worst, 0.0):.1f}% in this batch vs "
+                f"{100 * base.frequencies.get(worst, 0.0):.1f}% in the baseline). Check "
+                "whether the batch comes from a different population or a filtered source."
             )
         return distance, None
     return math.nan, None
 
 
-def _case_twin(name: str, others: list[str]) -> str:
+def _case_twin(name: str, others: list) -> str:
     twins = [o for o in others if o.casefold() == name.casefold()]
     return f" (a column {twins[0]!r} differs only in case)" if twins else ""
 
 
 def run_check(
-    data: pd.DataFrame, features: list[Baseline], file_settings: dict, cli_settings: dict
-) -> dict[str, dict]:
-    columns = {c.name: c for c in profile_all(data)}
+    profile: DatasetProfile, features: list, file_settings: dict, cli_settings: dict
+) -> dict:
+    columns = {c.name: c for c in profile.ordered_columns()}
     settings = {**DEFAULT_SETTINGS, **file_settings, **cli_settings}
     violations, distances = [], {}
 
@@ -630,7 +1332,8 @@ def run_check(
                     base.name,
                     "missing_column_check",
                     f"Missing column: {base.name!r} is in the baseline but not in this batch"
-                    + _case_twin(base.name, extra),
+                    + _case_twin(base.name, extra)
+                    + "; the model gets it as missing. Check the export's header.",
                 )
                 continue
             # Per-feature overrides are deliberate edits of one feature: they win over the CLI.
@@ -647,21 +1350,22 @@ def run_check(
                 name,
                 "extra_column_check",
                 f"Extra column: {name!r} is in this batch but not in the baseline, so it is "
-                "not checked" + _case_twin(name, missing),
+                "not checked" + _case_twin(name, missing) + "; drop it upstream or rebaseline.",
             )
     else:
         warn("monitoring_config.evaluate_constraints is Disabled: no constraints were checked")
 
+    item_count = profile.item_count
     return {
-        "statistics.json": dataset_statistics(list(columns.values()), len(data)),
+        "statistics.json": dataset_statistics(list(columns.values()), item_count),
         "constraint_violations.json": {"violations": violations},
-        "summary.json": summarize(violations, len(data), len(features), distances),
+        "summary.json": summarize(violations, item_count, len(features), distances),
     }
 
 
-def summarize(violations: list[dict], item_count: int, n_features: int, distances: dict) -> dict:
+def summarize(violations: list, item_count: int, n_features: int, distances: dict) -> dict:
     by_check = {check: 0 for check in CHECKS}
-    features_by_check: dict[str, list[str]] = {}
+    features_by_check: dict = {}
     for v in violations:
         by_check[v["constraint_check_type"]] += 1
         features_by_check.setdefault(v["constraint_check_type"], []).append(v["feature_name"])
@@ -685,6 +1389,46 @@ def summarize(violations: list[dict], item_count: int, n_features: int, distance
     }
 
 
+# ----------------------------------------------------------------------------- partials
+
+
+def shard_name(base: Path) -> str:
+    """This instance's host name (algo-1, algo-2, ...) from SageMaker's resource config."""
+    config = base.parent / "config" / "resourceconfig.json"
+    try:
+        host = json.loads(config.read_text(encoding="utf-8"))["current_host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "algo-1"  # one instance, or not in SageMaker
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(host))
+
+
+def load_partials(directory: Path) -> tuple[str, DatasetProfile]:
+    """The mode and the merged profile of every partial-*.json under `directory`."""
+    paths = sorted(directory.rglob("partial-*.json")) if directory.is_dir() else []
+    if not paths:
+        raise InputError(
+            f"{directory}: no partial-*.json files; expected the outputs of the --shard step"
+        )
+    loaded = []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != PARTIAL_FORMAT or data.get("version") != PARTIAL_VERSION:
+                raise ValueError(f"not a {PARTIAL_FORMAT} file of version {PARTIAL_VERSION}")
+            loaded.append((data["mode"], DatasetProfile.from_json(data), path))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: unusable partial statistics ({exc})") from None
+    modes = sorted({mode for mode, _, _ in loaded})
+    if len(modes) != 1 or modes[0] not in ("baseline", "check"):
+        raise InputError(f"{directory}: partials of mixed or unknown modes {modes}")
+    # Merge in the order of each shard's first file: the result does not depend on host names.
+    loaded.sort(key=lambda item: sorted(item[1].files)[:1])
+    merged = DatasetProfile()
+    for _, profile, _ in loaded:
+        merged.merge(profile)
+    return modes[0], merged
+
+
 # ----------------------------------------------------------------------------- output and CLI
 
 
@@ -701,10 +1445,13 @@ def _json_safe(value: object) -> object:
     return value
 
 
-def write_outputs(directory: Path, documents: dict[str, dict]) -> None:
+def write_outputs(directory: Path, documents: dict) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, document in documents.items():
-        text = json.dumps(_json_safe(document), indent=2, sort_keys=True, allow_nan=False)
+        if name.startswith("partial-"):  # read back only by --mode merge: keep inf exactly
+            text = json.dumps(document, separators=(",", ":"))
+        else:
+            text = json.dumps(_json_safe(document), indent=2, sort_keys=True, allow_nan=False)
         (directory / name).write_text(text + "\n", encoding="utf-8")
 
 
@@ -718,25 +1465,40 @@ def _threshold(text: str) -> float:
     return value
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Data-quality baseline and check writing SageMaker Model Monitor files.",
         epilog="Threshold precedence in check mode: a feature's monitoringConfigOverrides > "
         "these options > the baseline's monitoring_config > built-in defaults. In baseline "
         "mode the options set what constraints.json records.",
     )
-    parser.add_argument("--mode", choices=("baseline", "check"), required=True)
+    parser.add_argument("--mode", choices=("baseline", "check", "merge"), required=True)
+    parser.add_argument(
+        "--shard",
+        action="store_true",
+        help="baseline/check: profile this instance's share of the data only and write "
+        "partial-<host>.json for --mode merge (a job with several instances, ShardedByS3Key)",
+    )
     parser.add_argument(
         "--base-dir",
         type=Path,
-        default=Path("/opt/ml/processing"),
-        help="job root: CSVs are read from <base>/input/data/ (default /opt/ml/processing)",
+        # step_common.default_base_dir()'s rule, inlined: this file imports nothing from scripts/
+        # (tests load it on its own). It runs as <root>/input/code/data_quality.py.
+        default=Path(__file__).resolve().parents[2],
+        help="job root: data is read from <base>/input/data/ (default: two levels above this "
+        "script's folder, /opt/ml/processing in SageMaker)",
     )
     parser.add_argument(
         "--output-dir",
         type=Path,
         metavar="DIR",
         help="where the JSON files go (default <base>/output)",
+    )
+    parser.add_argument(
+        "--partials",
+        type=Path,
+        metavar="DIR",
+        help="merge: folder of the shards' partial-*.json (default <base>/input/partials)",
     )
     parser.add_argument(
         "--baseline-statistics",
@@ -774,32 +1536,55 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.mode == "baseline" and args.completeness_tolerance is not None:
         parser.error("--completeness-tolerance applies to --mode check only")
+    if args.shard and args.mode == "merge":
+        parser.error("--shard applies to --mode baseline or check")
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict:
     base = args.base_dir
-    output_dir = args.output_dir or base / "output"
     cli_settings = {
         key: value
         for key, value in vars(args).items()
         if key in DEFAULT_SETTINGS and value is not None
     }
+    data_dir = base / "input" / "data"
+    if args.shard:
+        # ShardedByS3Key hands out whole objects, so with fewer objects than instances some
+        # instances get none: an empty partial, not an error (the merge step checks the total).
+        files = data_files(data_dir, allow_empty=True)
+        if not files:
+            warn(f"{data_dir}: no data files for this shard; writing an empty partial")
+        name = shard_name(base)
+        return {f"partial-{name}.json": profile_files(data_dir, files).to_json(args.mode, name)}
+
+    if args.mode == "merge":
+        partials = args.partials or base / "input" / "partials"
+        mode, profile = load_partials(partials)
+        source, names = partials, "any shard's files"
+    else:
+        mode, files = args.mode, data_files(data_dir)
+        source, names = data_dir, ", ".join(p.relative_to(data_dir).as_posix() for p in files)
+    if mode == "check":  # before the data: a bad baseline should not cost a pass over it
+        baseline_dir = base / "input" / "baseline"
+        features, file_settings = load_baseline(
+            args.baseline_statistics or baseline_dir / "statistics.json",
+            args.baseline_constraints or baseline_dir / "constraints.json",
+        )
+    if args.mode != "merge":
+        profile = profile_files(data_dir, files)
+    if profile.item_count == 0:
+        raise InputError(f"{source}: no data rows in {names}; expected at least one record")
+    if mode == "baseline":
+        return run_baseline(profile, {**DEFAULT_SETTINGS, **cli_settings})
+    return run_check(profile, features, file_settings, cli_settings)
+
+
+def main(argv: list | None = None) -> int:
+    args = parse_args(argv)
+    output_dir = args.output_dir or args.base_dir / "output"
     try:
-        if args.mode == "baseline":
-            documents = run_baseline(
-                read_dataset(base / "input" / "data"), {**DEFAULT_SETTINGS, **cli_settings}
-            )
-        else:
-            baseline_dir = base / "input" / "baseline"
-            features, file_settings = load_baseline(
-                args.baseline_statistics or baseline_dir / "statistics.json",
-                args.baseline_constraints or baseline_dir / "constraints.json",
-            )
-            documents = run_check(
-                read_dataset(base / "input" / "data"), features, file_settings, cli_settings
-            )
+        documents = run(args)
     except InputError as exc:
         print(f"data_quality: error: {exc}", file=sys.stderr)
         return 1
