@@ -20,7 +20,7 @@ from pathlib import Path
 
 import boto3
 
-from pipeline_scripts.config import ConfigError, load_config
+from pipeline_scripts.config import DEFAULT_SETTINGS_FILE, ConfigError, load_config
 from pipeline_scripts.deploy import delete_pipeline, upload_code, upsert_pipeline
 from pipeline_scripts.preflight import PreflightFailed, preflight
 from pipeline_scripts.render import render
@@ -50,9 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser  # fmt: skip
 
 
-def run(command: str, env_file: str, out_dir: Path = DEFAULT_OUT_DIR, out=print) -> None:
+def run(
+    command: str,
+    env_file: str,
+    out_dir: Path = DEFAULT_OUT_DIR,
+    out=print,
+    settings_file: Path = DEFAULT_SETTINGS_FILE,
+) -> None:
     """Runs one command; `out` receives one line per thing done."""
-    config = load_config(env_file)
+    config = load_config(env_file, settings_file=settings_file)
     if command == "preflight":
         findings = preflight(config.env)
         for finding in findings:

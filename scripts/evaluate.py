@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
-from step_common import InputError, load_matrix, regression_metrics, run_step
+from step_common import InputError, default_base_dir, load_matrix, regression_metrics, run_step
 
 PROG = "evaluate"
 
@@ -77,7 +77,7 @@ def evaluate(base):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--base-dir", type=Path, default=Path("/opt/ml/processing"))
+    parser.add_argument("--base-dir", type=Path, default=default_base_dir())
     return run_step(PROG, evaluate, parser.parse_args(argv).base_dir)
 
 

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from step_common import InputError, regression_metrics, run_step
+from step_common import (
+    InputError,
+    default_base_dir,
+    regression_metrics,
+    report_failure,
+    run_step,
+)
 
 PROG = "model_quality"
 
@@ -152,7 +158,7 @@ def report(base, threshold):
     out.write_text(json.dumps(stats, indent=2, allow_nan=False) + "\n")
     print(f"{PROG}: {stats['status']}: {stats['reason']}")
     if status:
-        print(stats["reason"], file=sys.stderr)
+        report_failure(stats["reason"])
     return status
 
 
@@ -165,7 +171,7 @@ def positive(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--base-dir", type=Path, default=Path("/opt/ml/processing"))
+    parser.add_argument("--base-dir", type=Path, default=default_base_dir())
     parser.add_argument("--mse-threshold", type=positive, default=6.0)
     args = parser.parse_args(argv)
     return run_step(PROG, report, args.base_dir, args.mse_threshold)

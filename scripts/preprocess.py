@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from step_common import InputError, run_step
+from step_common import InputError, default_base_dir, run_step
 
 PROG = "preprocess"
 TRANSFORM_VERSION = 1
@@ -273,7 +273,7 @@ def fraction(text):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["fit", "apply"], required=True)
-    parser.add_argument("--base-dir", type=Path, default=Path("/opt/ml/processing"))
+    parser.add_argument("--base-dir", type=Path, default=default_base_dir())
     parser.add_argument("--target", default="rings", help="fit mode; apply reads transform.json")
     parser.add_argument("--test-fraction", type=fraction, default=0.15)
     parser.add_argument("--validation-fraction", type=fraction, default=0.15)

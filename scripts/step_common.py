@@ -7,24 +7,52 @@ the scripts that use it) and keeps to Python 3.8 syntax, as the container's Pyth
 """
 
 import math
+import os
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
+
+
+def default_base_dir():
+    """The processing job root (/opt/ml/processing in SageMaker), found from where the step code
+    is: every processing job receives scripts/ at <root>/input/code/, so the root is two levels
+    above this file. A runner can therefore put a job anywhere (the local runtime's
+    per-execution sandbox) without passing --base-dir."""
+    return Path(__file__).resolve().parents[2]
 
 
 class InputError(Exception):
     """Bad input; run_step() prints it as one stderr line and exits non-zero."""
 
 
+def report_failure(message):
+    """Says why the step failed: as the last stderr line (the job log) and in the file SageMaker
+    turns into the job's reason, /opt/ml/output/failure for training (FailureReason) or
+    /opt/ml/output/message for processing (ExitMessage; the notifier reads it, as a script
+    error's FailureReason is only "AlgorithmError: ..."). Outside a job no file is written."""
+    print(message, file=sys.stderr)
+    if os.environ.get("SM_MODEL_DIR"):  # a training job: /opt/ml/model -> /opt/ml/output
+        target = Path(os.environ["SM_MODEL_DIR"]).parent / "output" / "failure"
+    elif Path(__file__).resolve().parent.parts[-2:] == ("input", "code"):
+        target = default_base_dir().parent / "output" / "message"
+    else:
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(message[:1024], encoding="utf-8")
+    except OSError:  # the reason is still on stderr
+        pass
+
+
 def run_step(prog, step, *args):
     """Exit status of step(*args): its own return value (None counts as 0), or 1 on InputError,
-    whose message is then printed as `<prog>: <message>`. It is the last stderr line, which
-    SageMaker shows as the step's failure reason."""
+    whose message is then reported as `<prog>: <message>` (see report_failure)."""
     try:
         status = step(*args)
     except InputError as error:
-        print(f"{prog}: {error}", file=sys.stderr)
+        report_failure(f"{prog}: {error}")
         return 1
     return status or 0
 

@@ -219,6 +219,15 @@ def test_step_failure_reason_is_prominent(inbox):
     ]
 
 
+def test_null_optional_fields_are_treated_as_absent(inbox):
+    """DescribeModelPackage-shaped details may carry nulls (as moto returns them)."""
+    event = fixture("registry_package_approved")
+    event["detail"]["MetadataProperties"] = None
+    notifier.handler(transformed(event, "model-approved"), None)
+
+    assert inbox.only()["subject"] == "Approved: model abalone-rings-dev version 3"
+
+
 def test_model_package_approved(inbox):
     notifier.handler(transformed(fixture("registry_package_approved"), "model-approved"), None)
 

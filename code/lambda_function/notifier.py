@@ -209,6 +209,8 @@ def _get(mapping: dict, *path: str, where: str = "detail", required: bool = Fals
     """The scalar at path as text; None when absent. A wrong type is a malformed event."""
     value = mapping
     for depth, key in enumerate(path):
+        if value is None:  # an absent (null) parent: the field is absent too
+            break
         if not isinstance(value, dict):
             name = ".".join(filter(None, (where, *path[:depth])))
             raise UnformattableEvent(f"{name} must be an object, got {type(value).__name__}")

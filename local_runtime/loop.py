@@ -1,0 +1,291 @@
+"""`make demo`: the whole MLOps loop on this machine, from the definitions that deploy.
+
+upload training data -> (S3 event -> rule) training pipeline -> a version PendingManualApproval
+-> approved as a data scientist would -> upload a drifted batch with ground truth -> (rule)
+inference pipeline -> data-quality violations and a model-quality failure -> (rule) training
+with tuning -> a new version PendingManualApproval. Every status change goes through the same
+EventBridge rules and notifier as in AWS; the e-mails land in an SQS queue subscribed to the
+topic, as a mailbox would receive them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pandas as pd
+
+from local_runtime.aws import embedded_aws
+from local_runtime.events import STEP_STATUS_CHANGE, model_package_event
+from local_runtime.report import write_report
+from local_runtime.router import EventRouter, notifier_environment, s3_object_created
+from local_runtime.runner import Execution, PipelineRunner
+from pipeline_scripts.cli import run as pipeline_cli
+from pipeline_scripts.config import (
+    DEFAULT_SETTINGS_FILE,
+    REPO_ROOT,
+    ProjectConfig,
+    load_config,
+)
+
+DEFAULT_TRAIN_DATA = REPO_ROOT / "data" / "train" / "abalone_synthetic_train.csv"
+DEFAULT_BATCH_DATA = REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv"
+
+
+@dataclass
+class Options:
+    env_file: str
+    out_dir: Path
+    train_data: Path = DEFAULT_TRAIN_DATA
+    batch_data: Path = DEFAULT_BATCH_DATA
+    only_pipeline: str | None = None  # run just this pipeline (after training, for inference)
+    keep_state: bool = False
+    settings_file: Path = DEFAULT_SETTINGS_FILE
+
+
+class Progress:
+    """One line per step or execution status change, with the time since the start."""
+
+    def __init__(self, out: Callable[[str], None]):
+        self.out, self.started = out, time.monotonic()
+
+    def __call__(self, event: dict) -> None:
+        detail = event["detail"]
+        pipeline = detail.get("pipelineArn", "").rsplit("/", 1)[-1]
+        if event["detail-type"] == STEP_STATUS_CHANGE:
+            if detail["currentStepStatus"] == "Starting":  # Executing follows at once
+                return
+            status, what = detail["currentStepStatus"], f"{pipeline} > {detail['stepName']}"
+            if detail.get("failureReason"):
+                status += f": {detail['failureReason'].splitlines()[-1][:110]}"
+        elif "currentPipelineExecutionStatus" in detail:
+            status, what = detail["currentPipelineExecutionStatus"], f"{pipeline} (execution)"
+        else:
+            return
+        self.say(f"{what:<58} {status}")
+
+    def say(self, line: str) -> None:
+        self.out(f"[{time.monotonic() - self.started:6.1f}s] {line}")
+
+
+def _inbox(config: ProjectConfig) -> tuple[str, str]:
+    """The notification topic (named as sns.tf names it) and a queue standing in for e-mail."""
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name=f"{config.env.model_package_group_name}-notifications")
+    queue_url = sqs.create_queue(QueueName="demo-mailbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    sns.subscribe(
+        TopicArn=topic["TopicArn"],
+        Protocol="sqs",
+        Endpoint=queue_arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "false"},
+    )
+    return topic["TopicArn"], queue_url
+
+
+def _mail(queue_url: str) -> list[dict]:
+    sqs, mails = boto3.client("sqs"), []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages")
+        if not batch:
+            return mails
+        for message in batch:
+            envelope = json.loads(message["Body"])
+            mails.append({"subject": envelope.get("Subject", ""), "body": envelope["Message"],
+                          "time": envelope.get("Timestamp")})  # fmt: skip
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+class Loop:
+    def __init__(self, config: ProjectConfig, options: Options, out: Callable[[str], None]):
+        self.config, self.options = config, options
+        self.progress = Progress(out)
+        self.router = EventRouter(config)
+        self.runner = PipelineRunner(
+            options.out_dir / "executions", on_event=self._on_event, max_workers=2
+        )
+        self.executions: list[tuple[Execution, str]] = []
+        self.account = config.env.account_id
+
+    def _on_event(self, event: dict) -> None:
+        self.progress(event)
+        self.router(event)
+
+    def upload(self, path: Path, prefix_uri: str) -> None:
+        """Uploads like `aws s3 cp` and emits S3's Object Created event."""
+        env = self.config.env
+        key = f"{prefix_uri.removeprefix(f's3://{env.bucket_name}/')}{path.name}"
+        s3 = boto3.client("s3")
+        s3.upload_file(str(path), env.bucket_name, key)
+        head = s3.head_object(Bucket=env.bucket_name, Key=key)
+        self.progress.say(f"uploaded {path} -> s3://{env.bucket_name}/{key}")
+        self._on_event(s3_object_created(env.bucket_name, key, head, env.region, self.account))
+
+    def drain(self) -> None:
+        """Runs the pipeline executions the rules started, in order, until none is pending."""
+        while (start := self.router.next_start()) is not None:
+            pipeline, reason = start
+            if self.options.only_pipeline and pipeline != self.options.only_pipeline:
+                self.progress.say(f"skipped {pipeline} ({reason}): --pipeline given")
+                continue
+            self.progress.say(f"starting {pipeline} ({reason})")
+            self.executions.append((self.runner.start(pipeline), reason))
+
+    def approve_newest(self) -> dict:
+        """What a data scientist does after reviewing the metrics in the registry."""
+        sagemaker = boto3.client("sagemaker")
+        group = self.config.env.model_package_group_name
+        newest = sagemaker.list_model_packages(
+            ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"
+        )["ModelPackageSummaryList"][0]
+        package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+        self.progress.say(
+            f"registered version {package['ModelPackageVersion']}: "
+            f"{package['ModelApprovalStatus']}; approving it"
+        )
+        sagemaker.update_model_package(
+            ModelPackageArn=package["ModelPackageArn"],
+            ModelApprovalStatus="Approved",
+            ApprovalDescription="Reviewed the evaluation metrics: approved (local demo).",
+            # moto's UpdateModelPackage drops fields it is not given (AWS keeps them).
+            CustomerMetadataProperties=package.get("CustomerMetadataProperties", {}),
+        )
+        self._on_event(model_package_event(package["ModelPackageArn"], sagemaker))
+        return package
+
+
+def model_versions(config: ProjectConfig) -> list[dict]:
+    """Every version in the group with its approval status, metrics and lineage."""
+    sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
+    group = config.env.model_package_group_name
+    summaries = sagemaker.list_model_packages(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Ascending"
+    )["ModelPackageSummaryList"]
+    versions = []
+    for summary in summaries:
+        package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        versions.append(
+            {
+                "version": package["ModelPackageVersion"],
+                "arn": package["ModelPackageArn"],
+                "approval_status": package["ModelApprovalStatus"],
+                "metrics": {k: v["value"] for k, v in report["regression_metrics"].items()},
+                "mean_predictor_mse": report["baseline_mean_predictor"]["mse"]["value"],
+                "threshold": config.env.accuracy_mse_threshold,
+                "lineage": package.get("CustomerMetadataProperties", {}),
+            }
+        )
+    return versions
+
+
+def _read_csv(uri: str) -> pd.DataFrame:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])]
+    frames = [pd.read_csv(s3.get_object(Bucket=bucket, Key=k)["Body"]) for k in keys]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _data_quality(execution: Execution | None) -> tuple[list[dict], str | None]:
+    """Violations an inference execution found, and where its batch's raw features are."""
+    check = execution.steps.get("DataQualityCheck") if execution else None
+    if check is None or check.status != "Succeeded":
+        return [], None
+    bucket, _, key = check.outputs["data_quality"].removeprefix("s3://").partition("/")
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=f"{key}/constraint_violations.json")
+    features = execution.steps["PreprocessBatch"].outputs.get("features")
+    return json.loads(body["Body"].read())["violations"], features
+
+
+def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
+    config = load_config(options.env_file, settings_file=options.settings_file)
+    env = config.env
+    options.out_dir = options.out_dir.resolve()
+    if options.out_dir.exists() and not options.keep_state:
+        shutil.rmtree(options.out_dir)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with embedded_aws(env.region) as endpoint:
+        out(f"embedded AWS API at {endpoint}; state and report in {options.out_dir}")
+        s3 = boto3.client("s3")
+        s3.create_bucket(
+            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+        )
+        s3.put_bucket_versioning(
+            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
+        )
+        topic_arn, mailbox = _inbox(config)
+        os.environ.update(notifier_environment(config, topic_arn))
+        pipeline_cli(
+            "upsert",
+            options.env_file,
+            options.out_dir / "pipelines",
+            out=out,
+            settings_file=options.settings_file,
+        )
+
+        loop = Loop(config, options, out)
+        loop.upload(options.train_data, env.train_data_uri)
+        loop.drain()
+        if any(e.pipeline_name == env.pipeline_train and e.status == "Succeeded"
+               for e, _ in loop.executions):  # fmt: skip
+            loop.approve_newest()
+            loop.upload(options.batch_data, env.inference_data_uri)
+            loop.drain()
+
+        versions = model_versions(config)
+
+        def last(pipeline: str) -> Execution | None:
+            runs = [e for e, _ in loop.executions if e.pipeline_name == pipeline]
+            return runs[-1] if runs else None
+
+        violations, features_uri = _data_quality(last(env.pipeline_inf))
+        training = last(env.pipeline_train)
+        baseline_uri = training.steps["Preprocess"].outputs.get("baseline") if training else None
+        baseline = _read_csv(baseline_uri) if baseline_uri else None
+        batch = _read_csv(features_uri) if features_uri else None
+        notifications = _mail(mailbox)
+
+    summary = {
+        "duration_seconds": round(time.monotonic() - started, 1),
+        "environment": env.environment,
+        "executions": [
+            {
+                "pipeline": e.pipeline_name,
+                "execution_arn": e.execution_arn,
+                "trigger": reason,
+                "status": e.status,
+                "failure_reason": e.failure_reason,
+                "duration_seconds": e.duration_seconds,
+                "steps": [
+                    {
+                        "name": s.name,
+                        "type": s.type,
+                        "status": s.status,
+                        "failure_reason": s.failure_reason,
+                        "duration_seconds": s.duration_seconds,
+                        "metrics": s.metrics,
+                    }
+                    for s in e.steps.values()
+                ],
+            }
+            for e, reason in loop.executions
+        ],
+        "model_versions": versions,
+        "data_quality_violations": violations,
+        "notifications": notifications,
+        "event_deliveries": [d.__dict__ for d in loop.router.deliveries],
+    }
+    summary_path, report_path = write_report(summary, options.out_dir, baseline, batch)
+    out(f"summary: {summary_path}")
+    out(f"report:  {report_path}")
+    return summary

@@ -1,0 +1,162 @@
+"""The demo's report: build/demo/summary.json for machines and build/demo/report.html for people.
+
+The HTML is one self-contained file (plots embedded as PNG data URIs) so it opens anywhere,
+including as a CI artefact.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render to files only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+STATUS_COLOURS = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "NotExecuted": "#6e7781"}
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def distribution_plot(baseline: pd.DataFrame, batch: pd.DataFrame, drifted: set[str]) -> str:
+    """One small histogram per feature: the model's baseline (training split) vs the batch."""
+    columns = [c for c in baseline.columns if c in batch.columns]
+    rows = (len(columns) + 3) // 4
+    figure, axes = plt.subplots(rows, 4, figsize=(14, 3 * rows), squeeze=False)
+    for axis, column in zip(axes.flat, columns, strict=False):
+        if pd.api.types.is_numeric_dtype(baseline[column]):
+            values = pd.concat([baseline[column], batch[column]]).dropna()
+            bins = np.histogram_bin_edges(values, bins=30)
+            axis.hist(
+                baseline[column].dropna(), bins=bins, alpha=0.6, density=True, label="baseline"
+            )
+            axis.hist(batch[column].dropna(), bins=bins, alpha=0.6, density=True, label="batch")
+        else:
+            shares = pd.DataFrame(
+                {
+                    "baseline": baseline[column].value_counts(normalize=True),
+                    "batch": batch[column].value_counts(normalize=True),
+                }
+            ).fillna(0)
+            shares.plot.bar(ax=axis, alpha=0.8, legend=False, rot=0)
+        axis.set_title(column + ("  (drift)" if column in drifted else ""),
+                       color="#cf222e" if column in drifted else "black")  # fmt: skip
+    for axis in list(axes.flat)[len(columns) :]:
+        axis.axis("off")
+    axes.flat[0].legend()
+    figure.suptitle("Feature distributions: model baseline vs inference batch")
+    return _png(figure)
+
+
+def metrics_plot(model_versions: list[dict]) -> str:
+    """MSE of each model version next to its mean-predictor baseline and the threshold."""
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    labels = [f"v{m['version']} ({m['approval_status']})" for m in model_versions]
+    positions = np.arange(len(labels))
+    axis.bar(positions - 0.2, [m["metrics"].get("mse", np.nan) for m in model_versions],
+             width=0.4, label="model MSE")  # fmt: skip
+    axis.bar(positions + 0.2, [m.get("mean_predictor_mse", np.nan) for m in model_versions],
+             width=0.4, label="mean-predictor MSE")  # fmt: skip
+    threshold = model_versions[0].get("threshold") if model_versions else None
+    if threshold is not None:
+        axis.axhline(threshold, color="#cf222e", linestyle="--", label="accuracy_mse_threshold")
+    axis.set_xticks(positions, labels)
+    axis.set_ylabel("MSE on the test split")
+    axis.legend()
+    axis.set_title("Metrics per model version")
+    return _png(figure)
+
+
+def _step_item(step: dict) -> str:
+    colour = STATUS_COLOURS.get(step["status"], "#000")
+    reason = step.get("failure_reason")
+    return (
+        f"<li><span style='color:{colour}'>{step['status']}</span> {html.escape(step['name'])}"
+        f" ({step['type']}, {step.get('duration_seconds') or 0:.1f} s)"
+        + (f"<br><code>{html.escape(reason)}</code>" if reason else "")
+        + "</li>"
+    )
+
+
+def _execution_table(executions: list[dict]) -> str:
+    rows = [
+        f"<tr><td>{html.escape(e['pipeline'])}<br><small>{html.escape(e.get('trigger', ''))}"
+        f"</small></td><td style='color:{STATUS_COLOURS.get(e['status'], '#000')}'>"
+        f"{e['status']}</td><td>{e.get('duration_seconds') or 0:.1f} s</td>"
+        f"<td><ul>{''.join(_step_item(s) for s in e['steps'])}</ul></td></tr>"
+        for e in executions
+    ]
+    return (
+        "<table><tr><th>pipeline</th><th>status</th><th>duration</th><th>steps</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _notifications(notifications: list[dict]) -> str:
+    return "".join(
+        "<div class='mail'><div class='subject'>"
+        f"{html.escape(n['subject'])}</div><pre>{html.escape(n['body'])}</pre></div>"
+        for n in notifications
+    )
+
+
+def write_report(
+    summary: dict,
+    out_dir: Path,
+    baseline: pd.DataFrame | None = None,
+    batch: pd.DataFrame | None = None,
+) -> tuple[Path, Path]:
+    """Writes summary.json and report.html; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = out_dir / "summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+
+    drifted = {v["feature_name"] for v in summary.get("data_quality_violations", [])}
+    sections = [f"<h2>Executions</h2>{_execution_table(summary['executions'])}"]
+    if summary.get("model_versions"):
+        sections.append(
+            f"<h2>Model versions</h2><img src='{metrics_plot(summary['model_versions'])}'>"
+        )
+    if baseline is not None and batch is not None:
+        sections.append(
+            "<h2>Data quality</h2>"
+            f"<img src='{distribution_plot(baseline, batch, drifted)}'><ul>"
+            + "".join(
+                f"<li><b>{html.escape(v['feature_name'])}</b> {v['constraint_check_type']}: "
+                f"{html.escape(v['description'])}</li>"
+                for v in summary.get("data_quality_violations", [])
+            )
+            + "</ul>"
+        )
+    sections.append(
+        f"<h2>Notifications ({len(summary.get('notifications', []))})</h2>"
+        + _notifications(summary.get("notifications", []))
+    )
+    page = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>Local MLOps loop: report</title><style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1100px; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #d0d7de; padding: 6px;
+vertical-align: top; text-align: left; }} ul {{ margin: 0; padding-left: 1.2em; }}
+.mail {{ border: 1px solid #d0d7de; border-radius: 6px; margin: 1em 0; }}
+.subject {{ background: #f6f8fa; padding: 6px 10px; font-weight: 600; }}
+pre {{ margin: 0; padding: 10px; white-space: pre-wrap; }} img {{ max-width: 100%; }}
+</style></head><body><h1>Local MLOps loop</h1>
+<p>Ran in {summary.get("duration_seconds", 0):.1f} s on this machine, no AWS account and no
+Docker; the same pipeline definitions and event rules as the deployment.</p>
+{"".join(sections)}</body></html>
+"""
+    report_path = out_dir / "report.html"
+    report_path.write_text(page, encoding="utf-8")
+    return summary_path, report_path

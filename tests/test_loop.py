@@ -1,0 +1,82 @@
+"""End to end: `make demo`'s loop on the embedded AWS API, with the deployed event rules.
+
+Smaller training and tuning settings keep it quick; everything else (definitions, rules,
+notifier, runner, report) is what `make demo` runs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from local_runtime.loop import Options, run_loop
+from pipeline_scripts.config import DEFAULT_SETTINGS_FILE
+from tests.conftest import REPO_ROOT
+
+DEV_ENV = str(REPO_ROOT / "env_files" / "dev_env.tfvars")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    settings = yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text())
+    settings["training"]["hyperparameters"]["num_round"] = 60
+    settings["tuning"].update(max_jobs=4, max_parallel_jobs=2)
+    settings_file = tmp / "pipelines.yaml"
+    settings_file.write_text(yaml.safe_dump(settings))
+    lines = []
+    summary = run_loop(
+        Options(env_file=DEV_ENV, out_dir=tmp / "out", settings_file=settings_file),
+        out=lines.append,
+    )
+    return summary, tmp / "out", lines
+
+
+def test_the_loop_trains_approves_detects_and_retrains(demo):
+    summary, _, _ = demo
+    runs = [(e["pipeline"], e["status"], e["trigger"]) for e in summary["executions"]]
+    assert runs == [
+        ("training-pipeline-dev", "Succeeded", "EventBridge rule training_data_created"),
+        ("batch-inference-pipeline-dev", "Failed", "EventBridge rule inference_data_created"),
+        ("training-hpo-pipeline-dev", "Succeeded", "EventBridge rule model_quality_failed"),
+    ]
+    inference = summary["executions"][1]
+    steps = {s["name"]: s for s in inference["steps"]}
+    assert steps["DataQualityCheck"]["status"] == "Succeeded"
+    assert steps["ModelQualityCheck"]["status"] == "Failed"
+    assert "exceeds threshold 6.00" in steps["ModelQualityCheck"]["failure_reason"]
+    assert steps["DataQualityGate"]["status"] == "NotExecuted"
+    assert [(v["version"], v["approval_status"]) for v in summary["model_versions"]] == [
+        (1, "Approved"),
+        (2, "PendingManualApproval"),
+    ]
+    for version in summary["model_versions"]:
+        assert version["metrics"]["mse"] < 6.0 < version["mean_predictor_mse"]
+        assert version["lineage"]["training_data_version"].startswith("s3://")
+    assert {v["constraint_check_type"] for v in summary["data_quality_violations"]} == {
+        "baseline_drift_check"
+    }
+
+
+def test_every_execution_sent_a_notification(demo):
+    summary, _, _ = demo
+    subjects = [n["subject"] for n in summary["notifications"]]
+    for execution in summary["executions"]:
+        assert any(execution["pipeline"] in s for s in subjects), execution["pipeline"]
+    assert any(s.startswith("Failed: ModelQualityCheck") and "MSE" in s for s in subjects)
+    assert "Approved: model abalone-rings-dev version 1" in subjects
+    custom = next(n for n in summary["notifications"] if "RegisterModel" in n["subject"])
+    assert "waiting for approval" in custom["body"]
+
+
+def test_report_and_summary_are_written(demo):
+    summary, out_dir, lines = demo
+    assert json.loads((out_dir / "summary.json").read_text()) == json.loads(
+        json.dumps(summary, default=str)
+    )
+    page = (out_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2  # distributions and metrics plots
+    assert "MSE 13." in page or "exceeds threshold" in page
+    assert any("ModelQualityCheck" in line and "Failed" in line for line in lines)
