@@ -23,3 +23,13 @@ def abalone_csv() -> Path:
     """Real UCI abalone when ../shared/ is present, else the project's generated sample."""
     real = SHARED_DIR / "data" / "abalone.csv"
     return real if real.exists() else SAMPLE_TRAIN_CSV
+
+
+def all_steps(definition: dict):
+    """A pipeline definition's steps, top level and nested in condition branches."""
+    pending = list(definition["Steps"])
+    while pending:
+        step = pending.pop(0)
+        yield step
+        if step["Type"] == "Condition":
+            pending += step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])

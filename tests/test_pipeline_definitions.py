@@ -23,7 +23,7 @@ from pipeline_scripts import pipelines
 from pipeline_scripts.cli import run
 from pipeline_scripts.config import load_config
 from pipeline_scripts.render import render
-from tests.conftest import REPO_ROOT, shared_path
+from tests.conftest import REPO_ROOT, all_steps, shared_path
 
 DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
 
@@ -52,16 +52,6 @@ def definitions(config):
 @pytest.fixture(scope="module")
 def sagemaker_model():
     return botocore.session.get_session().get_service_model("sagemaker")
-
-
-def all_steps(definition):
-    """Top-level steps plus those nested in condition branches."""
-    pending = list(definition["Steps"])
-    while pending:
-        step = pending.pop(0)
-        yield step
-        if step["Type"] == "Condition":
-            pending += step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
 
 
 def is_expression(value) -> bool:

@@ -25,7 +25,7 @@ import xgboost
 
 from pipeline_scripts.config import load_config
 from pipeline_scripts.render import render
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, all_steps
 
 DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
 DRIFT_BATCH = REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv"
@@ -56,7 +56,7 @@ def resolve(value, parameters: dict):
 
 def run_processing(definition: dict, name: str, tmp: Path, inputs: dict[str, Path]):
     """Runs the step's script as its definition says; `inputs` maps input names to sources."""
-    step = next(s for s in _steps(definition) if s["Name"] == name)
+    step = next(s for s in all_steps(definition) if s["Name"] == name)
     arguments = step["Arguments"]
     job = Job(tmp / name, step)
     declared_inputs = {i["InputName"] for i in arguments["ProcessingInputs"]} - {"code"}
@@ -90,18 +90,9 @@ def run_processing(definition: dict, name: str, tmp: Path, inputs: dict[str, Pat
     return job, result
 
 
-def _steps(definition):
-    pending = list(definition["Steps"])
-    while pending:
-        step = pending.pop(0)
-        yield step
-        if step["Type"] == "Condition":
-            pending += step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]
-
-
 def json_get(definition: dict, step_name: str, property_file: str, path: str, job: Job):
     """Evaluates a Std:JsonGet against the file the step really wrote."""
-    step = next(s for s in _steps(definition) if s["Name"] == step_name)
+    step = next(s for s in all_steps(definition) if s["Name"] == step_name)
     spec = next(p for p in step["PropertyFiles"] if p["PropertyFileName"] == property_file)
     document = json.loads((job.output(spec["OutputName"]) / spec["FilePath"]).read_text())
     for key in path.split("."):
