@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -155,9 +156,10 @@ def apply_transform(spec, data):
             columns.append((values - stats["mean"]) / stats["std"])
         else:
             stats = spec["categorical"][column]
-            values = data[column].to_numpy(dtype=object)
-            values = np.where(pd.isna(values), stats["fill"], values)
-            columns += [(values == category).astype(float) for category in stats["categories"]]
+            values = data[column].where(data[column].notna(), stats["fill"])
+            # Category codes: -1 for a value unseen in training, hence an all-zero one-hot.
+            codes = pd.Categorical(values, categories=stats["categories"]).codes
+            columns += [(codes == code).astype(float) for code in range(len(stats["categories"]))]
     return np.column_stack(columns)
 
 
@@ -236,15 +238,180 @@ def load_transform(path):
     return spec
 
 
+# Fast path for apply mode. Arrow parses and formats the common, clean batch; anything it is not
+# certain to handle exactly like the csv-module path above (quotes, non-ASCII text, differing
+# headers, bad or non-finite numbers, ...) returns None and the slow path runs instead, so the
+# outputs and error messages never depend on which path ran.
+NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+def read_plain(path):
+    """(header, table of stripped strings, missing -> null) for a plain CSV file, else None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    # str.strip() also strips \x0b, \x0c and \x1c-\x1f, which Arrow's ASCII trim does not.
+    odd = (b'"', b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
+    if not data.isascii() or any(byte in data for byte in odd):
+        return None
+    first = data.split(b"\n", 1)[0].split(b"\r", 1)[0].decode()
+    header = [name.strip() for name in first.split(",")]
+    if "" in header or len(set(header)) != len(header):
+        return None
+    names = [f"c{i}" for i in range(len(header))]
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                null_values=[],
+                strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
+    missing = pa.array(sorted(MISSING))
+    columns = {}
+    for i, name in enumerate(header):
+        column = pc.ascii_trim_whitespace(table.column(i))
+        columns[name] = pc.if_else(
+            pc.is_in(column, value_set=missing), pa.scalar(None, pa.string()), column
+        )
+    return header, pa.table(columns)
+
+
+def to_floats(column):
+    """A string column as a float64 numpy array (NaN where missing), or None unless every
+    present value is a plain finite decimal number."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pc.all(pc.match_substring_regex(column, NUMBER)).as_py() is False:
+        return None
+    values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    if np.isinf(values).any():
+        return None
+    return values
+
+
+def format_floats(values):
+    """values as strings exactly as pandas' to_csv writes them (numpy's float repr)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.cast(pa.array(values), pa.string())
+    # Arrow and numpy give the same shortest digits; they differ in layout only for integral
+    # values ("1" vs "1.0"), exponents and tiny numbers, which numpy formats here.
+    same = (
+        pc.match_substring(text, ".").to_numpy(zero_copy_only=False)
+        & ~pc.match_substring(text, "e").to_numpy(zero_copy_only=False)
+        & (np.abs(values) >= 1e-4)
+    )
+    if same.all():
+        return text
+    text = text.to_numpy(zero_copy_only=False).astype(object)
+    text[~same] = values[~same].astype(str)
+    return pa.array(text, pa.string())
+
+
+def write_lines(handle, columns, rows=100_000):
+    """Rows of comma-joined string columns (no nulls, nothing to quote) as CSV lines, joined
+    in row blocks on all cores (Arrow releases the GIL) and written in order."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def join(start):
+        lines = pc.binary_join_element_wise(*[part.slice(start, rows) for part in columns], ",")
+        lines = pc.binary_join_element_wise(lines, pa.scalar(""), "\n")
+        return pa.chunked_array([lines]) if isinstance(lines, pa.Array) else lines
+
+    with ThreadPoolExecutor() as pool:
+        for lines in pool.map(join, range(0, len(columns[0]), rows)):
+            for chunk in lines.chunks:
+                offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)
+                start, end = offsets[chunk.offset], offsets[chunk.offset + len(chunk)]
+                handle.write(chunk.buffers()[2][start:end])
+
+
+def apply_fast(spec, folder, out):
+    """apply() for a clean batch via Arrow; None (nothing written) when the slow path must run."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:
+        return None
+    target, features = spec["target"], spec["features"]
+    files = sorted(path for path in Path(folder).rglob("*.csv") if path.is_file())
+    parts = [read_plain(path) for path in files]
+    if not parts or any(part is None or part[0] != parts[0][0] for part in parts):
+        return None
+    header = parts[0][0]
+    raw = pa.concat_tables([part[1] for part in parts]).combine_chunks()
+    kept = [name for name in header if name != target]
+    # One output column would need pandas' quoting of empty values; leave it to the slow path.
+    if raw.num_rows == 0 or any(name not in header for name in features) or len(kept) < 2:
+        return None
+    parsed = [name for name in [*spec["numeric"], target] if name in header]
+    with ThreadPoolExecutor() as pool:
+        values = list(pool.map(to_floats, [raw[name] for name in parsed]))
+    numbers = {name: values[i] for i, name in enumerate(parsed)}
+    if any(values is None for values in numbers.values()):
+        return None
+
+    n = raw.num_rows
+    ids = pc.cast(pa.array(np.arange(n)), pa.string())
+    # The transform itself is apply_transform(), shared with the slow path: one definition.
+    data = pd.DataFrame({name: numbers[name] for name in spec["numeric"]})
+    for column in spec["categorical"]:
+        data[column] = raw[column].to_pandas()
+    matrix = apply_transform(spec, data)
+    with ThreadPoolExecutor() as pool:
+        batch = [ids, *pool.map(format_floats, [matrix[:, i] for i in range(matrix.shape[1])])]
+    for name, columns in [
+        ("transform_input/batch.csv", batch),
+        ("features/features.csv", [pc.fill_null(raw[name], "") for name in kept]),
+    ]:
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            if name.startswith("features"):
+                handle.write((",".join(kept) + "\n").encode())
+            write_lines(handle, columns)
+
+    present = np.flatnonzero(~np.isnan(numbers[target])) if target in numbers else np.arange(0)
+    path = out / "ground_truth" / "ground_truth.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(b"record_id,label\n")
+        if len(present):
+            write_lines(handle, [ids.take(present), raw[target].take(present)])
+    return n, len(present)
+
+
 def apply(base):
     spec = load_transform(base / "input" / "transform" / "transform.json")
+    out = base / "output"
+    counts = apply_fast(spec, base / "input" / "data", out)
+    if counts is None:
+        counts = apply_slow(spec, base, out)
+    report = {"record_count": counts[0], "ground_truth_count": counts[1]}
+    (out / "report").mkdir(parents=True, exist_ok=True)
+    (out / "report" / "batch_report.json").write_text(json.dumps(report) + "\n")
+    print(f"{PROG}: transformed {counts[0]} records; ground truth for {counts[1]}")
+
+
+def apply_slow(spec, base, out):
     target, features = spec["target"], spec["features"]
     raw, origins = read_folder(base / "input" / "data", features, same_columns=False)
     parsed = raw.copy()
     for column in spec["numeric"]:
         parsed[column] = to_numbers(raw, column, origins, strict=False)
 
-    out = base / "output"
     batch = pd.DataFrame(apply_transform(spec, parsed))
     batch.insert(0, "record_id", np.arange(len(raw)))
     write_csv(batch, out / "transform_input" / "batch.csv", header=False)
@@ -257,10 +424,7 @@ def apply(base):
         present = np.flatnonzero(labels.notna().to_numpy())
         truth = pd.DataFrame({"record_id": present, "label": raw[target].iloc[present].to_numpy()})
     write_csv(truth, out / "ground_truth" / "ground_truth.csv", header=True)
-    report = {"record_count": len(raw), "ground_truth_count": len(truth)}
-    (out / "report").mkdir(parents=True, exist_ok=True)
-    (out / "report" / "batch_report.json").write_text(json.dumps(report) + "\n")
-    print(f"{PROG}: transformed {len(raw)} records; ground truth for {len(truth)}")
+    return len(raw), len(truth)
 
 
 def fraction(text):
