@@ -126,3 +126,14 @@ def test_a_bad_batch_fails_at_preprocessing_with_the_reason_and_a_notification(
     mails = [n for n in summary["notifications"] if n["subject"].startswith("Failed: Preprocess")]
     assert mails and reason in mails[0]["body"]
     assert [v["approval_status"] for v in summary["model_versions"]] == ["Approved"]
+
+
+def test_demo_options_name_a_missing_file_or_bad_env_file(tmp_path, capsys):
+    from local_runtime.__main__ import main
+
+    assert main(["--train-data", str(tmp_path / "nope.csv")]) == 2
+    assert f"{tmp_path / 'nope.csv'}: expected a CSV file" in capsys.readouterr().err
+    bad_env = tmp_path / "dev_env.tfvars"
+    bad_env.write_text((REPO_ROOT / "env_files" / "dev_env.tfvars").read_text() + "\nbogus = 1\n")
+    assert main(["--env-file", str(bad_env), "--out-dir", str(tmp_path / "out")]) == 2
+    assert "variable 'bogus'" in capsys.readouterr().err
