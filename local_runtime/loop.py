@@ -30,6 +30,7 @@ from pipeline_scripts.cli import run as pipeline_cli
 from pipeline_scripts.config import (
     DEFAULT_SETTINGS_FILE,
     REPO_ROOT,
+    ConfigError,
     ProjectConfig,
     load_config,
 )
@@ -209,6 +210,12 @@ def _data_quality(execution: Execution | None) -> tuple[list[dict], str | None]:
 def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
     config = load_config(options.env_file, settings_file=options.settings_file)
     env = config.env
+    names = (env.pipeline_train, env.pipeline_trainwhpo, env.pipeline_inf)
+    if options.only_pipeline and options.only_pipeline not in names:
+        raise ConfigError(
+            f"--pipeline: expected one of {', '.join(names)} (from {options.env_file}), "
+            f"got {options.only_pipeline!r}"
+        )
     options.out_dir = options.out_dir.resolve()
     if options.out_dir.exists() and not options.keep_state:
         shutil.rmtree(options.out_dir)

@@ -137,3 +137,5 @@ def test_demo_options_name_a_missing_file_or_bad_env_file(tmp_path, capsys):
     bad_env.write_text((REPO_ROOT / "env_files" / "dev_env.tfvars").read_text() + "\nbogus = 1\n")
     assert main(["--env-file", str(bad_env), "--out-dir", str(tmp_path / "out")]) == 2
     assert "variable 'bogus'" in capsys.readouterr().err
+    assert main(["--pipeline", "nope", "--out-dir", str(tmp_path / "out")]) == 2
+    assert "--pipeline: expected one of training-pipeline-dev" in capsys.readouterr().err
