@@ -4,10 +4,14 @@
     python -m pipeline_scripts upsert --env-file env_files/dev_env.tfvars
     python -m pipeline_scripts delete --env-file env_files/dev_env.tfvars
     python -m pipeline_scripts preflight --env-file env_files/dev_env.tfvars
+    python -m pipeline_scripts rollback --env-file env_files/dev_env.tfvars --reason TEXT [--yes]
+    python -m pipeline_scripts rollback --env-file env_files/dev_env.tfvars --undo [--yes]
 
-upsert/delete/preflight talk to whatever endpoint boto3 is configured for: real AWS, or
+upsert/delete/preflight/rollback talk to whatever endpoint boto3 is configured for: real AWS, or
 AWS_ENDPOINT_URL (e.g. the local runtime's embedded AWS API). preflight exits 1 when a
-prerequisite is missing, printing what and how to fix it.
+prerequisite is missing, printing what and how to fix it. rollback rejects the Approved
+version batch inference uses so the next batch uses the previous one (see rollback.py); it
+exits 1, changing nothing, when there is nothing to roll back or undo.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ from pipeline_scripts.config import DEFAULT_SETTINGS_FILE, ConfigError, load_con
 from pipeline_scripts.deploy import delete_pipeline, upload_code, upsert_pipeline
 from pipeline_scripts.preflight import PreflightFailed, preflight
 from pipeline_scripts.render import render
+from pipeline_scripts.rollback import (
+    DEFAULT_REASON,
+    Registry,
+    RollbackError,
+    check_reason,
+    rollback,
+    undo,
+)
 
 DEFAULT_ENV_FILE = "env_files/dev_env.tfvars"
 DEFAULT_OUT_DIR = Path("build/pipelines")
@@ -35,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["render", "upsert", "delete", "preflight"])
+    parser.add_argument("command", choices=["render", "upsert", "delete", "preflight", "rollback"])
     parser.add_argument(
         "--env-file",
         default=DEFAULT_ENV_FILE,
@@ -46,6 +58,17 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=DEFAULT_OUT_DIR,
         help=f"where render/upsert write definitions (default {DEFAULT_OUT_DIR})",
+    )
+    rollback_options = parser.add_argument_group("rollback")
+    rollback_options.add_argument(
+        "--reason", default=DEFAULT_REASON, help="why: recorded on the model version"
+    )
+    rollback_options.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rollback_options.add_argument("--undo", action="store_true", help="undo the last rollback")
+    rollback_options.add_argument(
+        "--further",
+        action="store_true",
+        help="roll back again when the version in use is itself the result of a rollback",
     )
     return parser  # fmt: skip
 
@@ -91,6 +114,33 @@ def run(
         out(f"pipeline {pipeline.name}: {outcome}")
 
 
+def run_rollback(args: argparse.Namespace, out=print, settings_file=DEFAULT_SETTINGS_FILE):
+    check_reason(args.reason)
+    config = load_config(args.env_file, settings_file=settings_file)
+    region = config.env.region
+
+    def confirm(question: str) -> bool:
+        if args.yes:
+            return True
+        try:
+            return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+        except EOFError:  # no terminal: only --yes confirms
+            return False
+
+    try:
+        registry = Registry(
+            boto3.client("sagemaker", region_name=region),
+            boto3.client("s3", region_name=region),
+            config.env.model_package_group_name,
+        )
+        if args.undo:
+            undo(registry, args.reason, confirm, out)
+        else:
+            rollback(registry, args.reason, confirm, out, further=args.further)
+    except RollbackError as error:  # say which environment refused
+        raise RollbackError(f"{args.env_file}: {error}") from None
+
+
 def quiet_sdk() -> None:
     """The SDK logs every field it drops and warns that nothing runs while rendering; both are
     expected here and would bury what the commands print."""
@@ -105,11 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_sdk()
     try:
-        run(args.command, args.env_file, args.out_dir)
+        if args.command == "rollback":
+            run_rollback(args)
+        else:
+            run(args.command, args.env_file, args.out_dir)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except PreflightFailed as error:
+    except (PreflightFailed, RollbackError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
