@@ -148,13 +148,13 @@ class Registry:
         )
         return [s["ModelPackageArn"] for page in pages for s in page["ModelPackageSummaryList"]]
 
-    def version(self, arn: str) -> Version:
+    def version(self, arn: str, metrics: bool = True) -> Version:
         package = self.sagemaker.describe_model_package(ModelPackageName=arn)
-        return Version(package, _metrics(self.s3, package))
+        return Version(package, _metrics(self.s3, package) if metrics else "metrics not read")
 
     def active_rollbacks(self) -> list[Version]:
         """Versions rejected by a rollback not undone yet, most recent rollback first."""
-        rejected = [self.version(arn) for arn in self.arns("Rejected")]
+        rejected = [self.version(arn, metrics=False) for arn in self.arns("Rejected")]
         active = [v for v in rejected if v.active_rollback]
         return sorted(active, key=lambda v: v.properties[AT], reverse=True)
 
@@ -231,7 +231,7 @@ def undo(registry: Registry, reason: str, confirm: Confirm, out=print) -> None:
             f"model package group '{registry.group}' has no rollback to undo (no Rejected "
             f"version carries a '{AT}' newer than its '{UNDONE_AT}')"
         )
-    target = rollbacks[0]
+    target = registry.version(rollbacks[0].arn)
     out(
         f"model package group '{registry.group}': undo the rollback of {target.line()} at "
         f"{target.properties[AT]} ({target.properties.get(REASON, DEFAULT_REASON)})"
@@ -251,5 +251,5 @@ def _report(registry: Registry, out, change: str) -> None:
     """What changed, and what the next batch uses, read back from the registry."""
     out(f"changed: {change}")
     approved = registry.arns("Approved")
-    using = f"version {registry.version(approved[0]).number}" if approved else "no version"
+    using = f"version {registry.version(approved[0], False).number}" if approved else "none"
     out(f"  next batch-inference run uses: {using} (the newest Approved; no CI run needed)")

@@ -220,6 +220,31 @@ def test_a_newly_approved_version_can_be_rolled_back_after_a_rollback(aws, capsy
     assert _resolved_version() == 1
 
 
+def test_undo_says_when_a_newer_approved_version_stays_in_use(aws, capsys):
+    arns = _registry([("v1", "Approved"), ("v2", "Approved"), ("v3", "PendingManualApproval")])
+    assert _rollback(capsys, "--yes")[0] == 0  # 2 -> 1
+    boto3.client("sagemaker").update_model_package(
+        ModelPackageArn=arns[2],
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties=_describe(arns[2])["CustomerMetadataProperties"],
+    )
+    code, out, _ = _rollback(capsys, "--undo", "--yes")
+    assert code == 0
+    assert "changed: version 2: Rejected -> Approved" in out
+    assert "next batch-inference run uses: version 3 (the newest Approved" in out
+    assert _resolved_version() == 3
+
+
+def test_unreadable_metrics_do_not_stop_a_rollback(aws, capsys):
+    _registry([("v1", "Approved"), ("v2", "Approved")])
+    boto3.client("s3").delete_object(Bucket=BUCKET, Key="v2/evaluation.json")
+    code, out, _ = _rollback(capsys, "--yes")
+    assert code == 0
+    assert "now:   version 2 (created " in out
+    assert f"metrics unreadable: NoSuchKey on s3://{BUCKET}/v2/evaluation.json)" in out
+    assert _resolved_version() == 1
+
+
 @pytest.mark.parametrize(
     ("versions", "expected"),
     [
