@@ -162,7 +162,10 @@ class Registry:
         properties = {**version.properties, **recorded}
         for key, value in recorded.items():
             if not value or len(value) > MAX_VALUE_LENGTH:
-                raise RollbackError(f"{version.arn}: metadata {key}={value!r} is too long")
+                raise RollbackError(
+                    f"{version.arn}: metadata {key}={value!r}: expected 1 to "
+                    f"{MAX_VALUE_LENGTH} characters"
+                )
         if len(properties) > MAX_PROPERTIES:
             raise RollbackError(
                 f"{version.arn}: recording the rollback needs {len(properties)} metadata "

@@ -334,3 +334,11 @@ def test_rollback_through_the_local_runtime_embedded_aws(capsys, monkeypatch):
         assert _describe(arns[1])["CustomerMetadataProperties"]["rollback_reason"] == "local check"
         assert _rollback(capsys, "--undo", "--yes")[0] == 0
         assert _resolved_version() == 2
+
+
+def test_an_invalid_reason_is_refused_before_any_change(aws, capsys):
+    arns = _registry([("v1", "Approved"), ("v2", "Approved")])
+    code, out, err = _rollback(capsys, "--reason", "drift, again", "--yes")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: --reason: character(s) ',' not allowed (SageMaker metadata")
+    assert _statuses(arns) == ["Approved", "Approved"]
