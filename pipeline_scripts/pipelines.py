@@ -176,9 +176,11 @@ def build_training_pipeline(
         statistics_uri=Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"]),
         constraints_uri=Join(on="/", values=[output(baseline, "data_quality"), "constraints.json"]),
         approval_status=approval,
+        # Every value must be a valid CustomerMetadataValue (botocore SageMaker model: 1..256
+        # characters of letters, spaces, digits and _.:/=+-@). Hence no raw TrainingDataUrl: a
+        # key may hold other characters; the data version shows it in a valid form.
         metadata={
             "git_commit": git_commit,
-            "training_data_url": data_url,
             "training_data_version": data_version.properties.Outputs["data_version"],
             "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
             "transform_uri": Join(

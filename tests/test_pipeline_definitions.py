@@ -421,13 +421,55 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
         assert "Statistics" in arguments["ModelMetrics"]["ModelQuality"]
         metadata = arguments["CustomerMetadataProperties"]
         assert set(metadata) == {
-            "git_commit", "training_data_url", "training_data_version",
-            "pipeline_execution_arn", "transform_uri",
+            "git_commit", "training_data_version", "pipeline_execution_arn", "transform_uri",
         }  # fmt: skip
         assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
         assert metadata["training_data_version"] == {
             "Get": "Steps.RecordTrainingDataVersion.OutputParameters['data_version']"
         }
+
+
+def _sample(value, definition: dict, env):
+    """A pipeline expression as it resolves at run time, with an AWS-shaped execution ARN/id
+    and each processing output's own configured S3Uri (Lambda outputs are checked against the
+    same shape in test_pipeline_lambdas)."""
+    if isinstance(value, str | int | float):
+        return str(value)
+    if "Std:Join" in value:
+        join = value["Std:Join"]
+        return join["On"].join(_sample(v, definition, env) for v in join["Values"])
+    reference = value["Get"]
+    execution_id = "a1b2c3d4e5f6"  # DescribePipelineExecution: 12 lowercase alphanumerics
+    if reference == "Execution.PipelineExecutionId":
+        return execution_id
+    if reference == "Execution.PipelineExecutionArn":
+        name = definition["_name"].lower()
+        return f"arn:{env.partition}:sagemaker:{env.region}:{env.account_id}:pipeline/{name}/execution/{execution_id}"  # noqa: E501
+    match = re.fullmatch(
+        r"Steps\.(\w+)\.ProcessingOutputConfig\.Outputs\['(\w+)'\]\.S3Output\.S3Uri", reference
+    )  # noqa: E501
+    assert match, f"no sample for {reference}"
+    step = next(s for s in all_steps(definition) if s["Name"] == match[1])
+    outputs = step["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    output = next(o for o in outputs if o["OutputName"] == match[2])
+    return _sample(output["S3Output"]["S3Uri"], definition, env)
+
+
+def test_registered_metadata_values_are_valid_at_run_time(definitions, config):
+    """CreateModelPackage checks each CustomerMetadataProperties value (1..256 characters of
+    ^([\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@]*)$) after the expressions are resolved."""
+    from pipeline_scripts.api_model import member_shape, value_errors
+
+    shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
+    for name in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
+        definition = {**definitions[name], "_name": name}
+        register = next(s for s in all_steps(definition) if s["Type"] == "RegisterModel")
+        metadata = {
+            key: _sample(value, definition, config.env)
+            for key, value in register["Arguments"]["CustomerMetadataProperties"].items()
+            if not (isinstance(value, dict) and "RecordTrainingDataVersion" in str(value))
+        }
+        assert value_errors(metadata, shape, "customerMetadataProperties") == [], name
 
 
 def test_every_job_is_encrypted_tagged_retried_and_writes_per_execution(definitions, config):

@@ -73,7 +73,7 @@ def _register(sm, label: str, status="PendingManualApproval", group=GROUP, **ove
         },
         "CustomerMetadataProperties": {
             "transform_uri": uris["transform_uri"],
-            "training_data_version": f"s3://data/train/ (3 objects, sha256:{label:0>16})",
+            "training_data_version": f"s3://data/train/ objects=3 sha256={label:0>16}",
         },
         "DriftCheckBaselines": {
             "ModelDataQuality": {
@@ -276,7 +276,7 @@ def test_prefix_hash_covers_every_object_and_follows_changes(s3):
 
     def expected(items: dict) -> str:
         lines = [f"{key}\tetag:{hashlib.md5(body).hexdigest()}" for key, body in items.items()]
-        return f"s3://{bucket}/abalone/ ({len(items)} objects, sha256:{_prefix_hash(lines)})"
+        return f"s3://{bucket}/abalone/ objects={len(items)} sha256={_prefix_hash(lines)}"
 
     first = _version(f"s3://{bucket}/abalone/")
     assert first == expected(bodies)
@@ -294,7 +294,7 @@ def test_prefix_without_trailing_slash_is_the_same_prefix(s3):
     s3.put_object(Bucket=bucket, Key="abalone/train.csv", Body=b"x")
     s3.put_object(Bucket=bucket, Key="abalone-old/train.csv", Body=b"y")
     assert _version(f"s3://{bucket}/abalone") == _version(f"s3://{bucket}/abalone/")
-    assert "(1 objects," in _version(f"s3://{bucket}/abalone")
+    assert " objects=1 " in _version(f"s3://{bucket}/abalone")
 
 
 def test_prefix_in_versioned_bucket_uses_current_versions(s3):
@@ -306,13 +306,13 @@ def test_prefix_in_versioned_bucket_uses_current_versions(s3):
 
     first = _version(f"s3://{bucket}/data/")
     lines = [f"data/a.csv\t{a}", f"data/b.csv\t{b}"]
-    assert first == f"s3://{bucket}/data/ (2 objects, sha256:{_prefix_hash(lines)})"
+    assert first == f"s3://{bucket}/data/ objects=2 sha256={_prefix_hash(lines)}"
 
     # Rewriting identical bytes is a new version: lineage follows the version, not the etag.
     a2 = s3.put_object(Bucket=bucket, Key="data/a.csv", Body=b"same")["VersionId"]
     lines = [f"data/a.csv\t{a2}", f"data/b.csv\t{b}"]
     assert _version(f"s3://{bucket}/data/") == (
-        f"s3://{bucket}/data/ (2 objects, sha256:{_prefix_hash(lines)})"
+        f"s3://{bucket}/data/ objects=2 sha256={_prefix_hash(lines)}"
     )
 
 
@@ -359,16 +359,74 @@ def test_long_uris_are_cut_to_the_metadata_limit(s3):
     assert len(single) == 256
     assert single.startswith(f"s3://{bucket}/level-00")
     assert "..." in single
-    assert single.endswith(f"/train.csv@{version_id}")  # the identity is never cut
+    digest = hashlib.sha256(f"s3://{bucket}/{key}\t{version_id}".encode()).hexdigest()[:16]
+    assert single.endswith(f"/train.csv@{version_id} sha256={digest}")  # identity is never cut
 
     prefix = _version(f"s3://{bucket}/{folder}/")
     assert len(prefix) == 256
     assert re.fullmatch(
-        rf"s3://{bucket}/level-00.*\.\.\..*-name/ \(1 objects, sha256:[0-9a-f]{{16}}\)", prefix
+        rf"s3://{bucket}/level-00.*\.\.\..*-name/ objects=1 sha256=[0-9a-f]{{16}}", prefix
     )
 
     top = folder.split("/")[0]
     digest = _prefix_hash([f"{key}\t{version_id}"])
     assert _version(f"s3://{bucket}/{top}") == (  # short enough: nothing is cut
-        f"s3://{bucket}/{top}/ (1 objects, sha256:{digest})"
+        f"s3://{bucket}/{top}/ objects=1 sha256={digest}"
+    )
+
+
+# Every form the value takes; each must be a valid CreateModelPackage metadata value.
+_ODD_KEY = "runs/2026 (final), v2!/train#1.csv"  # parentheses, comma, "!" and "#": invalid
+_LONG_FOLDER = "/".join(f"level-{number:02d}-with-a-long-descriptive-name" for number in range(20))
+
+
+@pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned"])
+@pytest.mark.parametrize(
+    ("keys", "uri_key"),
+    [
+        (["abalone/train.csv"], "abalone/train.csv"),  # one object
+        (["abalone/train.csv"], "abalone/"),  # a prefix holding one object
+        ([f"abalone/part-{n}.csv" for n in range(3)], "abalone"),  # many objects
+        ([f"{_LONG_FOLDER}/train.csv"], f"{_LONG_FOLDER}/train.csv"),  # long key
+        ([f"{_LONG_FOLDER}/train.csv"], f"{_LONG_FOLDER}/"),  # long prefix
+        ([_ODD_KEY], _ODD_KEY),  # characters the value may not hold
+        ([_ODD_KEY], "runs/2026 (final), v2!/"),
+    ],
+    ids=["object", "prefix", "many", "long-key", "long-prefix", "odd-key", "odd-prefix"],
+)
+def test_data_version_is_valid_customer_metadata_on_every_path(s3, versioned, keys, uri_key):
+    """CreateModelPackage rejects a value that breaks CustomerMetadataValue's length or pattern
+    (e.g. the old "s3://b/p/ (1 objects, sha256:...)"): check with botocore's own shape."""
+    from pipeline_scripts.api_model import member_shape, value_errors
+
+    bucket = _bucket(s3, f"metadata-{'v' if versioned else 'u'}", versioned=versioned)
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    value = _version(f"s3://{bucket}/{uri_key}")
+
+    shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
+    assert value_errors({"training_data_version": value}, shape, "customerMetadataProperties") == []
+    assert value.startswith(f"s3://{bucket}/")
+
+
+def test_cleaned_object_keys_stay_distinct(s3):
+    """Two keys that clean to the same text still get different values (the exact key's hash)."""
+    bucket = _bucket(s3, "metadata-distinct", versioned=False)
+    for key in ("data/a(1).csv", "data/a_1_.csv", "data/a[1].csv"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"same bytes")
+    values = {_version(f"s3://{bucket}/{key}") for key in ("data/a(1).csv", "data/a[1].csv")}
+    assert len(values) == 2
+    assert _version(f"s3://{bucket}/data/a_1_.csv") not in values
+
+
+def test_old_prefix_format_is_what_aws_rejects():
+    """The validator gives the service's message for the value the Lambda used to return."""
+    from pipeline_scripts.api_model import member_shape, validation_message, value_errors
+
+    shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
+    errors = value_errors({"v": "s3://b/p/ (1 objects, sha256:f239)"}, shape, "x")
+    assert validation_message(errors) == (
+        "ValidationException: 1 validation error detected: Value 's3://b/p/ (1 objects, "
+        "sha256:f239)' at 'x.v' failed to satisfy constraint: Member must satisfy regular "
+        f"expression pattern: {shape.value.metadata['pattern']}"
     )
