@@ -19,7 +19,6 @@ from sagemaker.core.network import NetworkConfig
 from sagemaker.core.parameter import ContinuousParameter, IntegerParameter
 from sagemaker.core.processing import Processor
 from sagemaker.core.shapes import (
-    MetricDefinition,
     ProcessingInput,
     ProcessingOutput,
     ProcessingS3Input,
@@ -59,6 +58,7 @@ from sagemaker.train.tuner import HyperparameterTuner
 
 from pipeline_scripts.assets import TRAINING_ENTRY_POINT, StepCode
 from pipeline_scripts.config import ProjectConfig
+from pipeline_scripts.xgboost_image import VALIDATION_RMSE
 
 PROCESSING_ROOT = "/opt/ml/processing"
 CSV = "text/csv"
@@ -339,9 +339,9 @@ class StepFactory:
             hyperparameters={k: json.dumps(v) for k, v in hyperparameters.items()},
             tags=[Tag(key=t["Key"], value=t["Value"]) for t in self.tags],
         )
-        return trainer.with_metric_definitions(
-            [MetricDefinition(name=training.metric.name, regex=training.metric.regex)]
-        )
+        # No MetricDefinitions: SageMaker rejects them for its XGBoost image and scrapes the
+        # image's built-in metrics instead (pipeline_scripts/xgboost_image.py).
+        return trainer
 
     @staticmethod
     def _channels(train_uri, validation_uri) -> list[InputData]:
@@ -363,17 +363,16 @@ class StepFactory:
 
     def tuning(self, name: str, train_uri, validation_uri) -> TuningStep:
         tuning = self.settings.tuning
-        metric = self.settings.training.metric
         ranges = {
             hp_name: _RANGE_TYPES[spec.type](spec.min, spec.max, scaling_type=spec.scaling)
             for hp_name, spec in tuning.ranges.items()
         }
         tuner = HyperparameterTuner(
             model_trainer=self._trainer(name),
-            objective_metric_name=metric.name,
+            # A built-in metric of the XGBoost image; train.py logs it (xgboost_image.py).
+            objective_metric_name=VALIDATION_RMSE,
             objective_type=tuning.objective_type,
             hyperparameter_ranges=ranges,
-            metric_definitions=[{"Name": metric.name, "Regex": metric.regex}],
             strategy=tuning.strategy,
             max_jobs=tuning.max_jobs,
             max_parallel_jobs=tuning.max_parallel_jobs,
