@@ -636,23 +636,30 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
     for folder in (code, config, model_dir, output_data):
         folder.mkdir(parents=True, exist_ok=True)
 
-    archive = workdir / "sourcedir.tar.gz"
-    bucket, key = split_s3_uri(submit)
-    try:
-        job.s3.download_file(bucket, key, str(archive))
-    except ClientError as error:
-        raise StepFailed(
-            f"ClientError: cannot download sagemaker_submit_directory {submit}: {error}"
-        ) from None
-    extract_tar(archive, code)
-    if not (code / program).is_file():
-        raise StepFailed(f"sagemaker_program '{program}' is not in {submit}")
-
     channels = request.get("InputDataConfig", [])
     for channel in channels:
         source = channel["DataSource"]["S3DataSource"]["S3Uri"]
         target = workdir / "input" / "data" / channel["ChannelName"]
         download_input(job.s3, source, target, f"channel '{channel['ChannelName']}'")
+
+    # The toolkit takes an s3:// URI or a path inside the job, e.g. a tarball in an input
+    # channel (sagemaker_containers _files.download_and_extract).
+    if submit.startswith("s3://"):
+        archive = workdir / "sourcedir.tar.gz"
+        bucket, key = split_s3_uri(submit)
+        try:
+            job.s3.download_file(bucket, key, str(archive))
+        except ClientError as error:
+            raise StepFailed(
+                f"ClientError: cannot download sagemaker_submit_directory {submit}: {error}"
+            ) from None
+    else:
+        archive = workdir / submit.removeprefix("/opt/ml/")
+        if not submit.startswith("/opt/ml/") or not archive.is_file():
+            raise StepFailed(f"sagemaker_submit_directory {submit}: no such file in the job")
+    extract_tar(archive, code)
+    if not (code / program).is_file():
+        raise StepFailed(f"sagemaker_program '{program}' is not in {submit}")
     names = sorted(c["ChannelName"] for c in channels)
     input_config = {
         c["ChannelName"]: {

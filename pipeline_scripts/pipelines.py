@@ -139,12 +139,16 @@ def build_training_pipeline(
     train_uri, validation_uri = output(preprocess, "train"), output(preprocess, "validation")
     if tuning:
         model_step = steps.tuning("TuneModel", train_uri, validation_uri)
-        model_data_url = steps.output_uri(
-            model_step.name,
-            "models",
-            model_step.properties.BestTrainingJob.TrainingJobName,
-            "output",
-            "model.tar.gz",
+        # Correct on a cache hit too: the best job's name comes from the (cached) tuning job
+        # and its output prefix is not execution-scoped (StepFactory.tuning_output_uri).
+        model_data_url = Join(
+            on="/",
+            values=[
+                steps.tuning_output_uri(model_step.name),
+                model_step.properties.BestTrainingJob.TrainingJobName,
+                "output",
+                "model.tar.gz",
+            ],
         )
     else:
         model_step = steps.training("TrainModel", train_uri, validation_uri)
