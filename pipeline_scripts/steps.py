@@ -112,6 +112,13 @@ class _SecuredTuningStep(TuningStep):
 # train.py's xgboost-model). Hence dependencies=None on every ModelBuilder.
 
 
+# The helper Lambdas the pipelines invoke (lambda.tf deploys them; role_policy lets the role
+# invoke them).
+DATA_VERSION_LAMBDA = "data-version"
+MODEL_RESOLVER_LAMBDA = "model-resolver"
+SAGEMAKER_LAMBDAS = (DATA_VERSION_LAMBDA, MODEL_RESOLVER_LAMBDA)
+
+
 def lambda_function_arn(config: ProjectConfig, function: str) -> str:
     """ARN of a helper Lambda that Terraform deploys as `<model_package_group_name>-<function>`."""
     env = config.env
@@ -219,7 +226,7 @@ class StepFactory:
         return LambdaStep(
             name=name,
             lambda_func=Lambda(
-                function_arn=lambda_function_arn(self.config, "data-version"),
+                function_arn=lambda_function_arn(self.config, DATA_VERSION_LAMBDA),
                 session=self.session,
             ),
             inputs={"s3_uri": data_url},
@@ -242,7 +249,7 @@ class StepFactory:
         return LambdaStep(
             name=name,
             lambda_func=Lambda(
-                function_arn=lambda_function_arn(self.config, "model-resolver"),
+                function_arn=lambda_function_arn(self.config, MODEL_RESOLVER_LAMBDA),
                 session=self.session,
             ),
             inputs={"model_package_group_name": self.env.model_package_group_name},
