@@ -35,6 +35,9 @@ from pipeline_scripts.steps import PROCESSING_ROOT, StepFactory
 MODEL_QUALITY_STEP = "ModelQualityCheck"
 DATA_QUALITY_STEP = "DataQualityCheck"
 REGISTER_STEP = "RegisterModel"
+COMPARE_STEP = "CompareWithNewestVersion"
+NOVELTY_STEP = "CheckModelIsNew"
+FINGERPRINT_KEY = "model_fingerprint"  # code/model_resolver reads it under the same key
 
 MSE_JSON_PATH = "regression_metrics.mse.value"
 PARTIALS_DIR = f"{PROCESSING_ROOT}/output/partials"  # sharded data-quality steps write here
@@ -173,6 +176,12 @@ def build_training_pipeline(
         step_name=evaluate.name, property_file=evaluation_report, json_path=MSE_JSON_PATH
     )
 
+    # Unchanged data, code and settings hit the step cache everywhere and would register the
+    # same model again: register only a model whose fingerprint differs from the newest
+    # version's (code/model_resolver, action compare_fingerprint).
+    novelty = steps.compare_with_newest_version(
+        COMPARE_STEP, data_version.properties.Outputs["data_version"], tuning=tuning
+    )
     register = steps.register_model(
         REGISTER_STEP,
         model_data_url=model_data_url,
@@ -187,6 +196,7 @@ def build_training_pipeline(
             "git_commit": git_commit,
             "training_data_version": data_version.properties.Outputs["data_version"],
             "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            FINGERPRINT_KEY: novelty.properties.Outputs["model_fingerprint"],
             "transform_uri": Join(
                 on="/", values=[output(preprocess, "transform"), "transform.json"]
             ),
@@ -212,16 +222,31 @@ def build_training_pipeline(
             ],
         ),
     )
+    # Outcome False: the model is the newest version's (the compare step's message says so).
+    novelty_gate = ConditionStep(
+        name=NOVELTY_STEP,
+        conditions=[ConditionEquals(left=novelty.properties.Outputs["is_new"], right=True)],
+        if_steps=[register],
+        else_steps=[],
+    )
     accuracy_gate = ConditionStep(
         name="CheckModelAccuracy",
         conditions=[ConditionLessThanOrEqualTo(left=model_mse, right=threshold)],
-        if_steps=[register],
+        if_steps=[novelty_gate],
         else_steps=[too_inaccurate],
     )
     return Pipeline(
         name=name,
         parameters=[data_url, approval, threshold],
-        steps=[data_version, preprocess, *baseline_steps, model_step, evaluate, accuracy_gate],
+        steps=[
+            data_version,
+            preprocess,
+            *baseline_steps,
+            model_step,
+            evaluate,
+            novelty,
+            accuracy_gate,
+        ],
         sagemaker_session=session,
     )
 

@@ -7,6 +7,7 @@ steps together.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -232,6 +233,43 @@ class StepFactory:
             inputs={"s3_uri": data_url},
             outputs=[
                 LambdaOutput(output_name="data_version", output_type=LambdaOutputTypeEnum.String)
+            ],
+        )
+
+    def code_and_settings(self, *, tuning: bool) -> str:
+        """What, besides the training data, decides the model: the step code bundle (its URI
+        holds its sha256), the image, the hyperparameters and, when tuned, the tuning settings.
+        A hash, known at render time, so the model fingerprint is short and valid metadata."""
+        settings = {
+            "code": self.code.bundle_uri,
+            "image": self.image_uri,
+            "hyperparameters": asdict(self.settings.training.hyperparameters),
+            "tuning": asdict(self.settings.tuning) if tuning else None,
+        }
+        text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def compare_with_newest_version(self, name: str, data_version, *, tuning: bool) -> LambdaStep:
+        """Fingerprints the model about to be registered and says whether the group's newest
+        version has the same one (then registering it again would only duplicate it)."""
+        return LambdaStep(
+            name=name,
+            lambda_func=Lambda(
+                function_arn=lambda_function_arn(self.config, MODEL_RESOLVER_LAMBDA),
+                session=self.session,
+            ),
+            inputs={
+                "action": "compare_fingerprint",
+                "model_package_group_name": self.env.model_package_group_name,
+                "data_version": data_version,
+                "code_and_settings": self.code_and_settings(tuning=tuning),
+            },
+            outputs=[
+                LambdaOutput(
+                    output_name="model_fingerprint", output_type=LambdaOutputTypeEnum.String
+                ),
+                LambdaOutput(output_name="is_new", output_type=LambdaOutputTypeEnum.Boolean),
+                LambdaOutput(output_name="message", output_type=LambdaOutputTypeEnum.String),
             ],
         )
 

@@ -329,9 +329,11 @@ TRAINING_DAG = {
     "<model>": {"Preprocess"},
     "EvaluateModel": {"<model>", "Preprocess"},
     "CheckModelAccuracy": {"EvaluateModel"},
+    "CompareWithNewestVersion": {"RecordTrainingDataVersion"},
+    "CheckModelIsNew": {"CheckModelAccuracy", "CompareWithNewestVersion"},
     "RegisterModel": {
-        "CheckModelAccuracy", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
-        "RecordTrainingDataVersion",
+        "CheckModelIsNew", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
+        "RecordTrainingDataVersion", "CompareWithNewestVersion",
     },
     "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
 }  # fmt: skip
@@ -404,7 +406,7 @@ def test_accuracy_gate_compares_evaluation_mse_with_the_threshold(definitions, c
     assert condition["Type"] == "LessThanOrEqualTo"
     assert condition["LeftValue"]["Std:JsonGet"]["Path"] == pipelines.MSE_JSON_PATH
     assert condition["RightValue"] == {"Get": "Parameters.MseThreshold"}
-    assert [s["Name"] for s in gate["Arguments"]["IfSteps"]] == [pipelines.REGISTER_STEP]
+    assert [s["Name"] for s in gate["Arguments"]["IfSteps"]] == [pipelines.NOVELTY_STEP]
     (fail,) = gate["Arguments"]["ElseSteps"]
     message = fail["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     assert condition["LeftValue"] in message and {"Get": "Parameters.MseThreshold"} in message
@@ -422,6 +424,7 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
         metadata = arguments["CustomerMetadataProperties"]
         assert set(metadata) == {
             "git_commit", "training_data_version", "pipeline_execution_arn", "transform_uri",
+            "model_fingerprint",
         }  # fmt: skip
         assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
         assert metadata["training_data_version"] == {
@@ -467,7 +470,8 @@ def test_registered_metadata_values_are_valid_at_run_time(definitions, config):
         metadata = {
             key: _sample(value, definition, config.env)
             for key, value in register["Arguments"]["CustomerMetadataProperties"].items()
-            if not (isinstance(value, dict) and "RecordTrainingDataVersion" in str(value))
+            # Lambda outputs: checked against the same shape in test_pipeline_lambdas.
+            if not (isinstance(value, dict) and "OutputParameters" in str(value))
         }
         assert value_errors(metadata, shape, "customerMetadataProperties") == [], name
 
@@ -653,3 +657,37 @@ def test_rendering_makes_no_aws_call(config, monkeypatch):
     session = offline_session(config)
     assert session._default_bucket is None  # nothing private preset
     assert len(render(config).pipelines) == 3
+
+
+def test_a_model_is_registered_only_when_it_differs_from_the_newest_version(definitions, config):
+    """RegisterModel sits behind a condition on the compare step's is_new, and the version
+    records the fingerprint the compare step computed."""
+    for name in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
+        steps = {s["Name"]: s for s in all_steps(definitions[name])}
+        compare = steps[pipelines.COMPARE_STEP]
+        assert compare["Type"] == "Lambda"
+        assert compare["FunctionArn"].endswith("-model-resolver")
+        assert compare["Arguments"]["action"] == "compare_fingerprint"
+        assert compare["Arguments"]["data_version"] == {
+            "Get": "Steps.RecordTrainingDataVersion.OutputParameters['data_version']"
+        }
+        gate = steps[pipelines.NOVELTY_STEP]["Arguments"]
+        assert gate["Conditions"] == [
+            {
+                "Type": "Equals",
+                "LeftValue": {"Get": f"Steps.{pipelines.COMPARE_STEP}.OutputParameters['is_new']"},
+                "RightValue": True,
+            }
+        ]
+        assert [s["Name"] for s in gate["IfSteps"]] == [pipelines.REGISTER_STEP]
+        assert gate["ElseSteps"] == []
+        metadata = steps[pipelines.REGISTER_STEP]["Arguments"]["CustomerMetadataProperties"]
+        assert metadata["model_fingerprint"] == {
+            "Get": f"Steps.{pipelines.COMPARE_STEP}.OutputParameters['model_fingerprint']"
+        }
+    plain, tuned = (
+        next(s for s in all_steps(definitions[n]) if s["Name"] == pipelines.COMPARE_STEP)
+        for n in (config.env.pipeline_train, config.env.pipeline_trainwhpo)
+    )
+    # Tuning settings are part of what decides the model.
+    assert plain["Arguments"]["code_and_settings"] != tuned["Arguments"]["code_and_settings"]

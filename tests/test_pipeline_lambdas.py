@@ -430,3 +430,105 @@ def test_old_prefix_format_is_what_aws_rejects():
         "sha256:f239)' at 'x.v' failed to satisfy constraint: Member must satisfy regular "
         f"expression pattern: {shape.value.metadata['pattern']}"
     )
+
+
+# --------------------------------------------------------------------------- duplicate check
+
+
+def _compare(data_version="s3://data/train/ objects=3 sha256=0123456789abcdef", code="c0de"):
+    return model_resolver.handler(
+        {
+            "action": "compare_fingerprint",
+            "model_package_group_name": GROUP,
+            "data_version": data_version,
+            "code_and_settings": code,
+        },
+        None,
+    )
+
+
+def test_unchanged_data_code_and_settings_are_not_registered_again(sm):
+    """The cached run's model has the newest version's fingerprint: is_new False, saying why."""
+    first = _compare()
+    assert first["is_new"] is True and "no version yet" in first["message"]
+    expected = hashlib.sha256(
+        b"s3://data/train/ objects=3 sha256=0123456789abcdef\nc0de"
+    ).hexdigest()
+    assert first["model_fingerprint"] == expected
+    arn = _register(
+        sm, "v1", CustomerMetadataProperties={"model_fingerprint": first["model_fingerprint"]}
+    )
+
+    again = _compare()
+    assert again == {
+        "model_fingerprint": first["model_fingerprint"],
+        "is_new": False,
+        "message": f"not registered: the newest version 1 of group '{GROUP}' ({arn}) has the "
+        "same training data, code and hyperparameters",
+    }
+    # New data or new code/settings: a different model, registered.
+    assert _compare(data_version="s3://data/train/ objects=4 sha256=fedcba9876543210")["is_new"]
+    assert _compare(code="c0de2")["is_new"]
+
+
+def test_only_the_newest_version_counts(sm):
+    old = _compare()["model_fingerprint"]
+    _register(sm, "v1", CustomerMetadataProperties={"model_fingerprint": old})
+    _register(sm, "v2", CustomerMetadataProperties={"model_fingerprint": "other"})
+    result = _compare()
+    assert result["is_new"] is True
+    assert "differs from the newest version 2" in result["message"]
+
+
+def test_compare_without_the_group_registers(aws):
+    """RegisterModel creates the group: a missing group means nothing to duplicate."""
+    assert _compare()["is_new"] is True
+
+
+def test_compare_outputs_are_valid_metadata_and_step_outputs(sm):
+    from pipeline_scripts.api_model import member_shape, value_errors
+
+    result = _compare()
+    shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
+    assert value_errors({"model_fingerprint": result["model_fingerprint"]}, shape, "m") == []
+    assert isinstance(result["is_new"], bool)  # the step declares it Boolean
+
+
+def test_unknown_action_is_a_clear_error(aws):
+    with pytest.raises(model_resolver.ModelResolutionError, match="'action' is 'delete'"):
+        model_resolver.handler({"action": "delete", "model_package_group_name": GROUP}, None)
+
+
+def _notifier():
+    path = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
+    spec = importlib.util.spec_from_file_location("notifier_for_duplicates", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("outcome", ["False", "True"])
+def test_the_email_says_when_no_new_version_was_registered(outcome):
+    """The novelty condition's step event (outcome False) sends an e-mail saying why nothing
+    was registered, with the default NOTIFY_STATUSES (which send only Failed steps)."""
+    import json
+
+    from pipeline_scripts import pipelines
+
+    notifier = _notifier()
+    assert notifier.NOT_REGISTERED_STEP == pipelines.NOVELTY_STEP
+    event = json.loads(
+        (REPO_ROOT / "tests" / "events" / "pipeline_step_succeeded_register_model.json").read_text()
+    )
+    event["detail"].update(
+        stepName=pipelines.NOVELTY_STEP,
+        stepType="Condition",
+        metadata={"condition": {"outcome": outcome}},
+    )
+    notification = notifier.build_notification(event, notifier.load_config(None, None))
+    if outcome == "True":  # registered: nothing to say beyond RegisterModel's own events
+        assert notification.publish is False
+        return
+    assert notification.publish is True
+    assert notification.subject.startswith(f"Succeeded: {pipelines.NOVELTY_STEP} in ")
+    assert "No new model version was registered" in notification.body
