@@ -201,10 +201,14 @@ def _train(step: dict, prep: Job, tmp: Path) -> tuple[Path, str]:
     arguments = step["Arguments"]
     hyperparameters = {k: json.loads(v) for k, v in arguments["HyperParameters"].items()}
     entry = hyperparameters.pop("sagemaker_program")
-    assert hyperparameters.pop("sagemaker_submit_directory").endswith("/sourcedir.tar.gz")
+    submit = hyperparameters.pop("sagemaker_submit_directory")
+    assert submit == "/opt/ml/input/data/code/sourcedir.tar.gz"
     hyperparameters = {k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}
-    channels = {c["ChannelName"] for c in arguments["InputDataConfig"]}
-    assert channels == {"train", "validation"}
+    channels = {c["ChannelName"]: c for c in arguments["InputDataConfig"]}
+    assert set(channels) == {"train", "validation", "code"}
+    # The code channel holds the archive train.py comes from (scripts/ here).
+    code_uri = channels["code"]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert code_uri.endswith("/sourcedir.tar.gz")
     model_dir = tmp / "model"
     model_dir.mkdir()
     env = dict(
