@@ -68,3 +68,20 @@ def as_logged(text: str) -> str:
 def builtin_metric_definitions() -> list[dict]:
     """The image's metrics as MetricDefinitions, for a runtime that scrapes them itself."""
     return [{"Name": name, "Regex": regex} for name, regex in BUILTIN_METRICS.items()]
+
+
+# CreateTrainingJob / CreateHyperParameterTuningJob's ValidationException text for it
+# (quoted by awslabs/mlspace's training-job Lambda test, see the module docstring).
+OVERRIDE_ERROR = (
+    "You can't override the metric definitions for Amazon SageMaker algorithms. Please retry "
+    "the request without specifying metric definitions."
+)
+
+
+def metric_definition_errors(algorithm_specification: dict) -> list[str]:
+    """[OVERRIDE_ERROR] when an (Hyper)AlgorithmSpecification sends MetricDefinitions for the
+    XGBoost image, as SageMaker rejects it; [] otherwise."""
+    image = algorithm_specification.get("TrainingImage", "")
+    if is_xgboost_image(image) and algorithm_specification.get("MetricDefinitions"):
+        return [OVERRIDE_ERROR]
+    return []

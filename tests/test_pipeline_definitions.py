@@ -572,13 +572,30 @@ def test_no_metric_definitions_on_the_xgboost_image(definitions):
     for step, job in jobs:
         algorithm = job["AlgorithmSpecification"]
         assert xgboost_image.is_xgboost_image(algorithm["TrainingImage"]), step["Name"]
-        assert "MetricDefinitions" not in algorithm, step["Name"]
+        assert xgboost_image.metric_definition_errors(algorithm) == [], step["Name"]
         if step["Type"] == "Tuning":
             config = step["Arguments"]["HyperParameterTuningJobConfig"]
             objective = config["HyperParameterTuningJobObjective"]
             assert objective["MetricName"] in xgboost_image.BUILTIN_METRICS
             direction = xgboost_image.BUILTIN_METRIC_DIRECTIONS[objective["MetricName"]]
             assert objective["Type"] == direction
+
+
+def test_metric_definitions_on_the_xgboost_image_get_the_service_error():
+    """What the definitions sent before: SageMaker's ValidationException text."""
+    from pipeline_scripts import xgboost_image
+
+    old = {
+        "TrainingImage": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
+        "TrainingInputMode": "File",
+        "MetricDefinitions": [{"Name": "validation:rmse", "Regex": "validation-rmse:([0-9.]+)"}],
+    }
+    assert xgboost_image.metric_definition_errors(old) == [
+        "You can't override the metric definitions for Amazon SageMaker algorithms. Please "
+        "retry the request without specifying metric definitions."
+    ]
+    custom = {**old, "TrainingImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mine:1"}
+    assert xgboost_image.metric_definition_errors(custom) == []
 
 
 def _environments(value):
