@@ -710,7 +710,7 @@ def test_lambda_steps_call_the_handler_in_process(small, aws):
     execution = small.runner().run_definition(definition, "lambda-pipeline")
     assert execution.status == "Succeeded", execution.failure_reason
     version = execution.step("Version").outputs["data_version"]
-    assert version.startswith(f"{data} (1 objects, sha256:")
+    assert version.startswith(f"{data} objects=1 sha256=")
     assert json.loads(_read(f"{execution.step('Use').outputs['out']}/report.json"))["args"] == [
         version
     ]
