@@ -12,7 +12,7 @@ CHECKOV := $(CHECKOV_VENV)/.installed
 # gitlab-ci-local (pinned in package-lock.json) lets the tests list the CI jobs per branch.
 NODE_DEPS := node_modules/.installed
 
-.PHONY: demo test lint format render upsert delete preflight rollback checkov lock clean
+.PHONY: demo test lint format render upsert delete preflight role-policy rollback checkov lock clean
 
 $(VENV)/.installed: requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -64,6 +64,9 @@ delete: $(VENV)/.installed  ## delete the pipelines (used by the destroy job)
 
 preflight: $(VENV)/.installed  ## check the AWS prerequisites the template does not create
 	$(PY) -m pipeline_scripts preflight --env-file $(ENV_FILE)
+
+role-policy: $(VENV)/.installed  ## write build/role-policy.json, the least-privilege policy of role_arn
+	$(PY) -m pipeline_scripts.role_policy --env-file $(ENV_FILE)
 
 lock:  ## re-resolve requirements.lock from the pins in pyproject.toml
 	rm -rf build/lock-venv

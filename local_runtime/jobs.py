@@ -47,6 +47,7 @@ from botocore.exceptions import ClientError
 
 from local_runtime.events import model_package_state_change
 from local_runtime.expressions import is_expression, iso_time, jsonable, load_json_text
+from pipeline_scripts.xgboost_image import as_logged, builtin_metric_definitions, is_xgboost_image
 
 PROCESSING_ROOT = "/opt/ml/processing"
 DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default StoppingCondition
@@ -588,6 +589,21 @@ def _env_value(value) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def job_metrics(algorithm: dict, log_text: str) -> dict[str, float]:
+    """The metrics SageMaker would record: the XGBoost image's built-in ones, read from the
+    log as SageMaker records it (tabs as #011), else the request's MetricDefinitions."""
+    if is_xgboost_image(algorithm.get("TrainingImage", "")):
+        return scrape_metrics(as_logged(log_text), builtin_metric_definitions())
+    return scrape_metrics(log_text, algorithm.get("MetricDefinitions", []))
+
+
+def metric_names(algorithm: dict) -> set[str]:
+    """Names of the metrics a training job with this AlgorithmSpecification reports."""
+    if is_xgboost_image(algorithm.get("TrainingImage", "")):
+        return {d["Name"] for d in builtin_metric_definitions()}
+    return {d["Name"] for d in algorithm.get("MetricDefinitions", [])}
+
+
 def scrape_metrics(log_text: str, definitions: list[dict]) -> dict[str, float]:
     """Final value of each metric: the last match of its regex's first group in the log."""
     metrics = {}
@@ -620,23 +636,30 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
     for folder in (code, config, model_dir, output_data):
         folder.mkdir(parents=True, exist_ok=True)
 
-    archive = workdir / "sourcedir.tar.gz"
-    bucket, key = split_s3_uri(submit)
-    try:
-        job.s3.download_file(bucket, key, str(archive))
-    except ClientError as error:
-        raise StepFailed(
-            f"ClientError: cannot download sagemaker_submit_directory {submit}: {error}"
-        ) from None
-    extract_tar(archive, code)
-    if not (code / program).is_file():
-        raise StepFailed(f"sagemaker_program '{program}' is not in {submit}")
-
     channels = request.get("InputDataConfig", [])
     for channel in channels:
         source = channel["DataSource"]["S3DataSource"]["S3Uri"]
         target = workdir / "input" / "data" / channel["ChannelName"]
         download_input(job.s3, source, target, f"channel '{channel['ChannelName']}'")
+
+    # The toolkit takes an s3:// URI or a path inside the job, e.g. a tarball in an input
+    # channel (sagemaker_containers _files.download_and_extract).
+    if submit.startswith("s3://"):
+        archive = workdir / "sourcedir.tar.gz"
+        bucket, key = split_s3_uri(submit)
+        try:
+            job.s3.download_file(bucket, key, str(archive))
+        except ClientError as error:
+            raise StepFailed(
+                f"ClientError: cannot download sagemaker_submit_directory {submit}: {error}"
+            ) from None
+    else:
+        archive = workdir / submit.removeprefix("/opt/ml/")
+        if not submit.startswith("/opt/ml/") or not archive.is_file():
+            raise StepFailed(f"sagemaker_submit_directory {submit}: no such file in the job")
+    extract_tar(archive, code)
+    if not (code / program).is_file():
+        raise StepFailed(f"sagemaker_program '{program}' is not in {submit}")
     names = sorted(c["ChannelName"] for c in channels)
     input_config = {
         c["ChannelName"]: {
@@ -696,8 +719,10 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
         raise StepFailed(failure_reason(outcome, workdir / "output" / "failure"))
     ended = now()
 
-    definitions = request.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
-    metrics = scrape_metrics(log_path.read_text(encoding="utf-8", errors="replace"), definitions)
+    metrics = job_metrics(
+        request.get("AlgorithmSpecification", {}),
+        log_path.read_text(encoding="utf-8", errors="replace"),
+    )
     output_path = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}/output"
     model_archive = workdir / "model.tar.gz"
     tar_gz(model_dir, model_archive)

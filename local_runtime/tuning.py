@@ -36,6 +36,7 @@ from local_runtime.jobs import (
     Job,
     StepFailed,
     StepResult,
+    metric_names,
     now,
     one_of,
     train,
@@ -167,11 +168,11 @@ def run_tuning(job: Job) -> StepResult:
     limits = config["ResourceLimits"]
     max_jobs = int(limits["MaxNumberOfTrainingJobs"])
     parallel = max(1, min(int(limits["MaxParallelTrainingJobs"]), max_jobs))
-    definitions = definition.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
-    if metric not in {d["Name"] for d in definitions}:
+    if metric not in metric_names(definition.get("AlgorithmSpecification", {})):
         raise DefinitionError(
-            f"step '{job.step_name}': the objective metric '{metric}' has no MetricDefinition "
-            "in TrainingJobDefinition.AlgorithmSpecification"
+            f"step '{job.step_name}': the objective metric '{metric}' is neither a built-in "
+            "metric of the training image nor a MetricDefinition in "
+            "TrainingJobDefinition.AlgorithmSpecification"
         )
     cpus = max(1, (os.cpu_count() or 1) // parallel)
     rng = np.random.default_rng(int(config.get("RandomSeed", 0)))

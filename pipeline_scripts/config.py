@@ -168,14 +168,6 @@ def _iso_duration(value: str) -> str | None:
     return "an ISO-8601 duration such as P30D or PT12H"
 
 
-def _metric_regex(value: str) -> str | None:
-    try:
-        groups = re.compile(value).groups
-    except re.error:
-        groups = -1
-    return None if groups == 1 else "a regular expression with exactly one capture group"
-
-
 # --------------------------------------------------------------------------- schema plumbing
 
 
@@ -803,17 +795,8 @@ class Hyperparameters:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MetricDefinition:
-    """Training metric scraped from the job log; also the tuning objective."""
-
-    name: str = _field(lambda v: None if v.strip() else "a metric name such as validation:rmse")
-    regex: str = _field(_metric_regex)
-
-
-@dataclass(frozen=True, kw_only=True)
 class TrainingSettings(ProcessingSettings):
     hyperparameters: Hyperparameters = _field()
-    metric: MetricDefinition = _field()
 
 
 @dataclass(frozen=True, kw_only=True)

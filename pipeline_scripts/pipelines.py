@@ -35,6 +35,9 @@ from pipeline_scripts.steps import PROCESSING_ROOT, StepFactory
 MODEL_QUALITY_STEP = "ModelQualityCheck"
 DATA_QUALITY_STEP = "DataQualityCheck"
 REGISTER_STEP = "RegisterModel"
+COMPARE_STEP = "CompareWithNewestVersion"
+NOVELTY_STEP = "CheckModelIsNew"
+FINGERPRINT_KEY = "model_fingerprint"  # code/model_resolver reads it under the same key
 
 MSE_JSON_PATH = "regression_metrics.mse.value"
 PARTIALS_DIR = f"{PROCESSING_ROOT}/output/partials"  # sharded data-quality steps write here
@@ -139,12 +142,16 @@ def build_training_pipeline(
     train_uri, validation_uri = output(preprocess, "train"), output(preprocess, "validation")
     if tuning:
         model_step = steps.tuning("TuneModel", train_uri, validation_uri)
-        model_data_url = steps.output_uri(
-            model_step.name,
-            "models",
-            model_step.properties.BestTrainingJob.TrainingJobName,
-            "output",
-            "model.tar.gz",
+        # Correct on a cache hit too: the best job's name comes from the (cached) tuning job
+        # and its output prefix is not execution-scoped (StepFactory.tuning_output_uri).
+        model_data_url = Join(
+            on="/",
+            values=[
+                steps.tuning_output_uri(model_step.name),
+                model_step.properties.BestTrainingJob.TrainingJobName,
+                "output",
+                "model.tar.gz",
+            ],
         )
     else:
         model_step = steps.training("TrainModel", train_uri, validation_uri)
@@ -169,6 +176,12 @@ def build_training_pipeline(
         step_name=evaluate.name, property_file=evaluation_report, json_path=MSE_JSON_PATH
     )
 
+    # Unchanged data, code and settings hit the step cache everywhere and would register the
+    # same model again: register only a model whose fingerprint differs from the newest
+    # version's (code/model_resolver, action compare_fingerprint).
+    novelty = steps.compare_with_newest_version(
+        COMPARE_STEP, data_version.properties.Outputs["data_version"], tuning=tuning
+    )
     register = steps.register_model(
         REGISTER_STEP,
         model_data_url=model_data_url,
@@ -176,11 +189,14 @@ def build_training_pipeline(
         statistics_uri=Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"]),
         constraints_uri=Join(on="/", values=[output(baseline, "data_quality"), "constraints.json"]),
         approval_status=approval,
+        # Every value must be a valid CustomerMetadataValue (botocore SageMaker model: 1..256
+        # characters of letters, spaces, digits and _.:/=+-@). Hence no raw TrainingDataUrl: a
+        # key may hold other characters; the data version shows it in a valid form.
         metadata={
             "git_commit": git_commit,
-            "training_data_url": data_url,
             "training_data_version": data_version.properties.Outputs["data_version"],
             "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            FINGERPRINT_KEY: novelty.properties.Outputs["model_fingerprint"],
             "transform_uri": Join(
                 on="/", values=[output(preprocess, "transform"), "transform.json"]
             ),
@@ -206,16 +222,31 @@ def build_training_pipeline(
             ],
         ),
     )
+    # Outcome False: the model is the newest version's (the compare step's message says so).
+    novelty_gate = ConditionStep(
+        name=NOVELTY_STEP,
+        conditions=[ConditionEquals(left=novelty.properties.Outputs["is_new"], right=True)],
+        if_steps=[register],
+        else_steps=[],
+    )
     accuracy_gate = ConditionStep(
         name="CheckModelAccuracy",
         conditions=[ConditionLessThanOrEqualTo(left=model_mse, right=threshold)],
-        if_steps=[register],
+        if_steps=[novelty_gate],
         else_steps=[too_inaccurate],
     )
     return Pipeline(
         name=name,
         parameters=[data_url, approval, threshold],
-        steps=[data_version, preprocess, *baseline_steps, model_step, evaluate, accuracy_gate],
+        steps=[
+            data_version,
+            preprocess,
+            *baseline_steps,
+            model_step,
+            evaluate,
+            novelty,
+            accuracy_gate,
+        ],
         sagemaker_session=session,
     )
 

@@ -16,6 +16,11 @@ configuration in the env file:
   unless events.tf declares them too;
 - ``kms_key`` exists, is Enabled, is a symmetric encryption key and these credentials can use
   it (upsert uploads the step code encrypted with it);
+- ``role_arn`` is allowed every action of the generated role policy (``make role-policy``),
+  asked of IAM's policy simulator (iam:SimulatePrincipalPolicy) on an example resource of each
+  statement. When the simulator cannot be asked (not allowed, or not implemented as in the
+  local stand-in) the line is a ``warning:`` saying so: the check is a convenience, not a
+  prerequisite;
 - once Terraform has created the notification topic: every ``email_recipient`` has confirmed its
   subscription. An unconfirmed one is a ``warning:`` line that does not fail the command: only
   the recipient can confirm, and CI must still be able to deploy (e.g. a tfvars change removing
@@ -31,8 +36,9 @@ from typing import Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.parsers import ResponseParserError
 
-from pipeline_scripts.config import EnvConfig
+from pipeline_scripts.config import EnvConfig, ProjectConfig, load_pipeline_settings
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 # sns.tf names the notification topic "<model_package_group_name>-notifications".
@@ -53,6 +59,7 @@ PREFLIGHT_ACTIONS = (
     "kms:GenerateDataKey",
     "sns:GetTopicAttributes",
     "sns:ListSubscriptionsByTopic",
+    "iam:SimulatePrincipalPolicy",  # optional: without it the role check is a warning
 )
 
 
@@ -254,6 +261,71 @@ def check_kms_key(kms, env: EnvConfig) -> Finding:
     return Finding("ok", f"KMS key {key} is Enabled and usable")
 
 
+def _example_resource(resource: str, env: EnvConfig) -> str:
+    """A concrete ARN a statement's resource pattern covers (the simulator wants real ones)."""
+    return resource.replace("*", f"pipelines-{env.user_id}-example")
+
+
+# Values for the condition keys of the role policy, as the service would send them.
+def _context(env: EnvConfig) -> list[dict]:
+    entries = {
+        "iam:PassedToService": SAGEMAKER_PRINCIPAL,
+        "s3:prefix": f"{env.bucket_prefix.strip('/')}/example",
+        "cloudwatch:namespace": "/aws/sagemaker/TrainingJobs",
+    }
+    if ":alias/" in env.kms_key:
+        entries["kms:ResourceAliases"] = env.kms_key.split(":", 5)[5]
+    return [
+        {"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"}
+        for k, v in entries.items()
+    ]
+
+
+def check_role_permissions(iam, config: ProjectConfig) -> Finding:
+    """Asks IAM whether role_arn is allowed each action of the generated role policy."""
+    from pipeline_scripts.role_policy import role_policy
+
+    env = config.env
+    denied = []
+    try:
+        for statement in role_policy(config)["Statement"]:
+            resources = statement["Resource"]
+            for resource in [resources] if isinstance(resources, str) else resources:
+                example = _example_resource(resource, env)
+                pages = iam.get_paginator("simulate_principal_policy").paginate(
+                    PolicySourceArn=env.role_arn,
+                    ActionNames=statement["Action"],
+                    ResourceArns=[example],
+                    ContextEntries=_context(env),
+                )
+                for page in pages:
+                    denied += [
+                        f"{r['EvalActionName']} on {example}"
+                        for r in page["EvaluationResults"]
+                        if r["EvalDecision"] != "allowed"
+                    ]
+    # moto, the local stand-in, has no policy simulator: NotImplementedError in process, and
+    # an HTML error page (ResponseParserError) at AWS_ENDPOINT_URL.
+    except (ClientError, BotoCoreError, NotImplementedError, ResponseParserError) as error:
+        reason = _code(error) if isinstance(error, ClientError) else type(error).__name__
+        return Finding(
+            "warning",
+            f"cannot check the permissions of role {env.role_arn} "
+            f"(iam:SimulatePrincipalPolicy: {reason or error})",
+            "compare its policies with build/role-policy.json from 'make role-policy', or "
+            "allow iam:SimulatePrincipalPolicy on the role to the identity running preflight",
+        )
+    if denied:
+        return Finding(
+            "missing",
+            f"role {env.role_arn} is not allowed {len(denied)} action(s) the pipelines need: "
+            + ", ".join(denied[:5])
+            + (" ..." if len(denied) > 5 else ""),
+            "attach build/role-policy.json from 'make role-policy' to the role",
+        )
+    return Finding("ok", f"role {env.role_arn} is allowed every action of the role policy")
+
+
 def check_subscriptions(sns, env: EnvConfig) -> list[Finding]:
     """Only once the topic exists: Terraform creates it and the subscriptions."""
     topic = notification_topic_name(env)
@@ -298,6 +370,8 @@ def check_subscriptions(sns, env: EnvConfig) -> list[Finding]:
 def preflight(env: EnvConfig, session: boto3.Session | None = None) -> list[Finding]:
     """Every check, in the order a user would fix them."""
     session = session or boto3.Session()
+    # The role policy names the image of pipelines.yaml; tags play no part in it.
+    config = ProjectConfig(env=env, settings=load_pipeline_settings(), tags={})
 
     def client(service: str):
         return session.client(service, region_name=env.region)
@@ -311,6 +385,7 @@ def preflight(env: EnvConfig, session: boto3.Session | None = None) -> list[Find
             check_role(client("iam"), env),
             *check_bucket(client("s3"), env),
             check_kms_key(client("kms"), env),
+            check_role_permissions(client("iam"), config),
             *check_subscriptions(client("sns"), env),
         ]
     except NoCredentialsError:

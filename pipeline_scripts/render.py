@@ -48,13 +48,9 @@ def offline_session(config: ProjectConfig) -> PipelineSession:
         aws_access_key_id="render-only",
         aws_secret_access_key="render-only",
     )
-    session = PipelineSession(
-        boto_session=boto_session,
-        default_bucket=config.env.bucket_name,
-    )
-    # Preset so the SDK never probes or creates the bucket while rendering.
-    session._default_bucket = config.env.bucket_name
-    return session
+    # Every S3 location is given explicitly, so the SDK never asks for its default bucket
+    # (which would probe or create it); the public default_bucket argument names it anyway.
+    return PipelineSession(boto_session=boto_session, default_bucket=config.env.bucket_name)
 
 
 def canonical_json(definition: str) -> str:

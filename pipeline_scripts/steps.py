@@ -7,6 +7,7 @@ steps together.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,6 @@ from sagemaker.core.network import NetworkConfig
 from sagemaker.core.parameter import ContinuousParameter, IntegerParameter
 from sagemaker.core.processing import Processor
 from sagemaker.core.shapes import (
-    MetricDefinition,
     ProcessingInput,
     ProcessingOutput,
     ProcessingS3Input,
@@ -57,8 +57,9 @@ from sagemaker.serve.model_builder import ModelBuilder
 from sagemaker.train import ModelTrainer
 from sagemaker.train.tuner import HyperparameterTuner
 
-from pipeline_scripts.assets import TRAINING_ENTRY_POINT, StepCode
+from pipeline_scripts.assets import TRAINING_ENTRY_POINT, TRAINING_SOURCE_ARCHIVE, StepCode
 from pipeline_scripts.config import ProjectConfig
+from pipeline_scripts.xgboost_image import VALIDATION_RMSE
 
 PROCESSING_ROOT = "/opt/ml/processing"
 CSV = "text/csv"
@@ -67,10 +68,25 @@ JSON = "application/json"
 _RANGE_TYPES = {"continuous": ContinuousParameter, "integer": IntegerParameter}
 
 
-class _EncryptedVolumeTuningStep(TuningStep):
-    """SDK 3.27.0 drops the volume KMS key when it builds the tuning job's training-job
-    definition (HyperparameterTuner copies only type, count and size); put it back so tuned
-    jobs are encrypted like every other job."""
+# Training code ships as this input channel, so a training job needs no route to S3 and runs
+# network-isolated. The framework toolkit accepts a local tarball as sagemaker_submit_directory
+# (aws/sagemaker-containers src/sagemaker_containers/_files.py download_and_extract: an s3://
+# URI is downloaded, a local directory copied, a local tar.gz extracted; the XGBoost image runs
+# user scripts through it, src/sagemaker_xgboost_container/training.py). A File-mode channel is
+# copied to /opt/ml/input/data/<channel>/ (CreateTrainingJob, InputDataConfig).
+CODE_CHANNEL = "code"
+CODE_ARCHIVE_IN_JOB = f"/opt/ml/input/data/{CODE_CHANNEL}/{TRAINING_SOURCE_ARCHIVE}"
+# The two network settings of every training job (plain or tuned).
+TRAINING_NETWORK = {
+    "enable_network_isolation": True,
+    "enable_inter_container_traffic_encryption": True,
+}
+
+
+class _SecuredTuningStep(TuningStep):
+    """SDK 3.27.0 drops the volume KMS key and the network settings when it builds the tuning
+    job's training-job definition (HyperparameterTuner copies only the instance type, count and
+    size, and the VPC); put them back so tuned jobs are secured like every other job."""
 
     def __init__(self, *args, volume_kms_key: str, **kwargs):
         super().__init__(*args, **kwargs)
@@ -79,8 +95,29 @@ class _EncryptedVolumeTuningStep(TuningStep):
     @property
     def arguments(self):
         request = super().arguments
-        request["TrainingJobDefinition"]["ResourceConfig"]["VolumeKmsKeyId"] = self._volume_kms_key
+        definition = request["TrainingJobDefinition"]
+        definition["ResourceConfig"]["VolumeKmsKeyId"] = self._volume_kms_key
+        definition["EnableNetworkIsolation"] = TRAINING_NETWORK["enable_network_isolation"]
+        definition["EnableInterContainerTrafficEncryption"] = TRAINING_NETWORK[
+            "enable_inter_container_traffic_encryption"
+        ]
         return request
+
+
+# ModelBuilder 3.27.0 defaults `dependencies` to {"auto": True}, which turns on script mode
+# without a script: it asks the session for its default bucket (an S3 call) and sets
+# SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY to "". The XGBoost image's serving then
+# imports module "" and fails; without SAGEMAKER_PROGRAM it serves the model file in algorithm
+# mode (aws/sagemaker-xgboost-container src/sagemaker_xgboost_container/serving.py main:
+# module_name None -> ScoringService; algorithm_mode/serve_utils.py get_loaded_booster loads
+# train.py's xgboost-model). Hence dependencies=None on every ModelBuilder.
+
+
+# The helper Lambdas the pipelines invoke (lambda.tf deploys them; role_policy lets the role
+# invoke them).
+DATA_VERSION_LAMBDA = "data-version"
+MODEL_RESOLVER_LAMBDA = "model-resolver"
+SAGEMAKER_LAMBDAS = (DATA_VERSION_LAMBDA, MODEL_RESOLVER_LAMBDA)
 
 
 def lambda_function_arn(config: ProjectConfig, function: str) -> str:
@@ -190,12 +227,49 @@ class StepFactory:
         return LambdaStep(
             name=name,
             lambda_func=Lambda(
-                function_arn=lambda_function_arn(self.config, "data-version"),
+                function_arn=lambda_function_arn(self.config, DATA_VERSION_LAMBDA),
                 session=self.session,
             ),
             inputs={"s3_uri": data_url},
             outputs=[
                 LambdaOutput(output_name="data_version", output_type=LambdaOutputTypeEnum.String)
+            ],
+        )
+
+    def code_and_settings(self, *, tuning: bool) -> str:
+        """What, besides the training data, decides the model: the step code bundle (its URI
+        holds its sha256), the image, the hyperparameters and, when tuned, the tuning settings.
+        A hash, known at render time, so the model fingerprint is short and valid metadata."""
+        settings = {
+            "code": self.code.bundle_uri,
+            "image": self.image_uri,
+            "hyperparameters": asdict(self.settings.training.hyperparameters),
+            "tuning": asdict(self.settings.tuning) if tuning else None,
+        }
+        text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def compare_with_newest_version(self, name: str, data_version, *, tuning: bool) -> LambdaStep:
+        """Fingerprints the model about to be registered and says whether the group's newest
+        version has the same one (then registering it again would only duplicate it)."""
+        return LambdaStep(
+            name=name,
+            lambda_func=Lambda(
+                function_arn=lambda_function_arn(self.config, MODEL_RESOLVER_LAMBDA),
+                session=self.session,
+            ),
+            inputs={
+                "action": "compare_fingerprint",
+                "model_package_group_name": self.env.model_package_group_name,
+                "data_version": data_version,
+                "code_and_settings": self.code_and_settings(tuning=tuning),
+            },
+            outputs=[
+                LambdaOutput(
+                    output_name="model_fingerprint", output_type=LambdaOutputTypeEnum.String
+                ),
+                LambdaOutput(output_name="is_new", output_type=LambdaOutputTypeEnum.Boolean),
+                LambdaOutput(output_name="message", output_type=LambdaOutputTypeEnum.String),
             ],
         )
 
@@ -213,7 +287,7 @@ class StepFactory:
         return LambdaStep(
             name=name,
             lambda_func=Lambda(
-                function_arn=lambda_function_arn(self.config, "model-resolver"),
+                function_arn=lambda_function_arn(self.config, MODEL_RESOLVER_LAMBDA),
                 session=self.session,
             ),
             inputs={"model_package_group_name": self.env.model_package_group_name},
@@ -305,8 +379,9 @@ class StepFactory:
             depends_on=list(depends_on) if depends_on else None,
         )
 
-    def _trainer(self, name: str) -> ModelTrainer:
-        """Script mode: the framework image's toolkit fetches sourcedir.tar.gz and runs train.py.
+    def _trainer(self, name: str, output_uri) -> ModelTrainer:
+        """Script mode: the framework image's toolkit unpacks sourcedir.tar.gz from the `code`
+        channel and runs train.py.
 
         Hyperparameters are JSON-encoded, the framework toolkit's convention, so types survive.
         """
@@ -314,7 +389,7 @@ class StepFactory:
         hyperparameters = {
             **asdict(training.hyperparameters),
             "sagemaker_program": TRAINING_ENTRY_POINT,
-            "sagemaker_submit_directory": self.code.training_source(),
+            "sagemaker_submit_directory": CODE_ARCHIVE_IN_JOB,
             "sagemaker_region": self.env.region,
         }
         trainer = ModelTrainer(
@@ -332,26 +407,38 @@ class StepFactory:
                 max_runtime_in_seconds=training.max_runtime_seconds
             ),
             output_data_config=OutputDataConfig(
-                s3_output_path=self.output_uri(name, "models"), kms_key_id=self.env.kms_key
+                s3_output_path=output_uri, kms_key_id=self.env.kms_key
             ),
-            # Not network-isolated: script mode downloads sourcedir.tar.gz from inside the job.
-            networking=self._vpc_networking(enable_inter_container_traffic_encryption=True),
+            # Network-isolated: the code arrives as a channel, SageMaker moves data and model.
+            networking=self._vpc_networking(**TRAINING_NETWORK),
             hyperparameters={k: json.dumps(v) for k, v in hyperparameters.items()},
             tags=[Tag(key=t["Key"], value=t["Value"]) for t in self.tags],
         )
-        return trainer.with_metric_definitions(
-            [MetricDefinition(name=training.metric.name, regex=training.metric.regex)]
-        )
+        # No MetricDefinitions: SageMaker rejects them for its XGBoost image and scrapes the
+        # image's built-in metrics instead (pipeline_scripts/xgboost_image.py).
+        return trainer
 
-    @staticmethod
-    def _channels(train_uri, validation_uri) -> list[InputData]:
+    def _channels(self, train_uri, validation_uri) -> list[InputData]:
         return [
             InputData(channel_name="train", data_source=train_uri, content_type=CSV),
             InputData(channel_name="validation", data_source=validation_uri, content_type=CSV),
+            # An S3Prefix matching the one content-addressed archive: part of the cache key.
+            InputData(channel_name=CODE_CHANNEL, data_source=self.code.training_source()),
         ]
 
+    def tuning_output_uri(self, step_name: str) -> str:
+        """Where a tuning step's training jobs write `<job name>/output/model.tar.gz`: NOT under
+        the execution id. A cached tuning step (its cache key ignores OutputDataConfig: AWS
+        docs "Default cache key attributes by pipeline step type",
+        docs.aws.amazon.com/sagemaker/latest/dg/pipelines-default-keys.html) returns an
+        earlier execution's best job, whose model is under this fixed prefix; training job
+        names are unique, so no job overwrites another's model."""
+        return f"{self.env.artifacts_uri}/{self.pipeline_name}/{step_name}/models"
+
     def training(self, name: str, train_uri, validation_uri) -> TrainingStep:
-        step_args = self._trainer(name).train(
+        # Execution-scoped output is safe here: a cached training step's
+        # ModelArtifacts.S3ModelArtifacts is the cached job's own model location.
+        step_args = self._trainer(name, self.output_uri(name, "models")).train(
             input_data_config=self._channels(train_uri, validation_uri), wait=False
         )
         return TrainingStep(
@@ -363,17 +450,16 @@ class StepFactory:
 
     def tuning(self, name: str, train_uri, validation_uri) -> TuningStep:
         tuning = self.settings.tuning
-        metric = self.settings.training.metric
         ranges = {
             hp_name: _RANGE_TYPES[spec.type](spec.min, spec.max, scaling_type=spec.scaling)
             for hp_name, spec in tuning.ranges.items()
         }
         tuner = HyperparameterTuner(
-            model_trainer=self._trainer(name),
-            objective_metric_name=metric.name,
+            model_trainer=self._trainer(name, self.tuning_output_uri(name)),
+            # A built-in metric of the XGBoost image; train.py logs it (xgboost_image.py).
+            objective_metric_name=VALIDATION_RMSE,
             objective_type=tuning.objective_type,
             hyperparameter_ranges=ranges,
-            metric_definitions=[{"Name": metric.name, "Regex": metric.regex}],
             strategy=tuning.strategy,
             max_jobs=tuning.max_jobs,
             max_parallel_jobs=tuning.max_parallel_jobs,
@@ -382,7 +468,7 @@ class StepFactory:
             tags=self.tags,
         )
         step_args = tuner.tune(inputs=self._channels(train_uri, validation_uri), wait=False)
-        return _EncryptedVolumeTuningStep(
+        return _SecuredTuningStep(
             name=name,
             step_args=step_args,
             cache_config=self._cache(),
@@ -397,6 +483,7 @@ class StepFactory:
             role_arn=self.env.role_arn,
             sagemaker_session=self.session,
             log_level=logging.WARNING,  # its default, DEBUG, narrates every field it fills in
+            dependencies=None,  # no script mode (see the note above lambda_function_arn)
             # Serving needs no network: the model is loaded from the artefact SageMaker mounts.
             network=self._vpc_networking(enable_network_isolation=True),
         )
@@ -422,6 +509,7 @@ class StepFactory:
             role_arn=self.env.role_arn,
             sagemaker_session=self.session,
             log_level=logging.WARNING,
+            dependencies=None,  # no script mode (see the note above lambda_function_arn)
         )
         step_args = builder.register(
             model_package_group_name=self.env.model_package_group_name,

@@ -4,7 +4,9 @@ Channels come from SM_CHANNEL_TRAIN and SM_CHANNEL_VALIDATION (folders of *.csv 
 header, target first, as written by preprocess.py); the model goes to
 $SM_MODEL_DIR/xgboost-model in xgboost's JSON format, the file name the SageMaker XGBoost
 serving container loads. Hyperparameters arrive as `--name value` flags. Every round logs
-`[i]\ttrain-rmse:x\tvalidation-rmse:y`, which the training/tuning metric regex reads.
+`[i]\ttrain-rmse:x\tvalidation-rmse:y` through xgboost's EvaluationMonitor, as the image's
+algorithm mode does (aws/sagemaker-xgboost-container callback.py); SageMaker reads the image's
+built-in metric validation:rmse from it (pipeline_scripts/xgboost_image.py).
 """
 
 import argparse
@@ -90,7 +92,8 @@ def train(args):
         "min_child_weight": args.min_child_weight,
         "gamma": args.gamma,
         "seed": args.seed,
-        # Always rmse, whatever the objective, so the metric regex finds validation-rmse.
+        # Always rmse, whatever the objective: the built-in validation:rmse is the tuning
+        # objective. Evals "train" then "validation": the metric regex needs the tab before it.
         "eval_metric": "rmse",
     }
     dtrain = xgb.DMatrix(x_train, label=y_train)
@@ -101,7 +104,8 @@ def train(args):
             dtrain,
             num_boost_round=args.num_round,
             evals=[(dtrain, "train"), (dval, "validation")],
-            verbose_eval=True,
+            verbose_eval=False,
+            callbacks=[xgb.callback.EvaluationMonitor()],  # the container's own log format
         )
     except xgb.core.XGBoostError as error:
         message = str(error).strip().splitlines()[0]

@@ -768,8 +768,6 @@ def test_shipped_settings():
     assert settings.tuning.ranges["max_depth"].scaling == "Auto"
     assert settings.tuning.ranges["eta"].scaling == "Logarithmic"
     assert settings.caching.expire_after == "P30D"
-    log_line = "[42]\ttrain-rmse:1.93\tvalidation-rmse:2.1547e+00"
-    assert re.search(settings.training.metric.regex, log_line).group(1) == "2.1547e+00"
 
 
 def test_shipped_image_version_is_known_to_the_pinned_sagemaker_sdk():
@@ -819,18 +817,6 @@ BAD_SETTINGS = [
         "binary:logistic",
         "training.hyperparameters.objective",
         "'reg:squarederror'",
-    ),
-    (
-        "training.metric.regex",
-        "validation-rmse:[0-9.]+",
-        "training.metric.regex",
-        "exactly one capture group",
-    ),
-    (
-        "training.metric.regex",
-        "validation-rmse:([0-9.]+",
-        "training.metric.regex",
-        "exactly one capture group",
     ),
     ("tuning.strategy", "Grid", "tuning.strategy", "Bayesian, Random or Hyperband"),
     ("tuning.objective_type", "Lowest", "tuning.objective_type", "'Minimize'"),
@@ -903,7 +889,7 @@ def test_bad_settings_are_rejected(tmp_path, key, value, reported, expected):
 
 
 @pytest.mark.parametrize(
-    "key", ["retry.max_attempts", "training.metric", "tuning", "tuning.ranges.eta.min"]
+    "key", ["retry.max_attempts", "training.hyperparameters", "tuning", "tuning.ranges.eta.min"]
 )
 def test_missing_setting_is_rejected(tmp_path, key):
     path = edited_settings(tmp_path, key, delete=True)

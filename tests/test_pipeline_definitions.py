@@ -22,7 +22,7 @@ from botocore.validate import ParamValidator
 from pipeline_scripts import pipelines
 from pipeline_scripts.cli import run
 from pipeline_scripts.config import load_config
-from pipeline_scripts.render import render
+from pipeline_scripts.render import offline_session, render
 from tests.conftest import REPO_ROOT, all_steps, shared_path
 
 DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
@@ -329,9 +329,11 @@ TRAINING_DAG = {
     "<model>": {"Preprocess"},
     "EvaluateModel": {"<model>", "Preprocess"},
     "CheckModelAccuracy": {"EvaluateModel"},
+    "CompareWithNewestVersion": {"RecordTrainingDataVersion"},
+    "CheckModelIsNew": {"CheckModelAccuracy", "CompareWithNewestVersion"},
     "RegisterModel": {
-        "CheckModelAccuracy", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
-        "RecordTrainingDataVersion",
+        "CheckModelIsNew", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
+        "RecordTrainingDataVersion", "CompareWithNewestVersion",
     },
     "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
 }  # fmt: skip
@@ -404,7 +406,7 @@ def test_accuracy_gate_compares_evaluation_mse_with_the_threshold(definitions, c
     assert condition["Type"] == "LessThanOrEqualTo"
     assert condition["LeftValue"]["Std:JsonGet"]["Path"] == pipelines.MSE_JSON_PATH
     assert condition["RightValue"] == {"Get": "Parameters.MseThreshold"}
-    assert [s["Name"] for s in gate["Arguments"]["IfSteps"]] == [pipelines.REGISTER_STEP]
+    assert [s["Name"] for s in gate["Arguments"]["IfSteps"]] == [pipelines.NOVELTY_STEP]
     (fail,) = gate["Arguments"]["ElseSteps"]
     message = fail["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     assert condition["LeftValue"] in message and {"Get": "Parameters.MseThreshold"} in message
@@ -421,13 +423,57 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
         assert "Statistics" in arguments["ModelMetrics"]["ModelQuality"]
         metadata = arguments["CustomerMetadataProperties"]
         assert set(metadata) == {
-            "git_commit", "training_data_url", "training_data_version",
-            "pipeline_execution_arn", "transform_uri",
+            "git_commit", "training_data_version", "pipeline_execution_arn", "transform_uri",
+            "model_fingerprint",
         }  # fmt: skip
         assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
         assert metadata["training_data_version"] == {
             "Get": "Steps.RecordTrainingDataVersion.OutputParameters['data_version']"
         }
+
+
+def _sample(value, definition: dict, env):
+    """A pipeline expression as it resolves at run time, with an AWS-shaped execution ARN/id
+    and each processing output's own configured S3Uri (Lambda outputs are checked against the
+    same shape in test_pipeline_lambdas)."""
+    if isinstance(value, str | int | float):
+        return str(value)
+    if "Std:Join" in value:
+        join = value["Std:Join"]
+        return join["On"].join(_sample(v, definition, env) for v in join["Values"])
+    reference = value["Get"]
+    execution_id = "a1b2c3d4e5f6"  # DescribePipelineExecution: 12 lowercase alphanumerics
+    if reference == "Execution.PipelineExecutionId":
+        return execution_id
+    if reference == "Execution.PipelineExecutionArn":
+        name = definition["_name"].lower()
+        return f"arn:{env.partition}:sagemaker:{env.region}:{env.account_id}:pipeline/{name}/execution/{execution_id}"  # noqa: E501
+    match = re.fullmatch(
+        r"Steps\.(\w+)\.ProcessingOutputConfig\.Outputs\['(\w+)'\]\.S3Output\.S3Uri", reference
+    )  # noqa: E501
+    assert match, f"no sample for {reference}"
+    step = next(s for s in all_steps(definition) if s["Name"] == match[1])
+    outputs = step["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    output = next(o for o in outputs if o["OutputName"] == match[2])
+    return _sample(output["S3Output"]["S3Uri"], definition, env)
+
+
+def test_registered_metadata_values_are_valid_at_run_time(definitions, config):
+    """CreateModelPackage checks each CustomerMetadataProperties value (1..256 characters of
+    ^([\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@]*)$) after the expressions are resolved."""
+    from pipeline_scripts.api_model import member_shape, value_errors
+
+    shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
+    for name in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
+        definition = {**definitions[name], "_name": name}
+        register = next(s for s in all_steps(definition) if s["Type"] == "RegisterModel")
+        metadata = {
+            key: _sample(value, definition, config.env)
+            for key, value in register["Arguments"]["CustomerMetadataProperties"].items()
+            # Lambda outputs: checked against the same shape in test_pipeline_lambdas.
+            if not (isinstance(value, dict) and "OutputParameters" in str(value))
+        }
+        assert value_errors(metadata, shape, "customerMetadataProperties") == [], name
 
 
 def test_every_job_is_encrypted_tagged_retried_and_writes_per_execution(definitions, config):
@@ -454,7 +500,9 @@ def test_every_job_is_encrypted_tagged_retried_and_writes_per_execution(definiti
                 job = arguments.get("TrainingJobDefinition", arguments)
                 assert job["ResourceConfig"]["VolumeKmsKeyId"] == kms
                 assert job["OutputDataConfig"]["KmsKeyId"] == kms
-                outputs = [job["OutputDataConfig"]["S3OutputPath"]]
+                assert job["EnableInterContainerTrafficEncryption"] is True, step["Name"]
+                # Tuned jobs write under a fixed prefix (unique job names): see the cache test.
+                outputs = [job["OutputDataConfig"]["S3OutputPath"]] if kind == "Training" else []
             else:
                 assert arguments["TransformOutput"]["KmsKeyId"] == kms
                 assert arguments["TransformResources"]["VolumeKmsKeyId"] == kms
@@ -483,7 +531,11 @@ def test_every_job_runs_code_from_the_uploaded_bundle(config, definitions):
             elif step["Type"] in {"Training", "Tuning"}:
                 job = arguments.get("TrainingJobDefinition", arguments)
                 hyperparameters = job.get("StaticHyperParameters") or job["HyperParameters"]
-                assert json.loads(hyperparameters["sagemaker_submit_directory"]) == archive_uri
+                (code,) = [c for c in job["InputDataConfig"] if c["ChannelName"] == "code"]
+                assert code["DataSource"]["S3DataSource"]["S3Uri"] == archive_uri
+                # The channel's one object, where SageMaker puts it in the job.
+                submit = json.loads(hyperparameters["sagemaker_submit_directory"])
+                assert submit == "/opt/ml/input/data/code/" + archive_uri.rsplit("/", 1)[1]
                 assert json.loads(hyperparameters["sagemaker_program"]) in archived
     assert archived == {Path(u).name for u in uploaded if "/scripts/" in u}
 
@@ -501,3 +553,158 @@ def test_training_steps_are_cached_on_the_data_version_and_inference_never(defin
         assert steps["Preprocess"]["CacheConfig"]["Enabled"] is config.settings.caching.enabled
     for step in all_steps(definitions[env.pipeline_inf]):
         assert "CacheConfig" not in step, step["Name"]
+
+
+def _training_jobs(definitions):
+    for definition in definitions.values():
+        for step in all_steps(definition):
+            if step["Type"] in {"Training", "Tuning"}:
+                yield step, step["Arguments"].get("TrainingJobDefinition", step["Arguments"])
+
+
+def test_no_metric_definitions_on_the_xgboost_image(definitions):
+    """CreateTrainingJob/CreateHyperParameterTuningJob: "You can't override the metric
+    definitions for Amazon SageMaker algorithms"; the objective is a built-in metric."""
+    from pipeline_scripts import xgboost_image
+
+    jobs = list(_training_jobs(definitions))
+    assert {step["Type"] for step, _ in jobs} == {"Training", "Tuning"}
+    for step, job in jobs:
+        algorithm = job["AlgorithmSpecification"]
+        assert xgboost_image.is_xgboost_image(algorithm["TrainingImage"]), step["Name"]
+        assert xgboost_image.metric_definition_errors(algorithm) == [], step["Name"]
+        if step["Type"] == "Tuning":
+            config = step["Arguments"]["HyperParameterTuningJobConfig"]
+            objective = config["HyperParameterTuningJobObjective"]
+            assert objective["MetricName"] in xgboost_image.BUILTIN_METRICS
+            direction = xgboost_image.BUILTIN_METRIC_DIRECTIONS[objective["MetricName"]]
+            assert objective["Type"] == direction
+
+
+def test_metric_definitions_on_the_xgboost_image_get_the_service_error():
+    """What the definitions sent before: SageMaker's ValidationException text."""
+    from pipeline_scripts import xgboost_image
+
+    old = {
+        "TrainingImage": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
+        "TrainingInputMode": "File",
+        "MetricDefinitions": [{"Name": "validation:rmse", "Regex": "validation-rmse:([0-9.]+)"}],
+    }
+    assert xgboost_image.metric_definition_errors(old) == [
+        "You can't override the metric definitions for Amazon SageMaker algorithms. Please "
+        "retry the request without specifying metric definitions."
+    ]
+    custom = {**old, "TrainingImage": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mine:1"}
+    assert xgboost_image.metric_definition_errors(custom) == []
+
+
+def _environments(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Environment" and isinstance(item, dict):
+                yield item
+            yield from _environments(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _environments(item)
+
+
+def test_no_empty_environment_values(definitions):
+    """SAGEMAKER_PROGRAM "" makes the XGBoost image's serving import module "" and fail."""
+    checked = 0
+    for name, definition in definitions.items():
+        for environment in _environments(definition["Steps"]):
+            assert "" not in environment.values(), (name, environment)
+            checked += 1
+    assert checked >= 3  # at least the two registered containers and the created model
+
+
+def test_training_runs_network_isolated_with_the_code_as_a_channel(definitions):
+    """No S3 route is needed inside the job: the code arrives as an input channel."""
+    for step, job in _training_jobs(definitions):
+        assert job["EnableNetworkIsolation"] is True, step["Name"]
+        assert job["EnableInterContainerTrafficEncryption"] is True, step["Name"]
+        hyperparameters = job.get("StaticHyperParameters") or job["HyperParameters"]
+        assert not json.loads(hyperparameters["sagemaker_submit_directory"]).startswith("s3://")
+
+
+def _resolve(value, variables: dict):
+    """A Join/Get as the pipeline service resolves it, from `variables` (Get -> value)."""
+    if isinstance(value, str):
+        return value
+    if "Std:Join" in value:
+        join = value["Std:Join"]
+        return join["On"].join(_resolve(v, variables) for v in join["Values"])
+    return variables[value["Get"]]
+
+
+def test_tuned_model_location_is_right_on_a_cache_hit(definitions, config):
+    """Execution 1 runs the tuning job; execution 2 hits the step cache (the key ignores
+    OutputDataConfig: "Default cache key attributes by pipeline step type") and gets
+    execution 1's best job. The model URL execution 2 evaluates and registers must be where
+    that job wrote its model: <S3OutputPath of execution 1>/<job>/output/model.tar.gz."""
+    definition = definitions[config.env.pipeline_trainwhpo]
+    steps = {s["Name"]: s for s in all_steps(definition)}
+    tuning = next(s for s in steps.values() if s["Type"] == "Tuning")
+    best_job = {f"Steps.{tuning['Name']}.BestTrainingJob.TrainingJobName": "tunemodel-001-abc"}
+    first = {"Execution.PipelineExecutionId": "execution1", **best_job}
+    second = {"Execution.PipelineExecutionId": "execution2", **best_job}
+
+    output_path = tuning["Arguments"]["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"]
+    written = f"{_resolve(output_path, first)}/tunemodel-001-abc/output/model.tar.gz"
+    evaluate_input = next(
+        i["S3Input"]["S3Uri"]
+        for i in steps["EvaluateModel"]["Arguments"]["ProcessingInputs"]
+        if i["InputName"] == "model"
+    )
+    registered = steps[pipelines.REGISTER_STEP]["Arguments"]["InferenceSpecification"]
+    for url in (evaluate_input, registered["Containers"][0]["ModelDataUrl"]):
+        assert _resolve(url, second) == written
+
+
+def test_rendering_makes_no_aws_call(config, monkeypatch):
+    """Offline by construction (explicit S3 locations, no default-bucket lookup), without
+    presetting the SDK's private Session._default_bucket."""
+    import botocore.client
+
+    def refuse(client, operation, params):
+        raise AssertionError(f"rendering called {operation}")
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)
+    session = offline_session(config)
+    assert session._default_bucket is None  # nothing private preset
+    assert len(render(config).pipelines) == 3
+
+
+def test_a_model_is_registered_only_when_it_differs_from_the_newest_version(definitions, config):
+    """RegisterModel sits behind a condition on the compare step's is_new, and the version
+    records the fingerprint the compare step computed."""
+    for name in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
+        steps = {s["Name"]: s for s in all_steps(definitions[name])}
+        compare = steps[pipelines.COMPARE_STEP]
+        assert compare["Type"] == "Lambda"
+        assert compare["FunctionArn"].endswith("-model-resolver")
+        assert compare["Arguments"]["action"] == "compare_fingerprint"
+        assert compare["Arguments"]["data_version"] == {
+            "Get": "Steps.RecordTrainingDataVersion.OutputParameters['data_version']"
+        }
+        gate = steps[pipelines.NOVELTY_STEP]["Arguments"]
+        assert gate["Conditions"] == [
+            {
+                "Type": "Equals",
+                "LeftValue": {"Get": f"Steps.{pipelines.COMPARE_STEP}.OutputParameters['is_new']"},
+                "RightValue": True,
+            }
+        ]
+        assert [s["Name"] for s in gate["IfSteps"]] == [pipelines.REGISTER_STEP]
+        assert gate["ElseSteps"] == []
+        metadata = steps[pipelines.REGISTER_STEP]["Arguments"]["CustomerMetadataProperties"]
+        assert metadata["model_fingerprint"] == {
+            "Get": f"Steps.{pipelines.COMPARE_STEP}.OutputParameters['model_fingerprint']"
+        }
+    plain, tuned = (
+        next(s for s in all_steps(definitions[n]) if s["Name"] == pipelines.COMPARE_STEP)
+        for n in (config.env.pipeline_train, config.env.pipeline_trainwhpo)
+    )
+    # Tuning settings are part of what decides the model.
+    assert plain["Arguments"]["code_and_settings"] != tuned["Arguments"]["code_and_settings"]

@@ -73,7 +73,7 @@ def _register(sm, label: str, status="PendingManualApproval", group=GROUP, **ove
         },
         "CustomerMetadataProperties": {
             "transform_uri": uris["transform_uri"],
-            "training_data_version": f"s3://data/train/ (3 objects, sha256:{label:0>16})",
+            "training_data_version": f"s3://data/train/ objects=3 sha256={label:0>16}",
         },
         "DriftCheckBaselines": {
             "ModelDataQuality": {
@@ -276,7 +276,7 @@ def test_prefix_hash_covers_every_object_and_follows_changes(s3):
 
     def expected(items: dict) -> str:
         lines = [f"{key}\tetag:{hashlib.md5(body).hexdigest()}" for key, body in items.items()]
-        return f"s3://{bucket}/abalone/ ({len(items)} objects, sha256:{_prefix_hash(lines)})"
+        return f"s3://{bucket}/abalone/ objects={len(items)} sha256={_prefix_hash(lines)}"
 
     first = _version(f"s3://{bucket}/abalone/")
     assert first == expected(bodies)
@@ -294,7 +294,7 @@ def test_prefix_without_trailing_slash_is_the_same_prefix(s3):
     s3.put_object(Bucket=bucket, Key="abalone/train.csv", Body=b"x")
     s3.put_object(Bucket=bucket, Key="abalone-old/train.csv", Body=b"y")
     assert _version(f"s3://{bucket}/abalone") == _version(f"s3://{bucket}/abalone/")
-    assert "(1 objects," in _version(f"s3://{bucket}/abalone")
+    assert " objects=1 " in _version(f"s3://{bucket}/abalone")
 
 
 def test_prefix_in_versioned_bucket_uses_current_versions(s3):
@@ -306,13 +306,13 @@ def test_prefix_in_versioned_bucket_uses_current_versions(s3):
 
     first = _version(f"s3://{bucket}/data/")
     lines = [f"data/a.csv\t{a}", f"data/b.csv\t{b}"]
-    assert first == f"s3://{bucket}/data/ (2 objects, sha256:{_prefix_hash(lines)})"
+    assert first == f"s3://{bucket}/data/ objects=2 sha256={_prefix_hash(lines)}"
 
     # Rewriting identical bytes is a new version: lineage follows the version, not the etag.
     a2 = s3.put_object(Bucket=bucket, Key="data/a.csv", Body=b"same")["VersionId"]
     lines = [f"data/a.csv\t{a2}", f"data/b.csv\t{b}"]
     assert _version(f"s3://{bucket}/data/") == (
-        f"s3://{bucket}/data/ (2 objects, sha256:{_prefix_hash(lines)})"
+        f"s3://{bucket}/data/ objects=2 sha256={_prefix_hash(lines)}"
     )
 
 
@@ -359,16 +359,176 @@ def test_long_uris_are_cut_to_the_metadata_limit(s3):
     assert len(single) == 256
     assert single.startswith(f"s3://{bucket}/level-00")
     assert "..." in single
-    assert single.endswith(f"/train.csv@{version_id}")  # the identity is never cut
+    digest = hashlib.sha256(f"s3://{bucket}/{key}\t{version_id}".encode()).hexdigest()[:16]
+    assert single.endswith(f"/train.csv@{version_id} sha256={digest}")  # identity is never cut
 
     prefix = _version(f"s3://{bucket}/{folder}/")
     assert len(prefix) == 256
     assert re.fullmatch(
-        rf"s3://{bucket}/level-00.*\.\.\..*-name/ \(1 objects, sha256:[0-9a-f]{{16}}\)", prefix
+        rf"s3://{bucket}/level-00.*\.\.\..*-name/ objects=1 sha256=[0-9a-f]{{16}}", prefix
     )
 
     top = folder.split("/")[0]
     digest = _prefix_hash([f"{key}\t{version_id}"])
     assert _version(f"s3://{bucket}/{top}") == (  # short enough: nothing is cut
-        f"s3://{bucket}/{top}/ (1 objects, sha256:{digest})"
+        f"s3://{bucket}/{top}/ objects=1 sha256={digest}"
     )
+
+
+# Every form the value takes; each must be a valid CreateModelPackage metadata value.
+_ODD_KEY = "runs/2026 (final), v2!/train#1.csv"  # parentheses, comma, "!" and "#": invalid
+_LONG_FOLDER = "/".join(f"level-{number:02d}-with-a-long-descriptive-name" for number in range(20))
+
+
+@pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned"])
+@pytest.mark.parametrize(
+    ("keys", "uri_key"),
+    [
+        (["abalone/train.csv"], "abalone/train.csv"),  # one object
+        (["abalone/train.csv"], "abalone/"),  # a prefix holding one object
+        ([f"abalone/part-{n}.csv" for n in range(3)], "abalone"),  # many objects
+        ([f"{_LONG_FOLDER}/train.csv"], f"{_LONG_FOLDER}/train.csv"),  # long key
+        ([f"{_LONG_FOLDER}/train.csv"], f"{_LONG_FOLDER}/"),  # long prefix
+        ([_ODD_KEY], _ODD_KEY),  # characters the value may not hold
+        ([_ODD_KEY], "runs/2026 (final), v2!/"),
+    ],
+    ids=["object", "prefix", "many", "long-key", "long-prefix", "odd-key", "odd-prefix"],
+)
+def test_data_version_is_valid_customer_metadata_on_every_path(s3, versioned, keys, uri_key):
+    """CreateModelPackage rejects a value that breaks CustomerMetadataValue's length or pattern
+    (e.g. the old "s3://b/p/ (1 objects, sha256:...)"): check with botocore's own shape."""
+    from pipeline_scripts.api_model import member_shape, value_errors
+
+    bucket = _bucket(s3, f"metadata-{'v' if versioned else 'u'}", versioned=versioned)
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    value = _version(f"s3://{bucket}/{uri_key}")
+
+    shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
+    assert value_errors({"training_data_version": value}, shape, "customerMetadataProperties") == []
+    assert value.startswith(f"s3://{bucket}/")
+
+
+def test_cleaned_object_keys_stay_distinct(s3):
+    """Two keys that clean to the same text still get different values (the exact key's hash)."""
+    bucket = _bucket(s3, "metadata-distinct", versioned=False)
+    for key in ("data/a(1).csv", "data/a_1_.csv", "data/a[1].csv"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"same bytes")
+    values = {_version(f"s3://{bucket}/{key}") for key in ("data/a(1).csv", "data/a[1].csv")}
+    assert len(values) == 2
+    assert _version(f"s3://{bucket}/data/a_1_.csv") not in values
+
+
+def test_old_prefix_format_is_what_aws_rejects():
+    """The validator gives the service's message for the value the Lambda used to return."""
+    from pipeline_scripts.api_model import member_shape, validation_message, value_errors
+
+    shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
+    errors = value_errors({"v": "s3://b/p/ (1 objects, sha256:f239)"}, shape, "x")
+    assert validation_message(errors) == (
+        "ValidationException: 1 validation error detected: Value 's3://b/p/ (1 objects, "
+        "sha256:f239)' at 'x.v' failed to satisfy constraint: Member must satisfy regular "
+        f"expression pattern: {shape.value.metadata['pattern']}"
+    )
+
+
+# --------------------------------------------------------------------------- duplicate check
+
+
+def _compare(data_version="s3://data/train/ objects=3 sha256=0123456789abcdef", code="c0de"):
+    return model_resolver.handler(
+        {
+            "action": "compare_fingerprint",
+            "model_package_group_name": GROUP,
+            "data_version": data_version,
+            "code_and_settings": code,
+        },
+        None,
+    )
+
+
+def test_unchanged_data_code_and_settings_are_not_registered_again(sm):
+    """The cached run's model has the newest version's fingerprint: is_new False, saying why."""
+    first = _compare()
+    assert first["is_new"] is True and "no version yet" in first["message"]
+    expected = hashlib.sha256(
+        b"s3://data/train/ objects=3 sha256=0123456789abcdef\nc0de"
+    ).hexdigest()
+    assert first["model_fingerprint"] == expected
+    arn = _register(
+        sm, "v1", CustomerMetadataProperties={"model_fingerprint": first["model_fingerprint"]}
+    )
+
+    again = _compare()
+    assert again == {
+        "model_fingerprint": first["model_fingerprint"],
+        "is_new": False,
+        "message": f"not registered: the newest version 1 of group '{GROUP}' ({arn}) has the "
+        "same training data, code and hyperparameters",
+    }
+    # New data or new code/settings: a different model, registered.
+    assert _compare(data_version="s3://data/train/ objects=4 sha256=fedcba9876543210")["is_new"]
+    assert _compare(code="c0de2")["is_new"]
+
+
+def test_only_the_newest_version_counts(sm):
+    old = _compare()["model_fingerprint"]
+    _register(sm, "v1", CustomerMetadataProperties={"model_fingerprint": old})
+    _register(sm, "v2", CustomerMetadataProperties={"model_fingerprint": "other"})
+    result = _compare()
+    assert result["is_new"] is True
+    assert "differs from the newest version 2" in result["message"]
+
+
+def test_compare_without_the_group_registers(aws):
+    """RegisterModel creates the group: a missing group means nothing to duplicate."""
+    assert _compare()["is_new"] is True
+
+
+def test_compare_outputs_are_valid_metadata_and_step_outputs(sm):
+    from pipeline_scripts.api_model import member_shape, value_errors
+
+    result = _compare()
+    shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
+    assert value_errors({"model_fingerprint": result["model_fingerprint"]}, shape, "m") == []
+    assert isinstance(result["is_new"], bool)  # the step declares it Boolean
+
+
+def test_unknown_action_is_a_clear_error(aws):
+    with pytest.raises(model_resolver.ModelResolutionError, match="'action' is 'delete'"):
+        model_resolver.handler({"action": "delete", "model_package_group_name": GROUP}, None)
+
+
+def _notifier():
+    path = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
+    spec = importlib.util.spec_from_file_location("notifier_for_duplicates", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("outcome", ["False", "True"])
+def test_the_email_says_when_no_new_version_was_registered(outcome):
+    """The novelty condition's step event (outcome False) sends an e-mail saying why nothing
+    was registered, with the default NOTIFY_STATUSES (which send only Failed steps)."""
+    import json
+
+    from pipeline_scripts import pipelines
+
+    notifier = _notifier()
+    assert notifier.NOT_REGISTERED_STEP == pipelines.NOVELTY_STEP
+    event = json.loads(
+        (REPO_ROOT / "tests" / "events" / "pipeline_step_succeeded_register_model.json").read_text()
+    )
+    event["detail"].update(
+        stepName=pipelines.NOVELTY_STEP,
+        stepType="Condition",
+        metadata={"condition": {"outcome": outcome}},
+    )
+    notification = notifier.build_notification(event, notifier.load_config(None, None))
+    if outcome == "True":  # registered: nothing to say beyond RegisterModel's own events
+        assert notification.publish is False
+        return
+    assert notification.publish is True
+    assert notification.subject.startswith(f"Succeeded: {pipelines.NOVELTY_STEP} in ")
+    assert "No new model version was registered" in notification.body

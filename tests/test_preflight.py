@@ -18,6 +18,7 @@ from pipeline_scripts.config import EnvConfig, load_config
 from pipeline_scripts.preflight import (
     PREFLIGHT_ACTIONS,
     SAGEMAKER_PRINCIPAL,
+    Finding,
     notification_topic_name,
     preflight,
 )
@@ -109,8 +110,14 @@ def account(aws_credentials, moto_reports_eventbridge):
         )
 
 
-def lines(env: EnvConfig, session: boto3.Session | None = None) -> list[str]:
-    return [finding.line() for finding in preflight(env, session)]
+# moto has no IAM policy simulator: the role-permission check says it cannot check (tested
+# below); the other tests leave that line out.
+CANNOT_SIMULATE = "warning: cannot check the permissions of role "
+
+
+def lines(env: EnvConfig, session: boto3.Session | None = None, *, role_check=False) -> list[str]:
+    found = [finding.line() for finding in preflight(env, session)]
+    return [line for line in found if role_check or not line.startswith(CANNOT_SIMULATE)]
 
 
 def problems(env: EnvConfig) -> list[str]:
@@ -143,6 +150,9 @@ def test_all_prerequisites_present_passes_through_the_cli(account, tmp_path, cap
         f"ok: bucket {env.bucket_name} has versioning Enabled",
         f"ok: bucket {env.bucket_name} sends its events to EventBridge",
         f"ok: KMS key {env.kms_key} is Enabled and usable",
+        f"{CANNOT_SIMULATE}{env.role_arn} (iam:SimulatePrincipalPolicy: NotImplementedError); "
+        "fix: compare its policies with build/role-policy.json from 'make role-policy', or allow "
+        "iam:SimulatePrincipalPolicy on the role to the identity running preflight",
         f"ok: topic {topic} not created yet: terraform apply creates it",
     ]
 
@@ -290,7 +300,11 @@ def test_other_bucket_notifications_warn_that_apply_replaces_them(account):
         },
     )
     findings = preflight(account.env)
-    assert [f.line() for f in findings if f.status != "ok"] == [
+    assert [
+        line
+        for line in map(Finding.line, findings)
+        if not line.startswith(("ok:", CANNOT_SIMULATE))
+    ] == [
         f"warning: bucket {bucket} has 1 SNS, SQS or Lambda notification(s): terraform apply "
         "replaces the bucket's whole notification configuration; fix: declare them in "
         "aws_s3_bucket_notification.eventbridge (events.tf), or use a bucket of this project's own"
@@ -390,7 +404,11 @@ def test_unconfirmed_and_absent_subscriptions_warn_without_failing(account, tmp_
 
     findings = preflight(env)
 
-    assert [f.line() for f in findings if f.status != "ok"] == [
+    assert [
+        line
+        for line in map(Finding.line, findings)
+        if not line.startswith(("ok:", CANNOT_SIMULATE))
+    ] == [
         f"warning: a@example.com has not confirmed its subscription to {topic}, so it gets no "
         "notification; fix: a@example.com opens the 'AWS Notification - Subscription "
         "Confirmation' e-mail and clicks 'Confirm subscription'",
@@ -422,3 +440,131 @@ def test_honours_aws_endpoint_url(aws_credentials, moto_reports_eventbridge, mon
         assert problems(env)[0].startswith(f"missing: bucket {env.bucket_name} does not exist")
     finally:
         server.stop()
+
+
+def test_role_permissions_cannot_be_checked_without_the_simulator_permission(account):
+    """Not allowed iam:SimulatePrincipalPolicy: a warning naming the fix, not a failure."""
+    actions = [a for a in PREFLIGHT_ACTIONS if a != "iam:SimulatePrincipalPolicy"]
+    session = session_allowed(account, actions)
+    with enable_iam_authentication():
+        findings = preflight(account.env, session)
+    (role_check,) = [f for f in findings if f.line().startswith(CANNOT_SIMULATE)]
+    assert role_check.status == "warning"
+    assert "(iam:SimulatePrincipalPolicy: AccessDenied)" in role_check.what
+    assert "make role-policy" in role_check.fix
+    assert not [f for f in findings if f.status == "missing"]
+
+
+# --------------------------------------------------------------------------- role policy
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    from pipeline_scripts.render import render
+
+    config = load_config(DEV_ENV)
+    return config, [json.loads(p.definition) for p in render(config).pipelines]
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _allows(policy: dict, action: str, resource: str) -> bool:
+    """Whether an Allow statement names `action` and a resource pattern matching `resource`."""
+    from fnmatch import fnmatchcase
+
+    for statement in policy["Statement"]:
+        resources = statement["Resource"]
+        resources = [resources] if isinstance(resources, str) else resources
+        if action in statement["Action"] and any(fnmatchcase(resource, r) for r in resources):
+            return True
+    return False
+
+
+def test_role_policy_is_least_privilege_and_valid(rendered):
+    """No wildcard action; every SageMaker, KMS, Logs, ECR and CloudWatch action is a real API
+    operation of that service (botocore's service models); within IAM's size limit."""
+    import botocore.session
+
+    from pipeline_scripts.role_policy import role_policy
+
+    config, _ = rendered
+    policy = role_policy(config)
+    session = botocore.session.get_session()
+    services = {"sagemaker": "sagemaker", "kms": "kms", "logs": "logs", "ecr": "ecr"}
+    services["cloudwatch"] = "cloudwatch"
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for action in statement["Action"]:
+            prefix, _, name = action.partition(":")
+            assert "*" not in action and name, action
+            if prefix in services:
+                operations = session.get_service_model(services[prefix]).operation_names
+                assert name in operations, f"{action} is not a {prefix} API operation"
+    (pass_role,) = [s for s in policy["Statement"] if s["Action"] == ["iam:PassRole"]]
+    assert pass_role["Resource"] == config.env.role_arn
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": SAGEMAKER_PRINCIPAL}}
+    # IAM: a managed policy's document is at most 6,144 characters (whitespace not counted).
+    assert len(json.dumps(policy, separators=(",", ":"))) <= 6144
+
+
+def test_role_policy_covers_what_the_definitions_use(rendered):
+    """Each job type, Lambda, S3 location and the KMS key the rendered pipelines use."""
+    from pipeline_scripts.role_policy import role_policy
+
+    config, definitions = rendered
+    env, policy = config.env, role_policy(config)
+    arn = f"arn:{env.partition}:sagemaker:{env.region}:{env.account_id}"
+    creates = {
+        "Processing": ("CreateProcessingJob", "processing-job"),
+        "Training": ("CreateTrainingJob", "training-job"),
+        "Tuning": ("CreateHyperParameterTuningJob", "hyper-parameter-tuning-job"),
+        "Transform": ("CreateTransformJob", "transform-job"),
+        "Model": ("CreateModel", "model"),
+    }
+    bucket_prefix = f"s3://{env.bucket_name}/"
+    seen = set()
+    for definition in definitions:
+        steps = list(definition["Steps"])
+        while steps:
+            step = steps.pop()
+            steps += step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
+            seen.add(step["Type"])
+            if step["Type"] in creates:
+                action, kind = creates[step["Type"]]
+                assert _allows(policy, f"sagemaker:{action}", f"{arn}:{kind}/pipelines-x")
+            if step["Type"] == "Lambda":
+                assert _allows(policy, "lambda:InvokeFunction", step["FunctionArn"])
+            if step["Type"] == "RegisterModel":
+                group = step["Arguments"]["ModelPackageGroupName"].lower()
+                assert _allows(
+                    policy, "sagemaker:CreateModelPackage", f"{arn}:model-package/{group}/3"
+                )
+        for text in _strings(definition["Steps"]):
+            if text.startswith(bucket_prefix):
+                key = text.removeprefix(bucket_prefix)
+                object_arn = f"arn:{env.partition}:s3:::{env.bucket_name}/{key}x"
+                assert _allows(policy, "s3:GetObject", object_arn), text
+                assert _allows(policy, "s3:PutObject", object_arn), text
+            if text.startswith("arn:") and ":kms:" in text:
+                assert _allows(policy, "kms:Decrypt", text)
+                assert _allows(policy, "kms:GenerateDataKey", text)
+    assert {"Processing", "Training", "Tuning", "Transform", "Model", "Lambda"} <= seen
+
+
+def test_make_role_policy_writes_the_document(tmp_path, capsys):
+    from pipeline_scripts.role_policy import main as role_policy_main
+    from pipeline_scripts.role_policy import role_policy
+
+    out = tmp_path / "role-policy.json"
+    assert role_policy_main(["--env-file", str(DEV_ENV), "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == role_policy(load_config(DEV_ENV))
+    assert str(out) in capsys.readouterr().out

@@ -157,7 +157,7 @@ def test_training_pipeline_registers_a_pending_version_with_metrics_and_baseline
     described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution.execution_arn)
     assert described["PipelineExecutionStatus"] == "Succeeded"
     record = json.loads(json.dumps(execution.to_dict()))
-    assert [s["status"] for s in record["steps"]].count("Succeeded") == 7
+    assert [s["status"] for s in record["steps"]].count("Succeeded") == 9
     assert record["steps"][3]["name"] == "TrainModel" and record["steps"][3]["duration_seconds"] > 0
 
 
@@ -710,7 +710,7 @@ def test_lambda_steps_call_the_handler_in_process(small, aws):
     execution = small.runner().run_definition(definition, "lambda-pipeline")
     assert execution.status == "Succeeded", execution.failure_reason
     version = execution.step("Version").outputs["data_version"]
-    assert version.startswith(f"{data} (1 objects, sha256:")
+    assert version.startswith(f"{data} objects=1 sha256=")
     assert json.loads(_read(f"{execution.step('Use').outputs['out']}/report.json"))["args"] == [
         version
     ]

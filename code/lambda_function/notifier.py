@@ -440,12 +440,34 @@ def _processing_exit_message(detail: dict, region: str) -> str | None:
     return message.strip() if isinstance(message, str) and message.strip() else None
 
 
+# The training pipelines' condition before RegisterModel (pipeline_scripts/pipelines.py
+# NOVELTY_STEP): outcome False means the model was not registered, being the newest version's.
+NOT_REGISTERED_STEP = "CheckModelIsNew"
+
+
+def _not_registered_notice(step: str, status: str, detail: dict) -> tuple:
+    """A message for the team when a run registered no new version because nothing changed;
+    sent whatever NOTIFY_STATUSES says, like a custom message."""
+    metadata = detail.get("metadata")
+    condition = metadata.get("condition") if isinstance(metadata, dict) else None
+    outcome = condition.get("outcome") if isinstance(condition, dict) else None
+    if step != NOT_REGISTERED_STEP or status != "Succeeded" or str(outcome) != "False":
+        return ()
+    return (
+        "No new model version was registered: the model has the same training data, code and "
+        "hyperparameters as the newest version of the model package group (the "
+        "CompareWithNewestVersion step's output 'message' names it).",
+    )
+
+
 def _step(event: dict, detail: dict, config: Config) -> Notification:
     status = _get(detail, "currentStepStatus", required=True)
     step = _get(detail, "stepName", required=True)
     arn = _get(detail, "pipelineExecutionArn", required=True)
     region, pipeline, execution_id = _parse_execution_arn(arn)
-    custom = config.custom_messages.get((step, status), ())
+    custom = config.custom_messages.get((step, status), ()) or _not_registered_notice(
+        step, status, detail
+    )
     allowed = config.notify["step"]
     if status not in allowed and not custom:
         return _skip(

@@ -8,10 +8,22 @@ event:   {"model_package_group_name": str}
 returns: {"model_package_arn", "model_package_version", "model_data_url", "image_uri",
           "transform_uri", "baseline_statistics_uri", "baseline_constraints_uri"}  (all str;
           the keys become the Lambda step's OutputParameters)
+
+A second action, called by the training pipelines before they register a model, so that a
+run whose steps all hit the cache does not register the same model again:
+
+event:   {"action": "compare_fingerprint", "model_package_group_name": str,
+          "data_version": str, "code_and_settings": str}
+returns: {"model_fingerprint": 64 hex digits of sha256(data_version, code_and_settings),
+          "is_new": bool (False when the group's newest version, of any approval status,
+          carries the same fingerprint in CustomerMetadataProperties[FINGERPRINT_KEY]),
+          "message": str}
+
 IAM:     sagemaker:ListModelPackages, sagemaker:DescribeModelPackage,
          sagemaker:DescribeModelPackageGroup (the last one only on the error path)
 """
 
+import hashlib
 import json
 import logging
 import re
@@ -86,7 +98,66 @@ def _no_approved_error(sagemaker, group: str) -> ModelResolutionError:
     )
 
 
+# The registered versions' metadata key of the fingerprint (pipeline_scripts/pipelines.py).
+FINGERPRINT_KEY = "model_fingerprint"
+
+
+def _field(event, name: str) -> str:
+    value = event.get(name) if isinstance(event, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise ModelResolutionError(
+            f"event field '{name}' is missing or empty (expected a non-empty string); "
+            f"got event {event!r}"
+        )
+    return value
+
+
+def compare_fingerprint(event) -> dict:
+    """Is the model about to be registered the same as the group's newest version?"""
+    group = _field(event, "model_package_group_name")
+    parts = (_field(event, "data_version"), _field(event, "code_and_settings"))
+    fingerprint = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
+    sagemaker = boto3.client("sagemaker")
+    try:
+        newest = next(_list_pages(sagemaker, group), None)
+    except ClientError as error:  # no group yet: RegisterModel creates it
+        if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
+            raise
+        newest = None
+    result = {"model_fingerprint": fingerprint, "is_new": True}
+    if newest is None:
+        result["message"] = f"group '{group}' has no version yet: registering the model"
+    else:
+        arn = newest["ModelPackageArn"]
+        package = sagemaker.describe_model_package(ModelPackageName=arn)
+        version = package.get("ModelPackageVersion")
+        same = (package.get("CustomerMetadataProperties") or {}).get(FINGERPRINT_KEY)
+        result["is_new"] = same != fingerprint
+        result["message"] = (
+            f"the model differs from the newest version {version} of group '{group}': "
+            "registering it"
+            if result["is_new"]
+            else f"not registered: the newest version {version} of group '{group}' ({arn}) "
+            "has the same training data, code and hyperparameters"
+        )
+    _log(
+        "compared model fingerprint",
+        model_package_group_name=group,
+        model_fingerprint=result["model_fingerprint"],
+        is_new=result["is_new"],
+        outcome=result["message"],
+    )
+    return result
+
+
 def handler(event, context):
+    if isinstance(event, dict) and event.get("action", "resolve") != "resolve":
+        if event["action"] == "compare_fingerprint":
+            return compare_fingerprint(event)
+        raise ModelResolutionError(
+            f"event field 'action' is {event['action']!r}; expected 'resolve' (the default) "
+            "or 'compare_fingerprint'"
+        )
     group = event.get("model_package_group_name") if isinstance(event, dict) else None
     if not isinstance(group, str) or not group.strip():
         raise ModelResolutionError(

@@ -4,16 +4,20 @@ Called by the training pipelines' Lambda step; the result is stored on the regis
 version (CustomerMetadataProperties) so anyone can tell which data produced it.
 
 event:   {"s3_uri": "s3://bucket/key-or-prefix"}
-returns: {"data_version": str}, at most 256 characters:
+returns: {"data_version": str}, a valid CustomerMetadataProperties value (see VALUE_CHARS):
          object  -> "s3://b/k@<VersionId>", or "s3://b/k@etag:<etag>" when the bucket is unversioned
-         prefix  -> "s3://b/prefix/ (N objects, sha256:<16 hex>)", the hash taken over the sorted
+         prefix  -> "s3://b/prefix/ objects=N sha256=<16 hex>", the hash taken over the sorted
                     lines "key<TAB><VersionId or etag:<etag>>" of the current objects under it
+         A URI too long for the value, or with characters the value may not hold, is shown
+         shortened ("...") with those characters as "_"; an object then gets
+         " sha256=<16 hex>" of its exact key and label, so the value still identifies it.
 IAM:     s3:GetObject, s3:GetObjectVersion (head), s3:ListBucketVersions (prefix listing)
 """
 
 import hashlib
 import json
 import logging
+import unicodedata
 
 import boto3
 from botocore.exceptions import ClientError
@@ -21,8 +25,11 @@ from botocore.exceptions import ClientError
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
 
-# SageMaker's limit on a CustomerMetadataProperties value, where the result is recorded.
+# Where the result is recorded: CreateModelPackage's CustomerMetadataProperties. botocore's
+# SageMaker service model, shape CustomerMetadataValue: length 1..256, pattern
+# ^([\p{L}\p{Z}\p{N}_.:\/=+\-@]*)$ (letters, separators, numbers and these characters).
 MAX_LENGTH = 256
+VALUE_CHARS = "_.:/=+-@"
 
 
 class DataVersionError(ValueError):
@@ -54,13 +61,38 @@ def _label(version_id, etag: str) -> str:
     return "etag:" + etag.strip('"')
 
 
+def _allowed(ch: str) -> bool:
+    # \p{L}, \p{Z}, \p{N}: the Unicode general categories L*, Z* and N*.
+    return unicodedata.category(ch)[0] in "LZN" or ch in VALUE_CHARS
+
+
+def _clean(text: str) -> str:
+    return "".join(ch if _allowed(ch) else "_" for ch in text)
+
+
+def _sha16(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def _fit(uri: str, suffix: str) -> str:
-    """uri + suffix, cutting the middle of the URI (bucket and file name stay) to fit."""
+    """uri + suffix as a valid metadata value: characters the value may not hold become "_"
+    and the middle of the URI (bucket and file name stay) is cut to fit."""
+    uri, suffix = _clean(uri), _clean(suffix)
     room = MAX_LENGTH - len(suffix)
     if len(uri) > room:
         keep = room - len("...")
         uri = uri[: keep // 2] + "..." + uri[len(uri) - (keep - keep // 2) :]
     return uri + suffix
+
+
+def _object_version(uri: str, label: str) -> str:
+    """ "uri@label", or, when that is not a valid value as it is, the fitted form plus the hash
+    of the exact URI and label (cleaning and cutting could make two objects look alike)."""
+    exact = f"{uri}@{label}"
+    if len(exact) <= MAX_LENGTH and all(_allowed(ch) for ch in exact):
+        return exact
+    digest = _sha16(uri + "\t" + label)
+    return _fit(uri, f"@{label[:64]} sha256={digest}")
 
 
 def _head(s3, bucket: str, key: str):
@@ -97,8 +129,8 @@ def handler(event, context):
 
     head = _head(s3, bucket, key) if key and not key.endswith("/") else None
     if head is not None:
-        data_version = _fit(
-            f"s3://{bucket}/{key}", "@" + _label(head.get("VersionId"), head["ETag"])
+        data_version = _object_version(
+            f"s3://{bucket}/{key}", _label(head.get("VersionId"), head["ETag"])
         )
         _log("versioned training data object", s3_uri=uri, data_version=data_version)
         return {"data_version": data_version}
@@ -112,8 +144,9 @@ def handler(event, context):
             f"s3://{bucket}/{prefix}. Upload the training data there or fix the pipeline's "
             "training data parameter."
         )
-    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
-    data_version = _fit(f"s3://{bucket}/{prefix}", f" ({len(lines)} objects, sha256:{digest})")
+    # The hash covers every exact key, so a cleaned or cut prefix still identifies the data.
+    digest = _sha16("\n".join(lines))
+    data_version = _fit(f"s3://{bucket}/{prefix}", f" objects={len(lines)} sha256={digest}")
     _log(
         "versioned training data prefix", s3_uri=uri, objects=len(lines), data_version=data_version
     )
