@@ -32,6 +32,8 @@ def _module(path, name):
 
 
 explanations = _module(REPO_ROOT / "code" / "lambda_function" / "explanations.py", "explanations")
+sys.path.insert(0, str(SCRIPTS))  # explain.py imports evaluate and step_common beside it
+script = _module(SCRIPTS / "explain.py", "explain_under_test")
 
 
 def run(script, *args, env=None, expect_ok=True):
@@ -94,11 +96,10 @@ def held_out(fit_base):
     return np.vstack([np.loadtxt(p, delimiter=",", ndmin=2)[:, 1:] for p in parts])
 
 
-def explain(model, tmp_path, mode, batch=None, *flags, expect_ok=True, archive=None):
-    """Run explain.py in a job layout; batch: a transformed matrix written as batch.csv with
-    record ids 0..n-1 (preprocess.py --mode apply's format). Returns (process, base)."""
+def layout(model, base, batch=None, archive=None):
+    """A processing-job layout for explain.py; batch: a transformed matrix written as batch.csv
+    with record ids 0..n-1 (preprocess.py --mode apply's format)."""
     fit_base, default_archive, _ = model
-    base = tmp_path
     put(base / "input" / "model" / "model.tar.gz", archive or default_archive)
     put(
         base / "input" / "transform" / "transform.json",
@@ -112,8 +113,15 @@ def explain(model, tmp_path, mode, batch=None, *flags, expect_ok=True, archive=N
         frame = pd.DataFrame(batch)
         frame.insert(0, "record_id", np.arange(len(batch)))
         frame.to_csv(path, header=False, index=False)
-    result = run("explain.py", "--mode", mode, "--base-dir", base, *flags, expect_ok=expect_ok)
-    return result, base
+    return base
+
+
+def explain(model, base, mode, batch=None, *flags, archive=None):
+    """explain.py's main() in this process (the subprocess's import time would dominate the
+    tests; the CLI itself is exercised by the error-line test). Returns the job base."""
+    layout(model, base, batch, archive)
+    assert script.main(["--mode", mode, "--base-dir", str(base), *map(str, flags)]) == 0
+    return base
 
 
 def attributions(base):
@@ -132,7 +140,7 @@ def bootstrap(rows, size, seed, shift=None):
 def test_per_record_contributions_sum_to_predictions_with_the_batch_ids(model, tmp_path):
     fit_base, _, booster = model
     batch = held_out(fit_base)[:300]
-    _, base = explain(model, tmp_path, "batch", batch, "--per-record")
+    base = explain(model, tmp_path, "batch", batch, "--per-record")
     table = pd.read_csv(base / "output" / "per_record" / "attributions.csv")
     assert list(table.columns) == ["record_id", *FEATURES, "bias"]
     assert table["record_id"].tolist() == list(range(300))
@@ -149,7 +157,7 @@ def test_per_record_contributions_sum_to_predictions_with_the_batch_ids(model, t
 def test_one_hot_columns_sum_back_to_their_feature(model, tmp_path):
     fit_base, _, booster = model
     batch = held_out(fit_base)[:200]
-    _, base = explain(model, tmp_path, "batch", batch, "--per-record")
+    base = explain(model, tmp_path, "batch", batch, "--per-record")
     table = pd.read_csv(base / "output" / "per_record" / "attributions.csv")
     spec = json.loads((fit_base / "output" / "transform" / "transform.json").read_text())
     raw = booster.predict(xgb.DMatrix(batch), pred_contribs=True)
@@ -169,7 +177,7 @@ def test_shifted_feature_changes_its_attribution_while_clean_bootstrap_does_not(
     spec = json.loads((fit_base / "output" / "transform" / "transform.json").read_text())
     height = spec["output_columns"].index("height")
 
-    _, clean = explain(model, tmp_path / "clean", "batch", bootstrap(rows, 1000, seed=1))
+    clean = explain(model, tmp_path / "clean", "batch", bootstrap(rows, 1000, seed=1))
     document = attributions(clean)
     assert {c["verdict"] for c in document["changes"].values()} == {"stable"}
     assert document["sentences"] == []
@@ -178,7 +186,7 @@ def test_shifted_feature_changes_its_attribution_while_clean_bootstrap_does_not(
     assert lines[-1] == "No feature's attribution changed against the training baseline."
 
     shifted_batch = bootstrap(rows, 1000, seed=1, shift=(height, 0.5))
-    _, shifted = explain(model, tmp_path / "shifted", "batch", shifted_batch)
+    shifted = explain(model, tmp_path / "shifted", "batch", shifted_batch)
     document = attributions(shifted)
     assert document["changes"]["height"]["verdict"] == "changed"
     before = document["baseline"]["features"]["height"]
@@ -196,7 +204,7 @@ def test_small_clean_batches_do_not_raise_changes(model, tmp_path):
     """The standard-error guard: 200-row clean batches vary a lot, and are still stable."""
     rows = held_out(model[0])
     for seed in range(3):
-        _, base = explain(model, tmp_path / str(seed), "batch", bootstrap(rows, 200, seed))
+        base = explain(model, tmp_path / str(seed), "batch", bootstrap(rows, 200, seed))
         assert attributions(base)["sentences"] == []
 
 
@@ -205,14 +213,14 @@ def test_baseline_sample_is_bounded_and_seeded(model, tmp_path):
     batch = held_out(model[0])[:50]
     runs = {}
     for name, flags in [("a", ["--seed", 3]), ("b", ["--seed", 3]), ("c", ["--seed", 4])]:
-        _, base = explain(model, tmp_path / name, "batch", batch, "--baseline-rows", 150, *flags)
+        base = explain(model, tmp_path / name, "batch", batch, "--baseline-rows", 150, *flags)
         runs[name] = attributions(base)["baseline"]
     assert runs["a"]["rows"] == 150
     assert runs["a"]["source_rows"] == train_rows
     assert runs["a"] == runs["b"]  # same seed, same sample
     assert runs["a"]["features"] != runs["c"]["features"]
     # A bound above the data is the whole train split.
-    _, base = explain(model, tmp_path / "all", "batch", batch, "--baseline-rows", 10**6)
+    base = explain(model, tmp_path / "all", "batch", batch, "--baseline-rows", 10**6)
     assert attributions(base)["baseline"]["rows"] == train_rows
 
 
@@ -226,7 +234,7 @@ def test_output_size_does_not_grow_with_batch_rows(model, tmp_path):
 
     sizes, shapes = [], []
     for size in (20, 5000):
-        _, base = explain(model, tmp_path / str(size), "batch", bootstrap(rows, size, seed=2))
+        base = explain(model, tmp_path / str(size), "batch", bootstrap(rows, size, seed=2))
         path = base / "output" / "explanations" / "attributions.json"
         document = json.loads(path.read_text())
         document.pop("sentences")  # one per changed feature, at most one per feature
@@ -239,7 +247,7 @@ def test_output_size_does_not_grow_with_batch_rows(model, tmp_path):
 def test_model_mode_global_importance_and_champion_table(model, tmp_path):
     fit_base, _, _ = model
     test_rows = len(np.loadtxt(fit_base / "output/test/test.csv", delimiter=",", ndmin=2))
-    _, base = explain(model, tmp_path / "version", "model")
+    base = explain(model, tmp_path / "version", "model")
     version = attributions(base)
     assert version["kind"] == "model"
     assert version["test"]["rows"] == test_rows
@@ -256,7 +264,7 @@ def test_model_mode_global_importance_and_champion_table(model, tmp_path):
 
     # A champion trained differently: the table puts both side by side, this version's order.
     champion_archive = train_model(fit_base, tmp_path / "champion", "--num_round", 15)
-    _, base = explain(model, tmp_path / "champion_explain", "model", archive=champion_archive)
+    base = explain(model, tmp_path / "champion_explain", "model", archive=champion_archive)
     champion = attributions(base)
     table = explanations.importance_table(version, champion).splitlines()
     assert table[0].startswith("| feature | this version") and "champion" in table[0]
@@ -272,7 +280,8 @@ def test_model_mode_global_importance_and_champion_table(model, tmp_path):
 
 def test_batch_with_the_wrong_columns_is_one_clear_line(model, tmp_path):
     batch = held_out(model[0])[:10, :-1]  # one feature column short
-    result, base = explain(model, tmp_path, "batch", batch, expect_ok=False)
+    base = layout(model, tmp_path, batch)
+    result = run("explain.py", "--mode", "batch", "--base-dir", base, expect_ok=False)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last == (
