@@ -2,6 +2,9 @@
 
 xgboost's TreeSHAP gives, for every record, one contribution per model column plus a bias whose
 sum is the record's raw prediction (the margin; the prediction itself for reg:squarederror).
+Source: xgboost.Booster.predict's documentation, parameter pred_contribs ("The sum of all
+feature contributions is equal to the raw untransformed margin value of the prediction. Note
+the final column is the bias term."), https://xgboost.readthedocs.io/en/release_3.0.0/python/python_api.html
 Contributions of the one-hot columns of a categorical feature are summed back into that
 feature (transform.json says which columns they are), so every summary uses the user's own
 column names.
