@@ -288,3 +288,59 @@ def test_batch_with_the_wrong_columns_is_one_clear_line(model, tmp_path):
         f"explain: {base / 'input' / 'batch' / 'batch.csv'}: 10 columns; expected 11 (an id or "
         f"target column, then the 10 columns the model was trained on)"
     )
+
+
+def test_step_factories_render_jobs_that_explain_py_accepts():
+    """The rendered ExplainModel/ExplainBatch jobs: explain.py from the bundle, the inputs at the
+    paths it reads, the outputs it writes, and arguments its own parser accepts."""
+    # Through pipeline_scripts, which sets the region the SDK needs before importing it.
+    from pipeline_scripts.assets import StepCode
+    from pipeline_scripts.config import load_config
+    from pipeline_scripts.explain_step import (
+        ExplainSettings,
+        explain_batch_step,
+        explain_model_step,
+    )
+    from pipeline_scripts.pipelines import ParameterString, Pipeline
+    from pipeline_scripts.render import offline_session
+    from pipeline_scripts.steps import StepFactory
+
+    config = load_config(REPO_ROOT / "env_files" / "dev_env.tfvars")
+    session = offline_session(config)
+    steps = StepFactory(
+        config, session, "explain-test", StepCode(f"{config.env.s3_base_uri}/code"),
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5", caching=False,
+    )  # fmt: skip
+    uri = ParameterString("Uri", default_value="s3://bucket/prefix")
+    common = {"model_data_url": uri, "transform_uri": uri, "train_uri": uri}
+    built = [
+        explain_model_step(steps, test_uri=uri, **common),
+        explain_batch_step(
+            steps, batch_uri=uri, settings=ExplainSettings(per_record=True), **common
+        ),
+    ]
+    pipeline = Pipeline(
+        name="explain-test", parameters=[uri], steps=built, sagemaker_session=session
+    )
+    jobs = {s["Name"]: s["Arguments"] for s in json.loads(pipeline.definition())["Steps"]}
+    expected = {
+        "ExplainModel": ({"model", "transform", "train", "test"}, ["explanations"]),
+        "ExplainBatch": ({"model", "transform", "train", "batch"}, ["explanations", "per_record"]),
+    }
+    for name, (inputs, outputs) in expected.items():
+        job = jobs[name]
+        entrypoint = job["AppSpecification"]["ContainerEntrypoint"]
+        assert entrypoint == ["python3", "/opt/ml/processing/input/code/explain.py"]
+        paths = {i["InputName"]: i["S3Input"]["LocalPath"] for i in job["ProcessingInputs"]}
+        assert paths == {n: f"/opt/ml/processing/input/{n}" for n in inputs | {"code"}}
+        written = job["ProcessingOutputConfig"]["Outputs"]
+        assert [o["OutputName"] for o in written] == outputs
+        assert [o["S3Output"]["LocalPath"] for o in written] == [
+            f"/opt/ml/processing/output/{o}" for o in outputs
+        ]
+        args = script.parse_args(job["AppSpecification"]["ContainerArguments"])
+        assert (args.mode, args.per_record) == (
+            name.removeprefix("Explain").lower(),
+            name == "ExplainBatch",
+        )
+        assert (args.baseline_rows, args.min_change, args.z) == (2000, 0.25, 4.0)
