@@ -6,8 +6,9 @@ other processing step. The builders in pipelines.py wire them; nothing here chan
 
 Training pipeline: `ExplainModel` after the model step, beside EvaluateModel (the model's global
 importance on the test split plus the train-split baseline sample), its attributions.json
-recorded on the model version. Inference pipeline: `ExplainBatch` after PreprocessBatch (it
-needs no predictions: contributions sum to them), beside BatchTransform.
+recorded on the model version (metadata `attributions_uri`). Inference pipeline:
+`ExplainBatch` after PreprocessBatch (it needs no predictions: contributions sum to them),
+beside BatchTransform, reading the version's attributions.json for its baseline.
 """
 
 from __future__ import annotations
@@ -80,16 +81,19 @@ def explain_batch_step(
     *,
     model_data_url,
     transform_uri,
-    train_uri,
+    baseline_uri,
     batch_uri,
     depends_on=None,
     settings: ExplainSettings = ExplainSettings(),
 ) -> ProcessingStep:
     """Attributions of one scored batch against the model's training baseline.
 
-    model_data_url, transform_uri and train_uri belong to the model version in use (the
-    resolver's outputs); batch_uri: PreprocessBatch's transform_input (record_id, features).
-    Outputs `explanations` (attributions.json) and, with settings.per_record, `per_record`.
+    model_data_url, transform_uri and baseline_uri belong to the model version in use (the
+    resolver's outputs; baseline_uri is the attributions.json its ExplainModel step wrote,
+    whose baseline section is reused, so every batch of a version is compared with the same
+    baseline and no job re-reads the training data); batch_uri: PreprocessBatch's
+    transform_input (record_id, features). Outputs `explanations` (attributions.json) and, with
+    settings.per_record, `per_record` (attributions.csv).
     """
     outputs = [OUTPUT, *([PER_RECORD_OUTPUT] if settings.per_record else [])]
     flags = ["--per-record"] if settings.per_record else []
@@ -99,7 +103,7 @@ def explain_batch_step(
         inputs={
             "model": model_data_url,
             "transform": transform_uri,
-            "train": train_uri,
+            "baseline": baseline_uri,
             "batch": batch_uri,
         },
         outputs=outputs,

@@ -14,10 +14,12 @@ model: <base>/input/model/model.tar.gz, <base>/input/transform/transform.json,
        preprocess.py --mode fit writes them)
        -> <base>/output/explanations/attributions.json with "baseline" (a bounded, seeded sample
        of the train split) and "test" (the held-out test split: the version's global importance).
-batch: the same model and transform, <base>/input/train/*.csv (the model's train split) and
-       <base>/input/batch/*.csv (headerless, record_id first, as preprocess.py --mode apply
-       writes them) -> attributions.json with "batch", "baseline", a verdict per feature in
-       "changes" and one sentence per changed feature in "sentences"; with --per-record also
+batch: the same model and transform, the baseline (<base>/input/baseline/attributions.json, the
+       model version's model-mode file, or else <base>/input/train/*.csv, its train split, to
+       sample here) and <base>/input/batch/*.csv (headerless, record_id first, as
+       preprocess.py --mode apply writes them) -> attributions.json with "batch", "baseline",
+       a verdict per feature in "changes" and one sentence per changed feature in "sentences";
+       with --per-record also
        <base>/output/per_record/attributions.csv (record_id, one column per feature, bias).
 
 attributions.json is sketch-sized: per feature a handful of numbers, whatever the row count.
@@ -199,7 +201,32 @@ def sample_rows(folder, width, size, seed):
     return kept_rows, total
 
 
+def recorded_baseline(explainer, path):
+    """The "baseline" section of a model-mode attributions.json (the model version's own,
+    computed once at training time), checked against this model's features."""
+    try:
+        document = json.loads(path.read_text())
+        baseline = document["baseline"]
+        names = list(baseline["features"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(
+            f"{path}: no readable baseline ({error!r}); expected the attributions.json that "
+            f"explain.py --mode model wrote for this model version"
+        ) from None
+    if names != explainer.names:
+        raise InputError(
+            f"{path}: baseline features {names}; expected {explainer.names} from transform.json "
+            f"(the attributions of another model version?)"
+        )
+    return baseline
+
+
 def baseline_summary(explainer, base, args):
+    """The baseline: input/baseline/attributions.json when given (recorded at training time),
+    else computed here from a seeded sample of the train split in input/train."""
+    recorded = base / "input" / "baseline" / "attributions.json"
+    if recorded.exists():
+        return recorded_baseline(explainer, recorded)
     rows, total = sample_rows(
         base / "input" / "train", explainer.width, args.baseline_rows, args.seed
     )

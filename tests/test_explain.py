@@ -312,11 +312,15 @@ def test_step_factories_render_jobs_that_explain_py_accepts():
         "123456789012.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5", caching=False,
     )  # fmt: skip
     uri = ParameterString("Uri", default_value="s3://bucket/prefix")
-    common = {"model_data_url": uri, "transform_uri": uri, "train_uri": uri}
+    common = {"model_data_url": uri, "transform_uri": uri}
     built = [
-        explain_model_step(steps, test_uri=uri, **common),
+        explain_model_step(steps, train_uri=uri, test_uri=uri, **common),
         explain_batch_step(
-            steps, batch_uri=uri, settings=ExplainSettings(per_record=True), **common
+            steps,
+            baseline_uri=uri,
+            batch_uri=uri,
+            settings=ExplainSettings(per_record=True),
+            **common,
         ),
     ]
     pipeline = Pipeline(
@@ -325,7 +329,10 @@ def test_step_factories_render_jobs_that_explain_py_accepts():
     jobs = {s["Name"]: s["Arguments"] for s in json.loads(pipeline.definition())["Steps"]}
     expected = {
         "ExplainModel": ({"model", "transform", "train", "test"}, ["explanations"]),
-        "ExplainBatch": ({"model", "transform", "train", "batch"}, ["explanations", "per_record"]),
+        "ExplainBatch": (
+            {"model", "transform", "baseline", "batch"},
+            ["explanations", "per_record"],
+        ),
     }
     for name, (inputs, outputs) in expected.items():
         job = jobs[name]
@@ -344,3 +351,30 @@ def test_step_factories_render_jobs_that_explain_py_accepts():
             name == "ExplainBatch",
         )
         assert (args.baseline_rows, args.min_change, args.z) == (2000, 0.25, 4.0)
+
+
+def test_batch_reuses_the_baseline_recorded_at_training_time(model, tmp_path, capsys):
+    batch = held_out(model[0])[:100]
+    sample = ["--baseline-rows", 300, "--seed", 5]
+    recorded = attributions(explain(model, tmp_path / "model", "model", None, *sample))
+    # The same sample computed in batch mode from the train split...
+    computed = attributions(explain(model, tmp_path / "computed", "batch", batch, *sample))
+    assert computed["baseline"] == recorded["baseline"]
+    # ...and read from the version's file, with no train split present.
+    base = layout(model, tmp_path / "reused", batch)
+    shutil.rmtree(base / "input" / "train")
+    put(base / "input" / "baseline" / "attributions.json", tmp_path / "model" / "output" /
+        "explanations" / "attributions.json")  # fmt: skip
+    assert script.main(["--mode", "batch", "--base-dir", str(base)]) == 0
+    assert attributions(base)["baseline"] == recorded["baseline"]
+
+    # A file of a model with other features is refused in one line.
+    recorded["baseline"]["features"].pop("sex")
+    path = base / "input" / "baseline" / "attributions.json"
+    path.write_text(json.dumps(recorded))
+    capsys.readouterr()
+    assert script.main(["--mode", "batch", "--base-dir", str(base)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"explain: {path}: baseline features {FEATURES[1:]}; expected {FEATURES} from "
+        f"transform.json (the attributions of another model version?)"
+    )
