@@ -30,6 +30,7 @@ class ExplainSettings:
     """The arguments of scripts/explain.py (its defaults; see its docstring for the rule)."""
 
     baseline_rows: int = 2000
+    batch_rows: int = 20000
     seed: int = 0
     min_change: float = 0.25
     z: float = 4.0
@@ -39,6 +40,7 @@ class ExplainSettings:
     def arguments(self) -> list[str]:
         return [
             "--baseline-rows", str(self.baseline_rows),
+            "--batch-rows", str(self.batch_rows),
             "--seed", str(self.seed),
             "--min-change", str(self.min_change),
             "--z", str(self.z),

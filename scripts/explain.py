@@ -13,14 +13,16 @@ model: <base>/input/model/model.tar.gz, <base>/input/transform/transform.json,
        <base>/input/train/*.csv and <base>/input/test/*.csv (headerless, target first, as
        preprocess.py --mode fit writes them)
        -> <base>/output/explanations/attributions.json with "baseline" (a bounded, seeded sample
-       of the train split) and "test" (the held-out test split: the version's global importance).
+       of the train split) and "test" (the held-out test split, sampled like a batch: the
+       version's global importance).
 batch: the same model and transform, the baseline (<base>/input/baseline/attributions.json, the
        model version's model-mode file, or else <base>/input/train/*.csv, its train split, to
        sample here) and <base>/input/batch/*.csv (headerless, record_id first, as
        preprocess.py --mode apply writes them) -> attributions.json with "batch", "baseline",
-       a verdict per feature in "changes" and one sentence per changed feature in "sentences";
-       with --per-record also
-       <base>/output/per_record/attributions.csv (record_id, one column per feature, bias).
+       a verdict per feature in "changes" and one sentence per changed feature in "sentences"
+       (the batch summary is of a seeded sample of at most --batch-rows records, or of every
+       record with --per-record, which also writes
+       <base>/output/per_record/attributions.csv: record_id, one column per feature, bias).
 
 attributions.json is sketch-sized: per feature a handful of numbers, whatever the row count.
 Change rule (per feature, batch vs baseline; documented in the README's "Explanations"): a
@@ -28,6 +30,9 @@ feature's attribution changed when its mean |contribution| or its mean signed co
 by at least --min-change times its baseline mean |contribution| AND by more than --z standard
 errors of that difference (so sampling noise in a small batch is not a change), and the feature
 carries at least --min-share of the total mean |contribution| in the baseline or the batch.
+
+Runs in the SageMaker XGBoost 3.0-5 image: Python 3.10, numpy 2.1.0, pandas 2.2.3 (source:
+aws/sagemaker-xgboost-container, docker/3.0-5/base/Dockerfile.cpu and requirements.txt).
 """
 
 import argparse
@@ -179,13 +184,6 @@ class Summary:
         return {"rows": n, **extra, "bias": self.bias / n, "features": features}
 
 
-def summarise(explainer, folder):
-    summary = Summary(explainer.names)
-    for _, matrix in chunks(folder, explainer.width):
-        summary.add(*explainer.contributions(matrix))
-    return summary.result()
-
-
 def sample_rows(folder, width, size, seed):
     """A seeded uniform sample of at most `size` rows of the files in folder (target column
     dropped), kept in bounded memory: every row gets a seeded random key and the `size`
@@ -221,18 +219,23 @@ def recorded_baseline(explainer, path):
     return baseline
 
 
+def sampled_summary(explainer, folder, size, seed):
+    """The summary of a seeded sample of at most `size` rows of the files in folder. TreeSHAP
+    costs far more than a prediction (tens of times on this model family), and a few thousand
+    rows already pin the means down; source_rows says how many rows there were."""
+    rows, total = sample_rows(folder, explainer.width, size, seed)
+    summary = Summary(explainer.names)
+    summary.add(*explainer.contributions(rows))
+    return summary.result(source_rows=total, seed=seed)
+
+
 def baseline_summary(explainer, base, args):
     """The baseline: input/baseline/attributions.json when given (recorded at training time),
     else computed here from a seeded sample of the train split in input/train."""
     recorded = base / "input" / "baseline" / "attributions.json"
     if recorded.exists():
         return recorded_baseline(explainer, recorded)
-    rows, total = sample_rows(
-        base / "input" / "train", explainer.width, args.baseline_rows, args.seed
-    )
-    summary = Summary(explainer.names)
-    summary.add(*explainer.contributions(rows))
-    return summary.result(source_rows=total, seed=args.seed)
+    return sampled_summary(explainer, base / "input" / "train", args.baseline_rows, args.seed)
 
 
 def compare(baseline, batch, rule):
@@ -282,30 +285,38 @@ def explain_model(args):
         "version": FORMAT_VERSION,
         "kind": "model",
         "baseline": baseline_summary(explainer, base, args),
-        "test": summarise(explainer, base / "input" / "test"),
+        "test": sampled_summary(explainer, base / "input" / "test", args.batch_rows, args.seed),
     }
     path = write_json(base, document)
     print(f"{PROG}: global importance on {document['test']['rows']} test rows -> {path}")
+
+
+def per_record_summary(explainer, base):
+    """Every record's contributions to per_record/attributions.csv, and their summary."""
+    summary = Summary(explainer.names)
+    path = base / "output" / "per_record" / "attributions.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(",".join(["record_id", *explainer.names, "bias"]) + "\n")
+    rows = 0
+    for ids, matrix in chunks(base / "input" / "batch", explainer.width):
+        contributions, bias = explainer.contributions(matrix)
+        summary.add(contributions, bias)
+        frame = pd.DataFrame(contributions, columns=explainer.names)
+        frame.insert(0, "record_id", ids)
+        frame["bias"] = bias
+        frame.to_csv(path, mode="a", header=False, index=False, lineterminator="\n")
+        rows += len(ids)
+    return summary.result(source_rows=rows, seed=None)
 
 
 def explain_batch(args):
     base = args.base_dir
     explainer = Explainer(base)
     baseline = baseline_summary(explainer, base, args)
-    summary = Summary(explainer.names)
-    per_record = base / "output" / "per_record" / "attributions.csv"
     if args.per_record:
-        per_record.parent.mkdir(parents=True, exist_ok=True)
-        per_record.write_text(",".join(["record_id", *explainer.names, "bias"]) + "\n")
-    for ids, matrix in chunks(base / "input" / "batch", explainer.width):
-        contributions, bias = explainer.contributions(matrix)
-        summary.add(contributions, bias)
-        if args.per_record:
-            frame = pd.DataFrame(contributions, columns=explainer.names)
-            frame.insert(0, "record_id", ids)
-            frame["bias"] = bias
-            frame.to_csv(per_record, mode="a", header=False, index=False, lineterminator="\n")
-    batch = summary.result()
+        batch = per_record_summary(explainer, base)
+    else:
+        batch = sampled_summary(explainer, base / "input" / "batch", args.batch_rows, args.seed)
     rule = {"min_change": args.min_change, "z": args.z, "min_share": args.min_share}
     changes = compare(baseline, batch, rule)
     changed = sorted(
@@ -344,7 +355,13 @@ def parse_args(argv):
     parser.add_argument(
         "--baseline-rows", type=positive(int), default=2000, help="train-split sample size"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the baseline sample")
+    parser.add_argument(
+        "--batch-rows",
+        type=positive(int),
+        default=20000,
+        help="batch sample size for the summary (all records with --per-record)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the samples")
     parser.add_argument("--min-change", type=positive(float), default=0.25)
     parser.add_argument("--z", type=positive(float), default=4.0)
     parser.add_argument("--min-share", type=float, default=0.02)

@@ -219,6 +219,12 @@ def test_baseline_sample_is_bounded_and_seeded(model, tmp_path):
     assert runs["a"]["source_rows"] == train_rows
     assert runs["a"] == runs["b"]  # same seed, same sample
     assert runs["a"]["features"] != runs["c"]["features"]
+    # The batch summary is of a seeded sample too (unless every record is written).
+    base = explain(model, tmp_path / "d", "batch", held_out(model[0])[:500], "--batch-rows", 120)
+    assert (attributions(base)["batch"]["rows"], attributions(base)["batch"]["source_rows"]) == (
+        120,
+        500,
+    )
     # A bound above the data is the whole train split.
     base = explain(model, tmp_path / "all", "batch", batch, "--baseline-rows", 10**6)
     assert attributions(base)["baseline"]["rows"] == train_rows
@@ -350,7 +356,7 @@ def test_step_factories_render_jobs_that_explain_py_accepts():
             name.removeprefix("Explain").lower(),
             name == "ExplainBatch",
         )
-        assert (args.baseline_rows, args.min_change, args.z) == (2000, 0.25, 4.0)
+        assert (args.baseline_rows, args.batch_rows, args.min_change) == (2000, 20000, 0.25)
 
 
 def test_batch_reuses_the_baseline_recorded_at_training_time(model, tmp_path, capsys):
