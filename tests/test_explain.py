@@ -198,6 +198,19 @@ def test_shifted_feature_changes_its_attribution_while_clean_bootstrap_does_not(
     assert document["sentences"][0].endswith(", changed")
     lines = explanations.explanation_lines(document)
     assert f"- {document['sentences'][0]}" in lines
+    header, rows = explanations.batch_table(document)
+    assert [row[0] for row in rows] == sorted(
+        FEATURES, key=lambda name: document["batch"]["features"][name]["rank"]
+    )
+    row = next(row for row in rows if row[0] == "height")
+    assert row[1:3] == [
+        f"{before['mean_abs']:.3g} ({before['rank']})",
+        f"{after['mean_abs']:.3g} ({after['rank']})",
+    ]
+    assert row[-1] == "changed"
+    assert [r[-1] for r in rows].count("changed") == len(document["sentences"])
+    table = explanations.markdown(header, rows).splitlines()
+    assert len(table) == 2 + len(FEATURES) and table[1] == "|" + " --- |" * len(header)
 
 
 def test_small_clean_batches_do_not_raise_changes(model, tmp_path):

@@ -43,29 +43,64 @@ def global_importance(attributions: dict) -> dict[str, float]:
     return {name: v["mean_abs"] for name, v in attributions["test"]["features"].items()}
 
 
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def _change(new: float, old: float) -> str:
+    return f"{new / old - 1:+.0%}" if old > 0 else "–"
+
+
+def batch_table(attributions: dict) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of a batch document: per feature, baseline vs batch mean |contribution|
+    (rank), mean contribution and the verdict, the batch's most important feature first. The
+    report renders it as HTML, e-mails and cards as Markdown (markdown())."""
+    batch, baseline = attributions["batch"]["features"], attributions["baseline"]["features"]
+    header = [
+        "feature",
+        "baseline: mean abs. contribution (rank)",
+        "batch: mean abs. contribution (rank)",
+        "change",
+        "mean contribution: baseline → batch",
+        "verdict",
+    ]
+    rows = []
+    for name, after in sorted(batch.items(), key=lambda item: item[1]["rank"]):
+        before = baseline[name]
+        rows.append(
+            [
+                name,
+                f"{before['mean_abs']:.3g} ({before['rank']})",
+                f"{after['mean_abs']:.3g} ({after['rank']})",
+                _change(after["mean_abs"], before["mean_abs"]),
+                f"{before['mean']:+.3g} → {after['mean']:+.3g}",
+                attributions["changes"][name]["verdict"],
+            ]
+        )
+    return header, rows
+
+
 def importance_table(version: dict, champion: dict | None = None) -> str:
     """Markdown table of a new version's global importance next to the champion's (both model
     documents), most important feature of the new version first."""
     new = version["test"]["features"]
     old = champion["test"]["features"] if champion else {}
-    header = "| feature | this version: mean abs. contribution (rank) |"
-    rule = "| --- | --- |"
+    header = ["feature", "this version: mean abs. contribution (rank)"]
     if champion:
-        header += " champion: mean abs. contribution (rank) | change |"
-        rule += " --- | --- |"
+        header += ["champion: mean abs. contribution (rank)", "change"]
     rows = []
     for name, values in sorted(new.items(), key=lambda item: item[1]["rank"]):
-        row = f"| {name} | {values['mean_abs']:.3g} ({values['rank']}) |"
+        row = [name, f"{values['mean_abs']:.3g} ({values['rank']})"]
         if champion:
             before = old.get(name)
-            if before is None:
-                row += " – | new feature |"
-            else:
-                change = (
-                    f"{values['mean_abs'] / before['mean_abs'] - 1:+.0%}"
-                    if before["mean_abs"] > 0
-                    else "–"
-                )
-                row += f" {before['mean_abs']:.3g} ({before['rank']}) | {change} |"
+            row += (
+                ["–", "new feature"]
+                if before is None
+                else [
+                    f"{before['mean_abs']:.3g} ({before['rank']})",
+                    _change(values["mean_abs"], before["mean_abs"]),
+                ]
+            )
         rows.append(row)
-    return "\n".join([header, rule, *rows]) + "\n"
+    return markdown(header, rows)
