@@ -14,9 +14,11 @@ project's SageMaker image) in a per-execution sandbox that stands in for the con
                 output/data/ and output/failure, with the SM_* environment of the SageMaker
                 training toolkit (script mode).
 
-Each job's stdout and stderr go to one log file; a failed job's reason is output/failure (if
-written) or the last non-empty stderr line, which the scripts print last, as SageMaker puts the
-end of the error output in FailureReason. StoppingCondition.MaxRuntimeInSeconds is enforced by
+Each job's stdout and stderr go to one log file. A failed processing job's reason is
+/opt/ml/output/message if the script wrote one, else SageMaker's generic "AlgorithmError: See
+job logs for more information" (never the script's stderr, which AWS leaves in the logs); a
+failed training job's reason is output/failure if written, else the last non-empty stderr line,
+as the training toolkit reports it. StoppingCondition.MaxRuntimeInSeconds is enforced by
 killing the process group.
 
 Fields a step may carry are declared per step type (the *_FIELDS schemas). A field marked
@@ -472,21 +474,30 @@ def _kill(process: subprocess.Popen, posix: bool) -> None:
     process.wait()
 
 
-def failure_reason(outcome: ProcessOutcome, failure_file: Path | None = None) -> str:
+# What DescribeProcessingJob says when the container exits non-zero: the FailureReason is this
+# generic text (aws/sagemaker-spark-container, test/integration/sagemaker/
+# test_sagemaker_spark_errors.py asserts it); the container's own words reach the caller only
+# through /opt/ml/output/message (ExitMessage).
+PROCESSING_ALGORITHM_ERROR = "AlgorithmError: See job logs for more information"
+
+
+def failure_reason(outcome: ProcessOutcome, failure_file: Path, generic: str | None = None) -> str:
+    """The job's FailureReason: the timeout, else what the job wrote to `failure_file`, else
+    `generic` (SageMaker's text for a container that exits without saying why) or, where the
+    toolkit reports stderr itself, the last stderr line."""
     if outcome.timed_out:
-        reason = (
+        return (
             f"MaxRuntimeExceeded: the job ran longer than StoppingCondition.MaxRuntimeInSeconds "
             f"({outcome.max_runtime} s) and was stopped"
         )
-    elif failure_file is not None and failure_file.is_file() and failure_file.read_text().strip():
-        reason = failure_file.read_text().strip()
-    else:
-        lines = [line.strip() for line in outcome.stderr_tail if line.strip()]
-        silent = (
-            f"the job's command exited with code {outcome.returncode}, saying nothing on stderr"
-        )
-        reason = lines[-1] if lines else silent
-    return reason
+    written = failure_file.read_text().strip() if failure_file.is_file() else ""
+    if written:
+        return written
+    if generic:
+        return generic
+    lines = [line.strip() for line in outcome.stderr_tail if line.strip()]
+    silent = f"the job's command exited with code {outcome.returncode}, saying nothing on stderr"
+    return lines[-1] if lines else silent
 
 
 def max_runtime(arguments: dict) -> int:
@@ -541,7 +552,7 @@ def run_processing(job: Job) -> StepResult:
     )
     exit_message = job.workdir / "output" / "message"  # /opt/ml/output/message
     if outcome.returncode != 0 or outcome.timed_out:
-        raise StepFailed(failure_reason(outcome, exit_message))
+        raise StepFailed(failure_reason(outcome, exit_message, PROCESSING_ALGORITHM_ERROR))
     uploaded = {}
     for item in outputs:
         target = item["S3Output"]["S3Uri"]
@@ -693,6 +704,10 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
         max_runtime=max_runtime(request),
     )
     if outcome.returncode != 0 or outcome.timed_out:
+        # Script mode: the training toolkit catches the script's failure and writes its
+        # ExecuteUserScriptError, stderr included, to /opt/ml/output/failure
+        # (aws/sagemaker-training-toolkit src/sagemaker_training/trainer.py), so a training
+        # job's reason is its stderr when the script itself wrote nothing.
         raise StepFailed(failure_reason(outcome, workdir / "output" / "failure"))
     ended = now()
 

@@ -51,6 +51,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local_runtime import events, lambdas
+from local_runtime.api_model import ApiValidationError, check_request
 from local_runtime.expressions import (
     CONDITION_TYPES,
     PARAMETER_TYPES,
@@ -101,16 +102,49 @@ class JobStep:
     fields: dict
     resource: str | None
     metadata: str | None
+    operation: str  # the SageMaker API call the step makes with its Arguments
+    name_member: str | None  # the request member SageMaker fills with the job's name
     name_limit: int = 63
 
 
 JOB_STEPS = {
-    "Processing": JobStep(run_processing, PROCESSING_FIELDS, "processing-job", "processingJob"),
-    "Training": JobStep(run_training, TRAINING_FIELDS, "training-job", "trainingJob"),
-    "Tuning": JobStep(run_tuning, TUNING_FIELDS, "hyper-parameter-tuning-job", "tuningJob", 32),
-    "Transform": JobStep(run_transform, TRANSFORM_FIELDS, "transform-job", "transformJob"),
-    "Model": JobStep(create_model, MODEL_FIELDS, "model", "model"),
-    "RegisterModel": JobStep(register_model, REGISTER_MODEL_FIELDS, None, None),
+    "Processing": JobStep(
+        run_processing,
+        PROCESSING_FIELDS,
+        "processing-job",
+        "processingJob",
+        "CreateProcessingJob",
+        "ProcessingJobName",
+    ),
+    "Training": JobStep(
+        run_training,
+        TRAINING_FIELDS,
+        "training-job",
+        "trainingJob",
+        "CreateTrainingJob",
+        "TrainingJobName",
+    ),
+    "Tuning": JobStep(
+        run_tuning,
+        TUNING_FIELDS,
+        "hyper-parameter-tuning-job",
+        "tuningJob",
+        "CreateHyperParameterTuningJob",
+        "HyperParameterTuningJobName",
+        32,
+    ),
+    "Transform": JobStep(
+        run_transform,
+        TRANSFORM_FIELDS,
+        "transform-job",
+        "transformJob",
+        "CreateTransformJob",
+        "TransformJobName",
+    ),
+    "Model": JobStep(create_model, MODEL_FIELDS, "model", "model", "CreateModel", "ModelName"),
+    "RegisterModel": JobStep(
+        register_model, REGISTER_MODEL_FIELDS, None, None, "CreateModelPackage", None
+    ),
 }
 STEP_TYPES = (*JOB_STEPS, "Lambda", "Condition", "Fail")
 _COMMON_STEP_FIELDS = {
@@ -388,6 +422,7 @@ class PipelineRunner:
             }
             if description:
                 request["PipelineExecutionDescription"] = description
+            check_request("StartPipelineExecution", request)
             return sagemaker.start_pipeline_execution(**request)["PipelineExecutionArn"]
 
         definition = json.loads(pipeline["PipelineDefinition"])
@@ -576,7 +611,13 @@ class _Run:
         self._step_status(record, "Executing")
         try:
             result = self._perform(node, record)
-        except (StepFailed, DefinitionError, ExpressionError, lambdas.LambdaError) as error:
+        except (
+            StepFailed,
+            DefinitionError,
+            ExpressionError,
+            ApiValidationError,
+            lambdas.LambdaError,
+        ) as error:
             self._finish(record, "Failed", str(error))
         except (ClientError, BotoCoreError) as error:
             self._finish(record, "Failed", f"{type(error).__name__}: {error}")
@@ -640,7 +681,13 @@ class _Run:
         variable = {"Processing": "ProcessingJobName", "Training": "TrainingJobName"}.get(kind)
         scope = self._scope({variable: record.job_name} if variable else None)
         arguments = resolve(step.get("Arguments", {}), scope)
-        check_fields(f"step '{node.name}'", arguments, job_step.fields)  # resolved values
+        # The request SageMaker sends for the step, checked first as the service checks it,
+        # then for what the local runtime supports (resolved values).
+        request = dict(arguments)
+        if job_step.name_member:
+            request[job_step.name_member] = record.job_name
+        check_request(job_step.operation, request)
+        check_fields(f"step '{node.name}'", arguments, job_step.fields)
         job = Job(
             step_name=node.name,
             job_name=record.job_name,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import botocore.session
 import pytest
-import regex  # the API model's patterns are Java regexes (\p{...} classes)
 from botocore.validate import ParamValidator
 
+from local_runtime.api_model import constraint_errors
 from pipeline_scripts import pipelines
 from pipeline_scripts.cli import run
 from pipeline_scripts.config import load_config
@@ -85,30 +85,6 @@ def with_placeholders(value, shape):
     return value
 
 
-def enum_and_pattern_errors(value, shape, path="") -> list[str]:
-    """What ParamValidator does not check: enum values and string patterns of literals."""
-    errors = []
-    if is_expression(value):
-        return errors
-    if shape.type_name == "structure" and isinstance(value, dict):
-        for key, item in value.items():
-            if key in shape.members:
-                errors += enum_and_pattern_errors(item, shape.members[key], f"{path}.{key}")
-    elif shape.type_name == "list" and isinstance(value, list):
-        for i, item in enumerate(value):
-            errors += enum_and_pattern_errors(item, shape.member, f"{path}[{i}]")
-    elif shape.type_name == "map" and isinstance(value, dict):
-        for key, item in value.items():
-            errors += enum_and_pattern_errors(item, shape.value, f"{path}[{key}]")
-    elif shape.type_name == "string" and isinstance(value, str):
-        if shape.enum and value not in shape.enum:
-            errors.append(f"{path}: {value!r} is not one of {shape.enum}")
-        pattern = shape.metadata.get("pattern")
-        if pattern and not regex.fullmatch(pattern, value, flags=regex.DOTALL):
-            errors.append(f"{path}: {value!r} does not match {pattern}")
-    return errors
-
-
 def api_request(step) -> tuple[str, dict]:
     operation, name_member = STEP_OPERATIONS[step["Type"]]
     request = dict(step["Arguments"])
@@ -145,7 +121,7 @@ def api_errors(definitions, sagemaker_model) -> tuple[list[str], set[str]]:
             report = validator.validate(with_placeholders(request, input_shape), input_shape)
             if report.has_errors():
                 errors.append(f"{pipeline_name}/{step['Name']}: {report.generate_report()}")
-            for error in enum_and_pattern_errors(request, input_shape, operation):
+            for error in constraint_errors(request, input_shape, operation):
                 errors.append(f"{pipeline_name}/{step['Name']}: {error}")
             checked.add(step["Type"])
     return errors, checked
@@ -187,7 +163,7 @@ def test_validator_catches_a_broken_request(definitions, sagemaker_model):
     assert "InstanceCount" in report.generate_report() and "RoleArn" in report.generate_report()
     broken = json.loads(json.dumps(request))
     broken["ProcessingResources"]["ClusterConfig"]["InstanceType"] = "m5.large"
-    assert enum_and_pattern_errors(broken, shape)
+    assert constraint_errors(broken, shape)
 
 
 # --- AWS's published definition schema ------------------------------------------------------
