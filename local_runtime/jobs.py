@@ -402,6 +402,27 @@ def stop_all_jobs() -> None:
         _kill(process, os.name == "posix")
 
 
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn that has the kernel SIGKILL the job when the runner dies, even by SIGKILL,
+    which no handler in the runner can catch (prctl(2) PR_SET_PDEATHSIG, Linux only). Jobs run
+    in their own session (so a timeout can kill the whole group), which keeps the terminal's
+    Ctrl-C from reaching them: this is what ties them to the runner. The signal fires when the
+    thread that started the job ends; the runner's worker threads outlive their jobs."""
+    if not sys.platform.startswith("linux"):
+        return None  # elsewhere stop_all_jobs() covers every exit the runner can see
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+
+    def preexec() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the runner died before prctl took effect
+            os._exit(137)
+
+    return preexec
+
+
 @dataclass
 class ProcessOutcome:
     returncode: int
@@ -426,6 +447,7 @@ def run_process(argv, *, env, cwd: Path, log_path: Path, max_runtime: int) -> Pr
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=posix,
+                preexec_fn=_die_with_parent(os.getpid()),
             )
         except OSError as error:
             raise StepFailed(f"cannot run {argv[0]}: {error}") from None

@@ -4,11 +4,18 @@ definitions of tests/test_runner.py."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from local_runtime.api_model import ApiValidationError, check_request, constraint_errors
 from local_runtime.api_model import input_shape as shape_of
 from tests import test_runner
+from tests.conftest import REPO_ROOT
 from tests.test_runner import Small
 
 # The embedded API and the small-definition builder of tests/test_runner.py.
@@ -122,3 +129,90 @@ def test_a_processing_job_that_explains_its_failure_keeps_its_message(small):
     step = small.processing("Check", "explain", "MSE 9.1 exceeds threshold 6.00")
     execution = small.runner().run_definition(small.definition(step), "strict-message")
     assert execution.step("Check").failure_reason == "MSE 9.1 exceeds threshold 6.00"
+
+
+# -- killing the runner (issue 11 point 11) ---------------------------------------------------
+
+RUNNER_SCRIPT = """
+import sys
+from pathlib import Path
+
+import boto3
+
+from local_runtime.aws import embedded_aws
+from local_runtime.runner import PipelineRunner
+
+root, seconds = Path(sys.argv[1]), sys.argv[2]
+with embedded_aws("eu-west-1"):
+    boto3.client("s3").create_bucket(
+        Bucket="kill-test", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    out = "/opt/ml/processing/output/out"
+    command = f"import time, pathlib; pathlib.Path('{out}/started').write_text('1'); " \\
+        f"time.sleep({seconds}); pathlib.Path('{out}/done').write_text('1')"
+    step = {
+        "Name": "Hang",
+        "Type": "Processing",
+        "Arguments": {
+            "AppSpecification": {
+                "ImageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/any:1",
+                "ContainerEntrypoint": ["python3", "-c", command],
+            },
+            "ProcessingOutputConfig": {"Outputs": [{"OutputName": "out", "S3Output": {
+                "S3Uri": "s3://kill-test/out", "LocalPath": out, "S3UploadMode": "EndOfJob"}}]},
+            "ProcessingResources": {"ClusterConfig": {
+                "InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}},
+            "RoleArn": "arn:aws:iam::123456789012:role/test",
+            "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        },
+    }
+    definition = {"Version": "2020-12-01", "Parameters": [], "Steps": [step]}
+    execution = PipelineRunner(root).run_definition(definition, "kill-test")
+    print(execution.status, execution.sandbox, flush=True)
+"""
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                status = (entry / "stat").read_text().split()[2]
+            except OSError:
+                continue
+            if marker.encode() in cmdline and status != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_killing_the_runner_kills_its_jobs_and_a_rerun_starts_clean(tmp_path):
+    root = tmp_path / "runs"
+    command = [sys.executable, "-c", RUNNER_SCRIPT, str(root)]
+    runner = subprocess.Popen([*command, "60"], cwd=REPO_ROOT, stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(root.glob("kill-test/*/Hang/processing/output/out/started")):
+            assert runner.poll() is None and time.monotonic() < deadline, "job never started"
+            time.sleep(0.2)
+        (first,) = list(root.glob("kill-test/*"))
+        marker = "time.sleep(60)"
+        assert _processes_mentioning(marker), "the job is running"
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _processes_mentioning(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_mentioning(marker) == [], "a job outlived the runner"
+    finally:
+        runner.kill()
+        runner.wait()
+    # The rerun gets a new execution folder; nothing of the killed one is read or overwritten.
+    rerun = subprocess.run([*command, "0"], cwd=REPO_ROOT, capture_output=True, text=True)
+    status, sandbox = rerun.stdout.split()
+    assert status == "Succeeded", rerun.stderr[-2000:]
+    assert Path(sandbox) != first and Path(sandbox).parent == first.parent
+    assert (Path(sandbox) / "Hang/processing/output/out/done").is_file()
+    assert not (first / "Hang/processing/output/out/done").exists()
