@@ -4,14 +4,20 @@ definitions of tests/test_runner.py."""
 
 from __future__ import annotations
 
+import io
+import json
+import re
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
+import boto3
 import pytest
 
+from local_runtime import lambdas
 from local_runtime.api_model import ApiValidationError, check_request, constraint_errors
 from local_runtime.api_model import input_shape as shape_of
 from tests import test_runner
@@ -216,3 +222,72 @@ def test_killing_the_runner_kills_its_jobs_and_a_rerun_starts_clean(tmp_path):
     assert Path(sandbox) != first and Path(sandbox).parent == first.parent
     assert (Path(sandbox) / "Hang/processing/output/out/done").is_file()
     assert not (first / "Hang/processing/output/out/done").exists()
+
+
+# -- Lambda timeouts and payloads (issue 11 point 12) -----------------------------------------
+
+HANG = "import time\n\ndef handler(event, context):\n    time.sleep(90)\n    return {'x': 'late'}\n"
+
+
+def _deploy(name: str, code: str, timeout: int) -> str:
+    """Creates the function in the embedded Lambda API, as Terraform does in AWS."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("hang.py", code)
+    role = boto3.client("iam").create_role(
+        RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
+    )["Role"]["Arn"]
+    return boto3.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="hang.handler",
+        Code={"ZipFile": archive.getvalue()},
+        Timeout=timeout,
+    )["FunctionArn"]
+
+
+def test_a_hanging_lambda_step_fails_at_the_deployed_function_timeout(small):
+    """A 90 s hang against a 1 s deployed timeout: the step fails after 1 s with Lambda's
+    message (the project's functions get lambda.tf's timeouts, 60 s for the resolver)."""
+    arn = _deploy("strict-hang", HANG, timeout=1)
+    step = {
+        "Name": "Resolve",
+        "Type": "Lambda",
+        "FunctionArn": arn,
+        "Arguments": {},
+        "OutputParameters": [{"OutputName": "x", "OutputType": "String"}],
+    }
+    started = time.monotonic()
+    execution = small.runner().run_definition(small.definition(step), "strict-hang")
+    assert time.monotonic() - started < 15
+    reason = execution.step("Resolve").failure_reason
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [0-9a-f-]{36} Task timed out after 1\.00 seconds",
+        reason,
+    ), reason
+    assert execution.status == "Failed"
+
+
+def test_project_functions_get_the_timeouts_lambda_tf_deploys(aws):
+    group = aws.env.model_package_group_name
+    arn = f"arn:aws:lambda:eu-west-1:123456789012:function:{group}-model-resolver"
+    assert lambdas.function_for(arn).timeout == 60
+    arn = f"arn:aws:lambda:eu-west-1:123456789012:function:{group}-data-version"
+    assert lambdas.function_for(arn).timeout == 300
+
+
+def test_an_event_over_lambdas_request_limit_fails_before_the_call(small, aws):
+    group = aws.env.model_package_group_name
+    step = {
+        "Name": "Version",
+        "Type": "Lambda",
+        "FunctionArn": f"arn:aws:lambda:eu-west-1:123456789012:function:{group}-data-version",
+        "Arguments": {"s3_uri": "s3://b/p/", "padding": "x" * lambdas.REQUEST_LIMIT},
+        "OutputParameters": [{"OutputName": "data_version", "OutputType": "String"}],
+    }
+    execution = small.runner().run_definition(small.definition(step), "strict-payload")
+    assert execution.step("Version").failure_reason == (
+        "RequestEntityTooLargeException: Request must be smaller than 6291456 bytes for the "
+        "InvokeFunction operation"
+    )
