@@ -47,6 +47,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from local_runtime.algorithms import as_cloudwatch_text, builtin_metrics, metric_definitions
 from local_runtime.events import model_package_state_change
 from local_runtime.expressions import is_expression, iso_time, jsonable, load_json_text
 
@@ -733,8 +734,11 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
         raise StepFailed(failure_reason(outcome, workdir / "output" / "failure"))
     ended = now()
 
-    definitions = request.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
-    metrics = scrape_metrics(log_path.read_text(encoding="utf-8", errors="replace"), definitions)
+    specification = request.get("AlgorithmSpecification", {})
+    log_text = log_path.read_text(encoding="utf-8", errors="replace")
+    if builtin_metrics(specification.get("TrainingImage", "")) is not None:
+        log_text = as_cloudwatch_text(log_text)  # what the built-in regexes expect
+    metrics = scrape_metrics(log_text, metric_definitions(specification))
     output_path = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}/output"
     model_archive = workdir / "model.tar.gz"
     tar_gz(model_dir, model_archive)

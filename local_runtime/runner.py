@@ -51,6 +51,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local_runtime import events, lambdas
+from local_runtime.algorithms import check_metric_override
 from local_runtime.api_model import ApiValidationError, check_request
 from local_runtime.expressions import (
     CONDITION_TYPES,
@@ -388,6 +389,17 @@ def _job_name(execution_id: str, step: str, limit: int) -> str:
     return f"{stem}-{''.join(secrets.choice(alphabet) for _ in range(size))}"
 
 
+def _check_service_rules(kind: str, arguments: dict) -> None:
+    """What the service refuses beyond its API model (algorithms.py has the sources)."""
+    specification = {
+        "Training": lambda: arguments.get("AlgorithmSpecification"),
+        "Tuning": lambda: arguments.get("TrainingJobDefinition", {}).get("AlgorithmSpecification"),
+    }.get(kind, lambda: None)()
+    refusal = check_metric_override(specification) if specification else None
+    if refusal:
+        raise ApiValidationError(refusal)
+
+
 class PipelineRunner:
     def __init__(
         self,
@@ -687,6 +699,7 @@ class _Run:
         if job_step.name_member:
             request[job_step.name_member] = record.job_name
         check_request(job_step.operation, request)
+        _check_service_rules(kind, arguments)
         check_fields(f"step '{node.name}'", arguments, job_step.fields)
         job = Job(
             step_name=node.name,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from local_runtime.algorithms import metric_definitions
 from local_runtime.expressions import iso_time
 from local_runtime.jobs import (
     ANY,
@@ -167,11 +168,12 @@ def run_tuning(job: Job) -> StepResult:
     limits = config["ResourceLimits"]
     max_jobs = int(limits["MaxNumberOfTrainingJobs"])
     parallel = max(1, min(int(limits["MaxParallelTrainingJobs"]), max_jobs))
-    definitions = definition.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
+    definitions = metric_definitions(definition.get("AlgorithmSpecification", {}))
     if metric not in {d["Name"] for d in definitions}:
         raise DefinitionError(
-            f"step '{job.step_name}': the objective metric '{metric}' has no MetricDefinition "
-            "in TrainingJobDefinition.AlgorithmSpecification"
+            f"step '{job.step_name}': the objective metric '{metric}' is neither a built-in "
+            "metric of the image nor a MetricDefinition in "
+            "TrainingJobDefinition.AlgorithmSpecification"
         )
     cpus = max(1, (os.cpu_count() or 1) // parallel)
     rng = np.random.default_rng(int(config.get("RandomSeed", 0)))

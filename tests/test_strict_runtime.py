@@ -291,3 +291,64 @@ def test_an_event_over_lambdas_request_limit_fails_before_the_call(small, aws):
         "RequestEntityTooLargeException: Request must be smaller than 6291456 bytes for the "
         "InvokeFunction operation"
     )
+
+
+# -- SageMaker algorithm images: no metric overrides, built-in metrics --------------------------
+
+
+def _on_xgboost_image(step: dict, metric_definitions: bool) -> dict:
+    """The toy tuning step of tests/test_runner.py on the sagemaker-xgboost image, objective
+    validation:rmse, with or without its own MetricDefinitions."""
+    config = step["Arguments"]["HyperParameterTuningJobConfig"]
+    config["HyperParameterTuningJobObjective"]["MetricName"] = "validation:rmse"
+    specification = step["Arguments"]["TrainingJobDefinition"]["AlgorithmSpecification"]
+    specification["TrainingImage"] = XGBOOST_IMAGE
+    if metric_definitions:
+        specification["MetricDefinitions"] = [
+            {"Name": "validation:rmse", "Regex": r"validation-rmse:(\S+)"}
+        ]
+    else:
+        del specification["MetricDefinitions"]
+    return step
+
+
+def _training_from(tuning: dict, name: str) -> dict:
+    """A training step with the tuning step's job definition and one point of its ranges."""
+    definition = dict(tuning["Arguments"]["TrainingJobDefinition"])
+    static = definition.pop("StaticHyperParameters")
+    return {
+        "Name": name,
+        "Type": "Training",
+        "Arguments": {**definition, "HyperParameters": {**static, "x": "0.5", "k": "1"}},
+    }
+
+
+@pytest.mark.parametrize("kind", ["Tuning", "Training"])
+def test_metric_definitions_on_the_xgboost_image_are_refused_with_the_services_message(small, kind):
+    tuning = _on_xgboost_image(
+        test_runner._tuning_step(small, "Tune", "Random", 2, 2, "unused"), metric_definitions=True
+    )
+    step = tuning if kind == "Tuning" else _training_from(tuning, "Train")
+    execution = small.runner().run_definition(small.definition(step), f"strict-{kind.lower()}")
+    assert execution.step(step["Name"]).failure_reason == (
+        "ValidationException: You can't override the metric definitions for Amazon SageMaker "
+        "algorithms. Please retry the request without specifying metric definitions."
+    )
+
+
+def test_the_xgboost_image_is_scraped_with_its_built_in_metric_regexes(small):
+    tuning = _on_xgboost_image(
+        test_runner._tuning_step(small, "Tune", "Random", 2, 2, "unused"), metric_definitions=False
+    )
+    training = _training_from(tuning, "Train")
+    definition = small.definition(tuning, training)
+    execution = small.runner().run_definition(definition, "strict-builtin-metrics")
+    assert execution.status == "Succeeded", execution.failure_reason
+    # x = 0.5, k = 1: (0.5 - 0.3) ** 2 + 0.1, logged as "[0]\ttrain-rmse:1.5\tvalidation-rmse:…"
+    assert execution.step("Train").metrics["validation:rmse"] == pytest.approx(0.14)
+    best = execution.step("Tune").properties["BestTrainingJob"]
+    objective = best["FinalHyperParameterTuningJobObjectiveMetric"]
+    assert objective["MetricName"] == "validation:rmse"
+    tuned = best["TunedHyperParameters"]
+    expected = (float(tuned["x"]) - 0.3) ** 2 + int(tuned["k"]) / 10
+    assert objective["Value"] == pytest.approx(expected)
