@@ -25,11 +25,14 @@ threads, one event at a time and in order, so it should return quickly; an excep
 logged and changes nothing in the execution, as with EventBridge. NotExecuted is this record's
 name for steps SageMaker never starts; they emit no event.
 
-Not emulated, and accepted with a note in the step's log: step caching (CacheConfig; every step
-runs, as on a cache miss), RetryPolicies (the throttling, capacity and service faults they retry
-do not happen locally), IAM roles, KMS keys, tags, instance types and network isolation (see
-jobs.py). Anything else a definition uses beyond what this package implements is refused before
-the execution starts, with an error naming the step and the field.
+Step caching (CacheConfig) is emulated for processing, training and tuning steps by AWS's
+cache keys (cache.py); requests are validated against the SageMaker API model once resolved
+(api_model.py), with the service rules the model does not express (algorithms.py).
+Not emulated, and accepted with a note in the step's log: RetryPolicies (the throttling,
+capacity and service faults they retry do not happen locally), IAM roles, KMS keys, tags,
+instance types and network isolation (see jobs.py). Anything else a definition uses beyond
+what this package implements is refused before the execution starts, with an error naming the
+step and the field.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from local_runtime import events, lambdas
 from local_runtime.algorithms import check_metric_override
 from local_runtime.api_model import ApiValidationError, check_request
+from local_runtime.cache import STEP_CACHE, Entry, cache_key, expire_after
 from local_runtime.expressions import (
     CONDITION_TYPES,
     PARAMETER_TYPES,
@@ -148,13 +152,23 @@ JOB_STEPS = {
     ),
 }
 STEP_TYPES = (*JOB_STEPS, "Lambda", "Condition", "Fail")
+
+
+def _valid_expiry(text) -> bool:
+    try:
+        expire_after(text)
+    except ValueError:
+        return False
+    return True
+
+
 _COMMON_STEP_FIELDS = {
     "Name": ANY,
     "Type": ANY,
     "DependsOn": ANY,
     "DisplayName": ANY,
     "Description": ANY,
-    "CacheConfig": Ignored("no step cache locally: every step runs, as on a cache miss"),
+    "CacheConfig": {"Enabled": ANY, "ExpireAfter": Check(_valid_expiry, "an ISO 8601 duration")},
     "RetryPolicies": Ignored(
         "the errors they retry (throttling, capacity, service faults) do not happen locally"
     ),
@@ -207,6 +221,7 @@ class StepRecord:
     properties: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    cache_hit_source: str | None = None  # the execution whose result a cache hit reused
 
     @property
     def duration_seconds(self) -> float | None:
@@ -228,6 +243,7 @@ class StepRecord:
             "outputs": self.outputs,
             "metrics": self.metrics,
             "properties": self.properties,
+            "cache_hit_source": self.cache_hit_source,
         }
 
 
@@ -701,6 +717,19 @@ class _Run:
         check_request(job_step.operation, request)
         _check_service_rules(kind, arguments)
         check_fields(f"step '{node.name}'", arguments, job_step.fields)
+        cache = step.get("CacheConfig") or {}
+        key = cache_key(kind, arguments) if cache.get("Enabled") else None
+        if cache.get("Enabled") and key is None:
+            self._log(record, f"not emulated: step caching of {kind} steps (the step runs)")
+        pipeline = self.execution.pipeline_arn
+        if key:
+            expiry = expire_after(cache.get("ExpireAfter"))
+            hit = STEP_CACHE.lookup(pipeline, node.name, key, record.start_time, expiry)
+            if hit is not None:
+                record.job_name, record.metadata = hit.job_name, dict(hit.metadata)
+                record.cache_hit_source = hit.execution_arn
+                self._log(record, f"cache hit: reusing {hit.job_name} of {hit.execution_arn}")
+                return hit.result
         job = Job(
             step_name=node.name,
             job_name=record.job_name,
@@ -711,7 +740,14 @@ class _Run:
             sagemaker=self.sagemaker,
             arn_prefix=self.arn_prefix,
         )
-        return job_step.run(job)
+        result = job_step.run(job)
+        if key:
+            metadata = {**record.metadata, **result.metadata}
+            entry = Entry(
+                record.start_time, self.execution.execution_arn, record.job_name, metadata, result
+            )
+            STEP_CACHE.store(pipeline, node.name, key, entry)
+        return result
 
     @staticmethod
     def _log(record: StepRecord, line: str) -> None:

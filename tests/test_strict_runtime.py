@@ -20,6 +20,7 @@ import pytest
 from local_runtime import lambdas
 from local_runtime.api_model import ApiValidationError, check_request, constraint_errors
 from local_runtime.api_model import input_shape as shape_of
+from local_runtime.jobs import DefinitionError
 from tests import test_runner
 from tests.conftest import REPO_ROOT
 from tests.test_runner import Small
@@ -352,3 +353,48 @@ def test_the_xgboost_image_is_scraped_with_its_built_in_metric_regexes(small):
     tuned = best["TunedHyperParameters"]
     expected = (float(tuned["x"]) - 0.3) ** 2 + int(tuned["k"]) / 10
     assert objective["Value"] == pytest.approx(expected)
+
+
+# -- step caching by AWS's cache keys --------------------------------------------------------
+
+
+def test_a_cached_step_reuses_the_earlier_result_until_a_key_attribute_changes(small):
+    def definition(environment: str, expire: str = "P30D") -> dict:
+        step = small.processing(
+            "Prepare",
+            "write",
+            "data",
+            "1",
+            outputs=["data"],
+            CacheConfig={"Enabled": True, "ExpireAfter": expire},
+        )
+        step["Arguments"]["Environment"] = {"MODE": environment}
+        return small.definition(step)
+
+    runner = small.runner()
+    first = runner.run_definition(definition("a"), "strict-cache")
+    second = runner.run_definition(definition("a"), "strict-cache")
+    assert first.step("Prepare").cache_hit_source is None
+    hit = second.step("Prepare")
+    assert hit.status == "Succeeded" and hit.cache_hit_source == first.execution_arn
+    # The earlier job's outputs and name, even though the output path holds the execution id.
+    assert (
+        hit.outputs == first.step("Prepare").outputs
+        and hit.job_name == first.step("Prepare").job_name
+    )
+    assert not (hit.workdir / "processing").exists()  # nothing ran
+    assert "cache hit: reusing" in hit.log_path.read_text()
+
+    changed = runner.run_definition(definition("b"), "strict-cache")  # Environment is a key
+    assert changed.step("Prepare").cache_hit_source is None
+    expired = runner.run_definition(definition("a", expire="PT0S"), "strict-cache")
+    assert expired.step("Prepare").cache_hit_source is None
+    other = runner.run_definition(definition("a"), "strict-cache-other-pipeline")
+    assert other.step("Prepare").cache_hit_source is None
+
+
+def test_an_invalid_expire_after_is_refused_before_anything_runs(small):
+    step = small.processing("Prepare", "write", "data", "1", CacheConfig={"Enabled": True})
+    step["CacheConfig"]["ExpireAfter"] = "30 days"
+    with pytest.raises(DefinitionError, match=r"ExpireAfter = '30 days' .*ISO 8601 duration"):
+        small.runner().run_definition(small.definition(step), "strict-expiry")
