@@ -22,7 +22,7 @@ from local_runtime.api_model import ApiValidationError, check_request, constrain
 from local_runtime.api_model import input_shape as shape_of
 from local_runtime.jobs import DefinitionError
 from tests import test_runner
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, all_steps
 from tests.test_runner import Small
 
 # The embedded API and the small-definition builder of tests/test_runner.py.
@@ -398,3 +398,66 @@ def test_an_invalid_expire_after_is_refused_before_anything_runs(small):
     step["CacheConfig"]["ExpireAfter"] = "30 days"
     with pytest.raises(DefinitionError, match=r"ExpireAfter = '30 days' .*ISO 8601 duration"):
         small.runner().run_definition(small.definition(step), "strict-expiry")
+
+
+def _model_location(definition: dict, base: str, execution_scoped: bool) -> dict:
+    """The rendered HPO definition with the tuning output under `base`, with or without the
+    execution id, and the two consumers of the best model (EvaluateModel's 'model' input and
+    RegisterModel's ModelDataUrl) joined from the same parts, as the rendering did when defect 3
+    was found. Also takes out what the `defects` branch fixes (defects 1 and 2), so that this
+    test shows caching alone."""
+    definition = json.loads(json.dumps(definition))
+    steps = {s["Name"]: s for s in all_steps(definition)}
+    scope = [{"Get": "Execution.PipelineExecutionId"}] if execution_scoped else []
+    prefix = [base, *scope, "TuneModel", "models"]
+    best = {"Get": "Steps.TuneModel.BestTrainingJob.TrainingJobName"}
+    model = {"Std:Join": {"On": "/", "Values": [*prefix, best, "output", "model.tar.gz"]}}
+    job = steps["TuneModel"]["Arguments"]["TrainingJobDefinition"]
+    job["OutputDataConfig"]["S3OutputPath"] = {"Std:Join": {"On": "/", "Values": prefix}}
+    job["AlgorithmSpecification"].pop("MetricDefinitions", None)  # defect 2
+    for item in steps["EvaluateModel"]["Arguments"]["ProcessingInputs"]:
+        if item["InputName"] == "model":
+            item["S3Input"]["S3Uri"] = model
+    register = steps["RegisterModel"]["Arguments"]
+    register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] = model
+    register.get("CustomerMetadataProperties", {}).pop("training_data_version", None)  # defect 1
+    return definition
+
+
+@pytest.mark.e2e
+def test_defect_3_a_cached_tuning_step_leaves_an_execution_scoped_model_path_dangling(aws, small):
+    """AWS's tuning cache key ignores OutputDataConfig: on a cache hit the best model lives
+    under the earlier execution, so a model path joined from the current execution id points
+    at nothing (defect 3 as it happens in AWS); a path that does not depend on the execution
+    works on a cache hit."""
+    env = aws.env
+    sagemaker = boto3.client("sagemaker")
+    stored = sagemaker.describe_pipeline(PipelineName=env.pipeline_trainwhpo)
+    rendered = json.loads(stored["PipelineDefinition"])
+    base = f"s3://{env.bucket_name}/strict-runtime/cache"
+    runner = small.runner()
+
+    def run(execution_scoped: bool):
+        definition = _model_location(rendered, base, execution_scoped)
+        return runner.run_definition(
+            definition, env.pipeline_trainwhpo, pipeline_arn=stored["PipelineArn"]
+        )
+
+    first = run(execution_scoped=False)
+    assert first.status == "Succeeded", first.failure_reason
+    second = run(execution_scoped=False)
+    assert second.status == "Succeeded", second.failure_reason
+    for name in ("Preprocess", "TuneModel", "EvaluateModel"):
+        assert second.step(name).cache_hit_source == first.execution_arn, name
+    container = second.step("RegisterModel").properties["InferenceSpecification"]["Containers"][0]
+    bucket, _, key = container["ModelDataUrl"].removeprefix("s3://").partition("/")
+    boto3.client("s3").head_object(Bucket=bucket, Key=key)  # the registered model exists
+
+    scoped = run(execution_scoped=True)
+    assert scoped.step("TuneModel").cache_hit_source == first.execution_arn
+    evaluate = scoped.step("EvaluateModel")
+    assert evaluate.status == "Failed" and evaluate.cache_hit_source is None
+    assert evaluate.failure_reason.startswith(
+        f'ClientError: No S3 objects found under S3 URL "{base}/{scoped.execution_id}/TuneModel/'
+    )
+    assert scoped.step("RegisterModel").status == "NotExecuted"
