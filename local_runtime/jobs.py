@@ -403,14 +403,37 @@ def stop_all_jobs() -> None:
         _kill(process, os.name == "posix")
 
 
+# Where prctl is missing (macOS), a job runs under this watchdog, the leader of the job's process
+# group: it passes the job's exit status on, and kills the whole group as soon as its parent
+# (the runner) is gone, however the runner ended.
+_WATCHDOG = """
+import os, signal, subprocess, sys, time
+parent, job = int(sys.argv[1]), subprocess.Popen(sys.argv[2:])
+while job.poll() is None:
+    if os.getppid() != parent:
+        os.killpg(0, signal.SIGKILL)
+    time.sleep(0.2)
+sys.exit(job.returncode if job.returncode >= 0 else 128 - job.returncode)
+"""
+# LOCAL_RUNTIME_JOB_WATCHDOG=1 uses the watchdog on Linux too (the tests run both ways).
+_WATCHDOG_VARIABLE = "LOCAL_RUNTIME_JOB_WATCHDOG"
+
+
+def _uses_watchdog() -> bool:
+    posix = os.name == "posix"
+    return posix and (
+        not sys.platform.startswith("linux") or os.environ.get(_WATCHDOG_VARIABLE) == "1"
+    )
+
+
 def _die_with_parent(parent: int) -> Callable[[], None] | None:
     """A preexec_fn that has the kernel SIGKILL the job when the runner dies, even by SIGKILL,
     which no handler in the runner can catch (prctl(2) PR_SET_PDEATHSIG, Linux only). Jobs run
     in their own session (so a timeout can kill the whole group), which keeps the terminal's
     Ctrl-C from reaching them: this is what ties them to the runner. The signal fires when the
     thread that started the job ends; the runner's worker threads outlive their jobs."""
-    if not sys.platform.startswith("linux"):
-        return None  # elsewhere stop_all_jobs() covers every exit the runner can see
+    if not sys.platform.startswith("linux") or _uses_watchdog():
+        return None
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -439,9 +462,12 @@ def run_process(argv, *, env, cwd: Path, log_path: Path, max_runtime: int) -> Pr
     tail: collections.deque = collections.deque(maxlen=50)
     lock = threading.Lock()
     with open(log_path, "ab") as log:
+        argv = [str(a) for a in argv]
+        if _uses_watchdog():
+            argv = [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *argv]
         try:
             process = subprocess.Popen(
-                [str(a) for a in argv],
+                argv,
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
