@@ -30,6 +30,7 @@ import json
 
 import botocore.session
 import regex
+from botocore.exceptions import ClientError
 
 from local_runtime.expressions import is_expression
 
@@ -139,15 +140,28 @@ def constraint_errors(value, shape, path: str = "") -> list[str]:
 
 
 def validation_message(errors: list[str]) -> str:
+    """The message of the service's ValidationException for `errors`."""
     count = len(errors)
     detected = (
         "1 validation error detected" if count == 1 else f"{count} validation errors detected"
     )
-    return f"ValidationException: {detected}: {'; '.join(errors)}"
+    return f"{detected}: {'; '.join(errors)}"
 
 
 def check_request(operation: str, request: dict, service: str = "sagemaker") -> None:
     """Raises ApiValidationError with the service's message when `request` breaks the model."""
     errors = constraint_errors(request, input_shape(operation, service))
     if errors:
-        raise ApiValidationError(validation_message(errors))
+        raise ApiValidationError(f"ValidationException: {validation_message(errors)}")
+
+
+def validate_client_request(params: dict, model, **_) -> None:
+    """botocore 'before-parameter-build' handler: a request the service would refuse fails as
+    the service fails it, with a ClientError (ValidationException) - before moto, which checks
+    almost nothing, accepts it."""
+    errors = constraint_errors(params, model.input_shape) if model.input_shape else []
+    if errors:
+        raise ClientError(
+            {"Error": {"Code": "ValidationException", "Message": validation_message(errors)}},
+            model.name,
+        )

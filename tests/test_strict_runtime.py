@@ -18,6 +18,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from local_runtime import lambdas
 from local_runtime.api_model import ApiValidationError, check_request, constraint_errors
@@ -470,3 +471,21 @@ def test_defect_3_a_cached_tuning_step_leaves_an_execution_scoped_model_path_dan
         f'ClientError: No S3 objects found under S3 URL "{base}/{scoped.execution_id}/TuneModel/'
     )
     assert scoped.step("RegisterModel").status == "NotExecuted"
+
+
+def test_every_sagemaker_call_to_the_embedded_api_is_validated_as_aws_does(small):
+    """UpdateModelPackage (the approval) and any other call: moto would accept this value."""
+    sagemaker = boto3.client("sagemaker")
+    with pytest.raises(ClientError) as raised:
+        sagemaker.update_model_package(
+            ModelPackageArn="arn:aws:sagemaker:eu-west-1:123456789012:model-package/g/1",
+            ModelApprovalStatus="Approved",
+            CustomerMetadataProperties={"data_version": "s3://b/p/ (1 objects)"},
+        )
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert str(raised.value) == (
+        "An error occurred (ValidationException) when calling the UpdateModelPackage operation: "
+        "1 validation error detected: Value 's3://b/p/ (1 objects)' at "
+        "'customerMetadataProperties.data_version' failed to satisfy constraint: Member must "
+        f"satisfy regular expression pattern: {METADATA_PATTERN}"
+    )
