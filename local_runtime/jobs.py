@@ -34,6 +34,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -680,23 +681,15 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
     for folder in (code, config, model_dir, output_data):
         folder.mkdir(parents=True, exist_ok=True)
 
-    archive = workdir / "sourcedir.tar.gz"
-    bucket, key = split_s3_uri(submit)
-    try:
-        job.s3.download_file(bucket, key, str(archive))
-    except ClientError as error:
-        raise StepFailed(
-            f"ClientError: cannot download sagemaker_submit_directory {submit}: {error}"
-        ) from None
-    extract_tar(archive, code)
-    if not (code / program).is_file():
-        raise StepFailed(f"sagemaker_program '{program}' is not in {submit}")
-
     channels = request.get("InputDataConfig", [])
     for channel in channels:
         source = channel["DataSource"]["S3DataSource"]["S3Uri"]
         target = workdir / "input" / "data" / channel["ChannelName"]
         download_input(job.s3, source, target, f"channel '{channel['ChannelName']}'")
+    module_dir = _install_code(job, submit, workdir, code)
+    if not (code / program).is_file():
+        raise StepFailed(f"sagemaker_program '{program}' is not in {submit}")
+
     names = sorted(c["ChannelName"] for c in channels)
     input_config = {
         c["ChannelName"]: {
@@ -734,7 +727,7 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
         # OpenMP (xgboost) would otherwise start a thread per core in every job.
         "OMP_NUM_THREADS": str(cpus),
         "SM_NUM_GPUS": "0",
-        "SM_MODULE_DIR": submit,
+        "SM_MODULE_DIR": module_dir,
         "SM_USER_ENTRY_POINT": program,
         **{f"SM_CHANNEL_{n.upper()}": str(workdir / "input" / "data" / n) for n in names},
         **{f"SM_HP_{k.upper()}": _env_value(v) for k, v in user.items()},
@@ -789,6 +782,37 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
             for metric, value in metrics.items()
         ],
     }
+
+
+def _install_code(job: Job, submit: str, workdir: Path, code: Path) -> str:
+    """The training toolkit's download_and_extract (aws/sagemaker-training-toolkit
+    src/sagemaker_training/files.py): sagemaker_submit_directory is an S3 tar.gz, or a local
+    folder or tar file, e.g. in a code input channel (a path under /opt/ml, mapped to `workdir`).
+    Returns the module directory as the job sees it (SM_MODULE_DIR)."""
+    if submit.startswith("s3://"):
+        archive = workdir / "sourcedir.tar.gz"
+        bucket, key = split_s3_uri(submit)
+        try:
+            job.s3.download_file(bucket, key, str(archive))
+        except ClientError as error:
+            raise StepFailed(
+                f"ClientError: cannot download sagemaker_submit_directory {submit}: {error}"
+            ) from None
+        extract_tar(archive, code)
+        return submit
+    if not submit.startswith("/opt/ml/"):
+        raise DefinitionError(
+            f"step '{job.step_name}': HyperParameters.sagemaker_submit_directory {submit!r}: "
+            "expected an s3:// URI or a path under /opt/ml (e.g. a code input channel)"
+        )
+    local = workdir / submit[len("/opt/ml/") :]
+    if local.is_dir():
+        shutil.copytree(local, code, dirs_exist_ok=True)
+    elif local.is_file():
+        extract_tar(local, code)
+    else:
+        raise StepFailed(f"sagemaker_submit_directory {submit} does not exist in the job")
+    return str(local)
 
 
 def run_training(job: Job) -> StepResult:

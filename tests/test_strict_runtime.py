@@ -489,3 +489,23 @@ def test_every_sagemaker_call_to_the_embedded_api_is_validated_as_aws_does(small
         "'customerMetadataProperties.data_version' failed to satisfy constraint: Member must "
         f"satisfy regular expression pattern: {METADATA_PATTERN}"
     )
+
+
+def test_training_code_can_come_from_an_input_channel(small):
+    """Network-isolated training: the code is a channel, not downloaded by the job; the
+    toolkit installs sagemaker_submit_directory from the local path."""
+    tuning = _on_xgboost_image(
+        test_runner._tuning_step(small, "Tune", "Random", 2, 2, "unused"), metric_definitions=False
+    )
+    training = _training_from(tuning, "Train")
+    arguments = training["Arguments"]
+    source = f"s3://{small.bucket}/runner-tests/toy/sourcedir.tar.gz"
+    channel = json.loads(json.dumps(arguments["InputDataConfig"][0]))
+    channel["ChannelName"] = "code"
+    channel["DataSource"]["S3DataSource"]["S3Uri"] = source
+    arguments["InputDataConfig"] = [*arguments["InputDataConfig"], channel]
+    local = "/opt/ml/input/data/code/sourcedir.tar.gz"
+    arguments["HyperParameters"]["sagemaker_submit_directory"] = json.dumps(local)
+    execution = small.runner().run_definition(small.definition(training), "strict-code-channel")
+    assert execution.status == "Succeeded", execution.failure_reason
+    assert execution.step("Train").metrics["validation:rmse"] == pytest.approx(0.14)
