@@ -9,7 +9,9 @@ Which code runs, and for how long at most:
   its Timeout is the one lambda.tf deploys (read from lambda.tf, as Terraform reads it).
 Handlers are loaded from their files, as the Lambda runtime loads them, and called with the
 step's resolved Arguments as the event; their boto3 clients reach the embedded AWS API through
-AWS_ENDPOINT_URL. An invocation past the function's timeout fails the step with Lambda's own
+AWS_ENDPOINT_URL. A Lambda step has no timeout of its own (the published pipeline definition
+schema's LambdaStep has no such property; SDK v3's LambdaStep takes none), so the function's
+timeout is the limit: an invocation past it fails the step with Lambda's own
 "Task timed out after N.NN seconds" (the handler's thread cannot be killed: it is abandoned, as
 Lambda freezes the sandbox); an event over Lambda's 6 MB request limit fails before the call.
 """
