@@ -9,7 +9,10 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import boto3
 from moto.server import ThreadedMotoServer
+
+from pipeline_scripts.api_model import validate_client_request
 
 # moto accepts any credentials; fixed ones keep real ones from being read or sent anywhere.
 _LOCAL_ENVIRONMENT = {
@@ -29,7 +32,10 @@ def _free_loopback_port() -> int:
 def embedded_aws(region: str) -> Iterator[str]:
     """Starts the server and points every boto3 client in this process at it.
 
-    Yields the endpoint URL. The previous environment is restored on exit.
+    Every SageMaker request made through boto3's default session meanwhile is first checked
+    against the API model as the service checks it (pipeline_scripts/api_model.py): moto
+    would accept what AWS refuses. Yields the endpoint URL. The previous environment is
+    restored on exit.
     """
     port = _free_loopback_port()
     # The server logs one line per API call; the runtime prints what matters itself.
@@ -42,9 +48,14 @@ def embedded_aws(region: str) -> Iterator[str]:
     overrides = {**_LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region}
     saved = {key: os.environ.get(key) for key in overrides}
     os.environ.update(overrides)
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    events = boto3.DEFAULT_SESSION.events
+    events.register("before-parameter-build.sagemaker", validate_client_request)
     try:
         yield endpoint
     finally:
+        events.unregister("before-parameter-build.sagemaker", validate_client_request)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

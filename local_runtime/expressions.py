@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-EXPRESSION_KEYS = ("Get", "Std:Join", "Std:JsonGet")
+from pipeline_scripts.api_model import is_expression
+
 EXECUTION_VARIABLES = (
     "PipelineExecutionId",
     "PipelineExecutionArn",
@@ -71,10 +72,6 @@ class Scope:
     property_files: Mapping[str, Mapping[str, Mapping]]  # step -> file name -> definition
     read_json: Callable[[str], Any]  # S3 URI -> parsed JSON document
     job_variables: Mapping[str, str] = field(default_factory=dict)  # TrainingJobName, ...
-
-
-def is_expression(value) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in EXPRESSION_KEYS
 
 
 def resolve(value, scope: Scope):

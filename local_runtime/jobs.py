@@ -14,9 +14,11 @@ project's SageMaker image) in a per-execution sandbox that stands in for the con
                 output/data/ and output/failure, with the SM_* environment of the SageMaker
                 training toolkit (script mode).
 
-Each job's stdout and stderr go to one log file; a failed job's reason is output/failure (if
-written) or the last non-empty stderr line, which the scripts print last, as SageMaker puts the
-end of the error output in FailureReason. StoppingCondition.MaxRuntimeInSeconds is enforced by
+Each job's stdout and stderr go to one log file. A failed processing job's reason is
+/opt/ml/output/message if the script wrote one, else SageMaker's generic "AlgorithmError: See
+job logs for more information" (never the script's stderr, which AWS leaves in the logs); a
+failed training job's reason is output/failure if written, else the last non-empty stderr line,
+as the training toolkit reports it. StoppingCondition.MaxRuntimeInSeconds is enforced by
 killing the process group.
 
 Fields a step may carry are declared per step type (the *_FIELDS schemas). A field marked
@@ -32,6 +34,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -401,6 +404,50 @@ def stop_all_jobs() -> None:
         _kill(process, os.name == "posix")
 
 
+# Where prctl is missing (macOS), a job runs under this watchdog, the leader of the job's process
+# group: it passes the job's exit status on, and kills the whole group as soon as its parent
+# (the runner) is gone, however the runner ended.
+_WATCHDOG = """
+import os, signal, subprocess, sys, time
+parent, job = int(sys.argv[1]), subprocess.Popen(sys.argv[2:])
+while job.poll() is None:
+    if os.getppid() != parent:
+        os.killpg(0, signal.SIGKILL)
+    time.sleep(0.2)
+sys.exit(job.returncode if job.returncode >= 0 else 128 - job.returncode)
+"""
+# LOCAL_RUNTIME_JOB_WATCHDOG=1 uses the watchdog on Linux too (the tests run both ways).
+_WATCHDOG_VARIABLE = "LOCAL_RUNTIME_JOB_WATCHDOG"
+
+
+def _uses_watchdog() -> bool:
+    posix = os.name == "posix"
+    return posix and (
+        not sys.platform.startswith("linux") or os.environ.get(_WATCHDOG_VARIABLE) == "1"
+    )
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn that has the kernel SIGKILL the job when the runner dies, even by SIGKILL,
+    which no handler in the runner can catch (prctl(2) PR_SET_PDEATHSIG, Linux only). Jobs run
+    in their own session (so a timeout can kill the whole group), which keeps the terminal's
+    Ctrl-C from reaching them: this is what ties them to the runner. The signal fires when the
+    thread that started the job ends; the runner's worker threads outlive their jobs."""
+    if not sys.platform.startswith("linux") or _uses_watchdog():
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+
+    def preexec() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the runner died before prctl took effect
+            os._exit(137)
+
+    return preexec
+
+
 @dataclass
 class ProcessOutcome:
     returncode: int
@@ -416,15 +463,19 @@ def run_process(argv, *, env, cwd: Path, log_path: Path, max_runtime: int) -> Pr
     tail: collections.deque = collections.deque(maxlen=50)
     lock = threading.Lock()
     with open(log_path, "ab") as log:
+        argv = [str(a) for a in argv]
+        if _uses_watchdog():
+            argv = [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *argv]
         try:
             process = subprocess.Popen(
-                [str(a) for a in argv],
+                argv,
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=posix,
+                preexec_fn=_die_with_parent(os.getpid()),
             )
         except OSError as error:
             raise StepFailed(f"cannot run {argv[0]}: {error}") from None
@@ -473,21 +524,30 @@ def _kill(process: subprocess.Popen, posix: bool) -> None:
     process.wait()
 
 
-def failure_reason(outcome: ProcessOutcome, failure_file: Path | None = None) -> str:
+# What DescribeProcessingJob says when the container exits non-zero: the FailureReason is this
+# generic text (aws/sagemaker-spark-container, test/integration/sagemaker/
+# test_sagemaker_spark_errors.py asserts it); the container's own words reach the caller only
+# through /opt/ml/output/message (ExitMessage).
+PROCESSING_ALGORITHM_ERROR = "AlgorithmError: See job logs for more information"
+
+
+def failure_reason(outcome: ProcessOutcome, failure_file: Path, generic: str | None = None) -> str:
+    """The job's FailureReason: the timeout, else what the job wrote to `failure_file`, else
+    `generic` (SageMaker's text for a container that exits without saying why) or, where the
+    toolkit reports stderr itself, the last stderr line."""
     if outcome.timed_out:
-        reason = (
+        return (
             f"MaxRuntimeExceeded: the job ran longer than StoppingCondition.MaxRuntimeInSeconds "
             f"({outcome.max_runtime} s) and was stopped"
         )
-    elif failure_file is not None and failure_file.is_file() and failure_file.read_text().strip():
-        reason = failure_file.read_text().strip()
-    else:
-        lines = [line.strip() for line in outcome.stderr_tail if line.strip()]
-        silent = (
-            f"the job's command exited with code {outcome.returncode}, saying nothing on stderr"
-        )
-        reason = lines[-1] if lines else silent
-    return reason
+    written = failure_file.read_text().strip() if failure_file.is_file() else ""
+    if written:
+        return written
+    if generic:
+        return generic
+    lines = [line.strip() for line in outcome.stderr_tail if line.strip()]
+    silent = f"the job's command exited with code {outcome.returncode}, saying nothing on stderr"
+    return lines[-1] if lines else silent
 
 
 def max_runtime(arguments: dict) -> int:
@@ -542,7 +602,7 @@ def run_processing(job: Job) -> StepResult:
     )
     exit_message = job.workdir / "output" / "message"  # /opt/ml/output/message
     if outcome.returncode != 0 or outcome.timed_out:
-        raise StepFailed(failure_reason(outcome, exit_message))
+        raise StepFailed(failure_reason(outcome, exit_message, PROCESSING_ALGORITHM_ERROR))
     uploaded = {}
     for item in outputs:
         target = item["S3Output"]["S3Uri"]
@@ -641,25 +701,10 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
         source = channel["DataSource"]["S3DataSource"]["S3Uri"]
         target = workdir / "input" / "data" / channel["ChannelName"]
         download_input(job.s3, source, target, f"channel '{channel['ChannelName']}'")
-
-    # The toolkit takes an s3:// URI or a path inside the job, e.g. a tarball in an input
-    # channel (sagemaker_containers _files.download_and_extract).
-    if submit.startswith("s3://"):
-        archive = workdir / "sourcedir.tar.gz"
-        bucket, key = split_s3_uri(submit)
-        try:
-            job.s3.download_file(bucket, key, str(archive))
-        except ClientError as error:
-            raise StepFailed(
-                f"ClientError: cannot download sagemaker_submit_directory {submit}: {error}"
-            ) from None
-    else:
-        archive = workdir / submit.removeprefix("/opt/ml/")
-        if not submit.startswith("/opt/ml/") or not archive.is_file():
-            raise StepFailed(f"sagemaker_submit_directory {submit}: no such file in the job")
-    extract_tar(archive, code)
+    module_dir = _install_code(job, submit, workdir, code)
     if not (code / program).is_file():
         raise StepFailed(f"sagemaker_program '{program}' is not in {submit}")
+
     names = sorted(c["ChannelName"] for c in channels)
     input_config = {
         c["ChannelName"]: {
@@ -697,7 +742,7 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
         # OpenMP (xgboost) would otherwise start a thread per core in every job.
         "OMP_NUM_THREADS": str(cpus),
         "SM_NUM_GPUS": "0",
-        "SM_MODULE_DIR": submit,
+        "SM_MODULE_DIR": module_dir,
         "SM_USER_ENTRY_POINT": program,
         **{f"SM_CHANNEL_{n.upper()}": str(workdir / "input" / "data" / n) for n in names},
         **{f"SM_HP_{k.upper()}": _env_value(v) for k, v in user.items()},
@@ -716,6 +761,10 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
         max_runtime=max_runtime(request),
     )
     if outcome.returncode != 0 or outcome.timed_out:
+        # Script mode: the training toolkit catches the script's failure and writes its
+        # ExecuteUserScriptError, stderr included, to /opt/ml/output/failure
+        # (aws/sagemaker-training-toolkit src/sagemaker_training/trainer.py), so a training
+        # job's reason is its stderr when the script itself wrote nothing.
         raise StepFailed(failure_reason(outcome, workdir / "output" / "failure"))
     ended = now()
 
@@ -747,6 +796,37 @@ def train(job: Job, request: dict, name: str, workdir: Path, log_path: Path, cpu
             for metric, value in metrics.items()
         ],
     }
+
+
+def _install_code(job: Job, submit: str, workdir: Path, code: Path) -> str:
+    """The training toolkit's download_and_extract (aws/sagemaker-training-toolkit
+    src/sagemaker_training/files.py): sagemaker_submit_directory is an S3 tar.gz, or a local
+    folder or tar file, e.g. in a code input channel (a path under /opt/ml, mapped to `workdir`).
+    Returns the module directory as the job sees it (SM_MODULE_DIR)."""
+    if submit.startswith("s3://"):
+        archive = workdir / "sourcedir.tar.gz"
+        bucket, key = split_s3_uri(submit)
+        try:
+            job.s3.download_file(bucket, key, str(archive))
+        except ClientError as error:
+            raise StepFailed(
+                f"ClientError: cannot download sagemaker_submit_directory {submit}: {error}"
+            ) from None
+        extract_tar(archive, code)
+        return submit
+    if not submit.startswith("/opt/ml/"):
+        raise DefinitionError(
+            f"step '{job.step_name}': HyperParameters.sagemaker_submit_directory {submit!r}: "
+            "expected an s3:// URI or a path under /opt/ml (e.g. a code input channel)"
+        )
+    local = workdir / submit[len("/opt/ml/") :]
+    if local.is_dir():
+        shutil.copytree(local, code, dirs_exist_ok=True)
+    elif local.is_file():
+        extract_tar(local, code)
+    else:
+        raise StepFailed(f"sagemaker_submit_directory {submit} does not exist in the job")
+    return str(local)
 
 
 def run_training(job: Job) -> StepResult:

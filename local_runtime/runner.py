@@ -25,11 +25,15 @@ threads, one event at a time and in order, so it should return quickly; an excep
 logged and changes nothing in the execution, as with EventBridge. NotExecuted is this record's
 name for steps SageMaker never starts; they emit no event.
 
-Not emulated, and accepted with a note in the step's log: step caching (CacheConfig; every step
-runs, as on a cache miss), RetryPolicies (the throttling, capacity and service faults they retry
-do not happen locally), IAM roles, KMS keys, tags, instance types and network isolation (see
-jobs.py). Anything else a definition uses beyond what this package implements is refused before
-the execution starts, with an error naming the step and the field.
+Step caching (CacheConfig) is emulated for processing, training and tuning steps by AWS's
+cache keys (cache.py); requests are validated against the SageMaker API model once resolved
+(pipeline_scripts/api_model.py), with the service rules the model does not express
+(pipeline_scripts/xgboost_image.py).
+Not emulated, and accepted with a note in the step's log: RetryPolicies (the throttling,
+capacity and service faults they retry do not happen locally), IAM roles, KMS keys, tags,
+instance types and network isolation (see jobs.py). Anything else a definition uses beyond
+what this package implements is refused before the execution starts, with an error naming the
+step and the field.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local_runtime import events, lambdas
+from local_runtime.cache import STEP_CACHE, Entry, cache_key, expire_after
 from local_runtime.expressions import (
     CONDITION_TYPES,
     PARAMETER_TYPES,
@@ -87,6 +92,8 @@ from local_runtime.jobs import (
 )
 from local_runtime.transform import TRANSFORM_FIELDS, run_transform
 from local_runtime.tuning import TUNING_FIELDS, run_tuning
+from pipeline_scripts.api_model import ApiValidationError, check_request
+from pipeline_scripts.xgboost_image import metric_definition_errors
 
 logger = logging.getLogger(__name__)
 DEFAULT_ACCOUNT = "123456789012"  # moto's account, for run_definition without a pipeline ARN
@@ -101,25 +108,68 @@ class JobStep:
     fields: dict
     resource: str | None
     metadata: str | None
+    operation: str  # the SageMaker API call the step makes with its Arguments
+    name_member: str | None  # the request member SageMaker fills with the job's name
     name_limit: int = 63
 
 
 JOB_STEPS = {
-    "Processing": JobStep(run_processing, PROCESSING_FIELDS, "processing-job", "processingJob"),
-    "Training": JobStep(run_training, TRAINING_FIELDS, "training-job", "trainingJob"),
-    "Tuning": JobStep(run_tuning, TUNING_FIELDS, "hyper-parameter-tuning-job", "tuningJob", 32),
-    "Transform": JobStep(run_transform, TRANSFORM_FIELDS, "transform-job", "transformJob"),
-    "Model": JobStep(create_model, MODEL_FIELDS, "model", "model"),
-    "RegisterModel": JobStep(register_model, REGISTER_MODEL_FIELDS, None, None),
+    "Processing": JobStep(
+        run_processing,
+        PROCESSING_FIELDS,
+        "processing-job",
+        "processingJob",
+        "CreateProcessingJob",
+        "ProcessingJobName",
+    ),
+    "Training": JobStep(
+        run_training,
+        TRAINING_FIELDS,
+        "training-job",
+        "trainingJob",
+        "CreateTrainingJob",
+        "TrainingJobName",
+    ),
+    "Tuning": JobStep(
+        run_tuning,
+        TUNING_FIELDS,
+        "hyper-parameter-tuning-job",
+        "tuningJob",
+        "CreateHyperParameterTuningJob",
+        "HyperParameterTuningJobName",
+        32,
+    ),
+    "Transform": JobStep(
+        run_transform,
+        TRANSFORM_FIELDS,
+        "transform-job",
+        "transformJob",
+        "CreateTransformJob",
+        "TransformJobName",
+    ),
+    "Model": JobStep(create_model, MODEL_FIELDS, "model", "model", "CreateModel", "ModelName"),
+    "RegisterModel": JobStep(
+        register_model, REGISTER_MODEL_FIELDS, None, None, "CreateModelPackage", None
+    ),
 }
 STEP_TYPES = (*JOB_STEPS, "Lambda", "Condition", "Fail")
+
+
+def _valid_expiry(text) -> bool:
+    try:
+        expire_after(text)
+    except ValueError:
+        return False
+    return True
+
+
 _COMMON_STEP_FIELDS = {
     "Name": ANY,
     "Type": ANY,
     "DependsOn": ANY,
     "DisplayName": ANY,
     "Description": ANY,
-    "CacheConfig": Ignored("no step cache locally: every step runs, as on a cache miss"),
+    "CacheConfig": {"Enabled": ANY, "ExpireAfter": Check(_valid_expiry, "an ISO 8601 duration")},
     "RetryPolicies": Ignored(
         "the errors they retry (throttling, capacity, service faults) do not happen locally"
     ),
@@ -172,6 +222,7 @@ class StepRecord:
     properties: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    cache_hit_source: str | None = None  # the execution whose result a cache hit reused
 
     @property
     def duration_seconds(self) -> float | None:
@@ -193,6 +244,7 @@ class StepRecord:
             "outputs": self.outputs,
             "metrics": self.metrics,
             "properties": self.properties,
+            "cache_hit_source": self.cache_hit_source,
         }
 
 
@@ -354,6 +406,16 @@ def _job_name(execution_id: str, step: str, limit: int) -> str:
     return f"{stem}-{''.join(secrets.choice(alphabet) for _ in range(size))}"
 
 
+def _check_service_rules(kind: str, arguments: dict) -> None:
+    """What the service refuses beyond its API model (xgboost_image.py has the sources)."""
+    specification = {
+        "Training": lambda: arguments.get("AlgorithmSpecification"),
+        "Tuning": lambda: arguments.get("TrainingJobDefinition", {}).get("AlgorithmSpecification"),
+    }.get(kind, lambda: None)()
+    for refusal in metric_definition_errors(specification or {}):
+        raise ApiValidationError(f"ValidationException: {refusal}")
+
+
 class PipelineRunner:
     def __init__(
         self,
@@ -388,6 +450,7 @@ class PipelineRunner:
             }
             if description:
                 request["PipelineExecutionDescription"] = description
+            check_request("StartPipelineExecution", request)
             return sagemaker.start_pipeline_execution(**request)["PipelineExecutionArn"]
 
         definition = json.loads(pipeline["PipelineDefinition"])
@@ -576,7 +639,13 @@ class _Run:
         self._step_status(record, "Executing")
         try:
             result = self._perform(node, record)
-        except (StepFailed, DefinitionError, ExpressionError, lambdas.LambdaError) as error:
+        except (
+            StepFailed,
+            DefinitionError,
+            ExpressionError,
+            ApiValidationError,
+            lambdas.LambdaError,
+        ) as error:
             self._finish(record, "Failed", str(error))
         except (ClientError, BotoCoreError) as error:
             self._finish(record, "Failed", f"{type(error).__name__}: {error}")
@@ -640,7 +709,27 @@ class _Run:
         variable = {"Processing": "ProcessingJobName", "Training": "TrainingJobName"}.get(kind)
         scope = self._scope({variable: record.job_name} if variable else None)
         arguments = resolve(step.get("Arguments", {}), scope)
-        check_fields(f"step '{node.name}'", arguments, job_step.fields)  # resolved values
+        # The request SageMaker sends for the step, checked first as the service checks it,
+        # then for what the local runtime supports (resolved values).
+        request = dict(arguments)
+        if job_step.name_member:
+            request[job_step.name_member] = record.job_name
+        check_request(job_step.operation, request)
+        _check_service_rules(kind, arguments)
+        check_fields(f"step '{node.name}'", arguments, job_step.fields)
+        cache = step.get("CacheConfig") or {}
+        key = cache_key(kind, arguments) if cache.get("Enabled") else None
+        if cache.get("Enabled") and key is None:
+            self._log(record, f"not emulated: step caching of {kind} steps (the step runs)")
+        pipeline = self.execution.pipeline_arn
+        if key:
+            expiry = expire_after(cache.get("ExpireAfter"))
+            hit = STEP_CACHE.lookup(pipeline, node.name, key, record.start_time, expiry)
+            if hit is not None:
+                record.job_name, record.metadata = hit.job_name, dict(hit.metadata)
+                record.cache_hit_source = hit.execution_arn
+                self._log(record, f"cache hit: reusing {hit.job_name} of {hit.execution_arn}")
+                return hit.result
         job = Job(
             step_name=node.name,
             job_name=record.job_name,
@@ -651,7 +740,14 @@ class _Run:
             sagemaker=self.sagemaker,
             arn_prefix=self.arn_prefix,
         )
-        return job_step.run(job)
+        result = job_step.run(job)
+        if key:
+            metadata = {**record.metadata, **result.metadata}
+            entry = Entry(
+                record.start_time, self.execution.execution_arn, record.job_name, metadata, result
+            )
+            STEP_CACHE.store(pipeline, node.name, key, entry)
+        return result
 
     @staticmethod
     def _log(record: StepRecord, line: str) -> None:

@@ -171,7 +171,7 @@ def run_tuning(job: Job) -> StepResult:
     if metric not in metric_names(definition.get("AlgorithmSpecification", {})):
         raise DefinitionError(
             f"step '{job.step_name}': the objective metric '{metric}' is neither a built-in "
-            "metric of the training image nor a MetricDefinition in "
+            "metric of the image nor a MetricDefinition in "
             "TrainingJobDefinition.AlgorithmSpecification"
         )
     cpus = max(1, (os.cpu_count() or 1) // parallel)

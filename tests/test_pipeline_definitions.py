@@ -16,10 +16,10 @@ from pathlib import Path
 
 import botocore.session
 import pytest
-import regex  # the API model's patterns are Java regexes (\p{...} classes)
 from botocore.validate import ParamValidator
 
 from pipeline_scripts import pipelines
+from pipeline_scripts.api_model import constraint_errors, is_expression
 from pipeline_scripts.cli import run
 from pipeline_scripts.config import load_config
 from pipeline_scripts.render import offline_session, render
@@ -36,7 +36,6 @@ STEP_OPERATIONS = {
     "RegisterModel": ("CreateModelPackage", None),
     "Transform": ("CreateTransformJob", "TransformJobName"),
 }
-EXPRESSION_KEYS = {"Get", "Std:Join", "Std:JsonGet"}
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +51,6 @@ def definitions(config):
 @pytest.fixture(scope="module")
 def sagemaker_model():
     return botocore.session.get_session().get_service_model("sagemaker")
-
-
-def is_expression(value) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in EXPRESSION_KEYS
 
 
 PLACEHOLDERS = {
@@ -83,30 +78,6 @@ def with_placeholders(value, shape):
     if isinstance(value, list) and shape.type_name == "list":
         return [with_placeholders(v, shape.member) for v in value]
     return value
-
-
-def enum_and_pattern_errors(value, shape, path="") -> list[str]:
-    """What ParamValidator does not check: enum values and string patterns of literals."""
-    errors = []
-    if is_expression(value):
-        return errors
-    if shape.type_name == "structure" and isinstance(value, dict):
-        for key, item in value.items():
-            if key in shape.members:
-                errors += enum_and_pattern_errors(item, shape.members[key], f"{path}.{key}")
-    elif shape.type_name == "list" and isinstance(value, list):
-        for i, item in enumerate(value):
-            errors += enum_and_pattern_errors(item, shape.member, f"{path}[{i}]")
-    elif shape.type_name == "map" and isinstance(value, dict):
-        for key, item in value.items():
-            errors += enum_and_pattern_errors(item, shape.value, f"{path}[{key}]")
-    elif shape.type_name == "string" and isinstance(value, str):
-        if shape.enum and value not in shape.enum:
-            errors.append(f"{path}: {value!r} is not one of {shape.enum}")
-        pattern = shape.metadata.get("pattern")
-        if pattern and not regex.fullmatch(pattern, value, flags=regex.DOTALL):
-            errors.append(f"{path}: {value!r} does not match {pattern}")
-    return errors
 
 
 def api_request(step) -> tuple[str, dict]:
@@ -145,7 +116,7 @@ def api_errors(definitions, sagemaker_model) -> tuple[list[str], set[str]]:
             report = validator.validate(with_placeholders(request, input_shape), input_shape)
             if report.has_errors():
                 errors.append(f"{pipeline_name}/{step['Name']}: {report.generate_report()}")
-            for error in enum_and_pattern_errors(request, input_shape, operation):
+            for error in constraint_errors(request, input_shape, operation):
                 errors.append(f"{pipeline_name}/{step['Name']}: {error}")
             checked.add(step["Type"])
     return errors, checked
@@ -187,7 +158,7 @@ def test_validator_catches_a_broken_request(definitions, sagemaker_model):
     assert "InstanceCount" in report.generate_report() and "RoleArn" in report.generate_report()
     broken = json.loads(json.dumps(request))
     broken["ProcessingResources"]["ClusterConfig"]["InstanceType"] = "m5.large"
-    assert enum_and_pattern_errors(broken, shape)
+    assert constraint_errors(broken, shape)
 
 
 # --- AWS's published definition schema ------------------------------------------------------
@@ -461,7 +432,7 @@ def _sample(value, definition: dict, env):
 def test_registered_metadata_values_are_valid_at_run_time(definitions, config):
     """CreateModelPackage checks each CustomerMetadataProperties value (1..256 characters of
     ^([\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@]*)$) after the expressions are resolved."""
-    from pipeline_scripts.api_model import member_shape, value_errors
+    from pipeline_scripts.api_model import member_shape
 
     shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
     for name in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
@@ -473,7 +444,7 @@ def test_registered_metadata_values_are_valid_at_run_time(definitions, config):
             # Lambda outputs: checked against the same shape in test_pipeline_lambdas.
             if not (isinstance(value, dict) and "OutputParameters" in str(value))
         }
-        assert value_errors(metadata, shape, "customerMetadataProperties") == [], name
+        assert constraint_errors(metadata, shape, "customerMetadataProperties") == [], name
 
 
 def test_every_job_is_encrypted_tagged_retried_and_writes_per_execution(definitions, config):

@@ -397,7 +397,7 @@ _LONG_FOLDER = "/".join(f"level-{number:02d}-with-a-long-descriptive-name" for n
 def test_data_version_is_valid_customer_metadata_on_every_path(s3, versioned, keys, uri_key):
     """CreateModelPackage rejects a value that breaks CustomerMetadataValue's length or pattern
     (e.g. the old "s3://b/p/ (1 objects, sha256:...)"): check with botocore's own shape."""
-    from pipeline_scripts.api_model import member_shape, value_errors
+    from pipeline_scripts.api_model import constraint_errors, member_shape
 
     bucket = _bucket(s3, f"metadata-{'v' if versioned else 'u'}", versioned=versioned)
     for key in keys:
@@ -405,7 +405,10 @@ def test_data_version_is_valid_customer_metadata_on_every_path(s3, versioned, ke
     value = _version(f"s3://{bucket}/{uri_key}")
 
     shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
-    assert value_errors({"training_data_version": value}, shape, "customerMetadataProperties") == []
+    assert (
+        constraint_errors({"training_data_version": value}, shape, "customerMetadataProperties")
+        == []
+    )
     assert value.startswith(f"s3://{bucket}/")
 
 
@@ -421,12 +424,12 @@ def test_cleaned_object_keys_stay_distinct(s3):
 
 def test_old_prefix_format_is_what_aws_rejects():
     """The validator gives the service's message for the value the Lambda used to return."""
-    from pipeline_scripts.api_model import member_shape, validation_message, value_errors
+    from pipeline_scripts.api_model import constraint_errors, member_shape, validation_message
 
     shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
-    errors = value_errors({"v": "s3://b/p/ (1 objects, sha256:f239)"}, shape, "x")
+    errors = constraint_errors({"v": "s3://b/p/ (1 objects, sha256:f239)"}, shape, "x")
     assert validation_message(errors) == (
-        "ValidationException: 1 validation error detected: Value 's3://b/p/ (1 objects, "
+        "1 validation error detected: Value 's3://b/p/ (1 objects, "
         "sha256:f239)' at 'x.v' failed to satisfy constraint: Member must satisfy regular "
         f"expression pattern: {shape.value.metadata['pattern']}"
     )
@@ -486,11 +489,11 @@ def test_compare_without_the_group_registers(aws):
 
 
 def test_compare_outputs_are_valid_metadata_and_step_outputs(sm):
-    from pipeline_scripts.api_model import member_shape, value_errors
+    from pipeline_scripts.api_model import constraint_errors, member_shape
 
     result = _compare()
     shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
-    assert value_errors({"model_fingerprint": result["model_fingerprint"]}, shape, "m") == []
+    assert constraint_errors({"model_fingerprint": result["model_fingerprint"]}, shape, "m") == []
     assert isinstance(result["is_new"], bool)  # the step declares it Boolean
 
 

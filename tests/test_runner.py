@@ -345,7 +345,8 @@ def test_emitted_events_have_the_keys_of_the_real_event_fixtures(loop):
 # -- small definitions ----------------------------------------------------------------------
 
 TOOL = '''\
-"""Test step: write <output> <value> <args...> | copy <input> <output> | fail <message>."""
+"""Test step: write <output> <value> <args...> | copy <input> <output> | fail <message> |
+explain <message> (writes /opt/ml/output/message, exits 1) | hang <seconds>."""
 import json
 import shutil
 import sys
@@ -361,6 +362,16 @@ elif mode == "copy":
 elif mode == "fail":
     print("reading the input")
     raise ValueError(" ".join(rest))
+elif mode == "explain":
+    message = root.parent / "output" / "message"  # /opt/ml/output/message, mapped
+    message.parent.mkdir(parents=True, exist_ok=True)
+    message.write_text(" ".join(rest))
+    sys.exit(1)
+elif mode == "hang":
+    import time
+    (root / "output" / "started").parent.mkdir(parents=True, exist_ok=True)
+    (root / "output" / "started").write_text("yes")
+    time.sleep(float(rest[0]))
 '''
 
 
@@ -465,7 +476,11 @@ class Small:
         }
 
 
-def test_a_step_that_raises_fails_with_its_last_stderr_line_and_nothing_downstream_runs(small):
+def test_a_step_that_dies_silently_fails_with_aws_generic_reason_and_nothing_downstream_runs(
+    small,
+):
+    """The script raises without writing /opt/ml/output/message: SageMaker's FailureReason is
+    its generic AlgorithmError; the traceback is only in the job's log."""
     definition = small.definition(
         small.processing("Prepare", "write", "data", "1", outputs=["data"]),
         small.processing(
@@ -492,13 +507,15 @@ def test_a_step_that_raises_fails_with_its_last_stderr_line_and_nothing_downstre
     assert execution.status == "Failed"
     clean = execution.step("Clean")
     assert clean.status == "Failed"
-    assert clean.failure_reason == "ValueError: column weight is missing"
-    assert "reading the input" in clean.log_path.read_text()  # stdout is logged too
+    assert clean.failure_reason == "AlgorithmError: See job logs for more information"
+    log = clean.log_path.read_text()
+    assert "reading the input" in log and "ValueError: column weight is missing" in log
     assert execution.step("Prepare").status == "Succeeded"
     assert execution.step("Train").status == "NotExecuted"
     assert execution.step("Report").status == "NotExecuted"
     assert execution.failure_reason == (
-        "Step failure: One or multiple steps failed: Clean: ValueError: column weight is missing"
+        "Step failure: One or multiple steps failed: Clean: AlgorithmError: See job logs for "
+        "more information"
     )
     failed = [e for e in small.recorder.events if e["detail"].get("currentStepStatus") == "Failed"]
     assert [e["detail"]["failureReason"] for e in failed] == [clean.failure_reason]
@@ -758,7 +775,9 @@ config = Path(os.environ["SM_INPUT_CONFIG_DIR"])
     "channel": sorted(os.listdir(os.environ["SM_CHANNEL_TRAIN"])),
     "cwd": os.getcwd(),
 }))
-print(f"objective={(args.x - 0.3) ** 2 + args.k / 10}")
+objective = (args.x - 0.3) ** 2 + args.k / 10
+print(f"objective={objective}")
+print(f"[0]\\ttrain-rmse:1.5\\tvalidation-rmse:{objective}")  # as xgboost logs an eval
 '''
 
 
