@@ -52,15 +52,11 @@ locals {
   vpc_enabled = length(var.subnet_id) > 0
 }
 
-data "archive_file" "function" {
-  for_each    = local.functions
-  type        = "zip"
-  source_dir  = "${path.module}/code/${each.value.code_dir}"
-  output_path = "${path.module}/build/lambda/${each.key}.zip"
-  # Fixed file modes (the provider fixes timestamps): the same code gives the same hash on
-  # every machine, so a checkout alone never redeploys a function.
-  output_file_mode = "0644"
-  excludes         = ["__pycache__", "*.pyc"]
+# The zips are built by pipeline_scripts/lambda_package.py (`make package`; the CI Terraform
+# jobs run it before init): deterministic, so the same code gives the same hash on every
+# machine and a checkout alone never redeploys a function.
+locals {
+  function_packages = { for key, f in local.functions : key => "${path.module}/build/lambda/${f.code_dir}.zip" }
 }
 
 resource "aws_lambda_function" "this" {
@@ -72,8 +68,8 @@ resource "aws_lambda_function" "this" {
   runtime          = "python3.13"
   architectures    = ["arm64"]
   handler          = each.value.handler
-  filename         = data.archive_file.function[each.key].output_path
-  source_code_hash = data.archive_file.function[each.key].output_base64sha256
+  filename         = local.function_packages[each.key]
+  source_code_hash = filebase64sha256(local.function_packages[each.key])
   timeout          = each.value.timeout
   memory_size      = 256
 

@@ -14,10 +14,6 @@ terraform {
       # The last 5.x release: python3.13 runtimes are accepted since 5.76.0.
       version = "5.100.0"
     }
-    archive = {
-      source  = "hashicorp/archive"
-      version = "2.7.1"
-    }
   }
 
   # GitLab-managed Terraform state; CI passes the address, lock address and credentials with
