@@ -100,7 +100,8 @@ def declared_variables() -> dict[str, dict]:
     return {name: body for block in parsed["variable"] for name, body in block.items()}
 
 
-needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
+# Skips where terraform is missing, except in CI, where that fails (tests/conftest.py).
+needs_terraform = pytest.mark.usefixtures("terraform_bin")
 
 
 # --------------------------------------------------------------------------- shipped files

@@ -24,6 +24,7 @@ import pytest
 
 from pipeline_scripts import event_rules, lambda_package
 from pipeline_scripts.config import load_config, parse_tfvars
+from tests.conftest import missing_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_FILES = sorted((REPO_ROOT / "env_files").glob("*.tfvars"))
@@ -41,13 +42,6 @@ MOTO_ROUND_TRIP_GAPS = {
 }
 
 
-def missing(reason: str):
-    """Skip on a user's machine; in CI a missing tool must fail the job, not hide the tests."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the Terraform tests must run in CI)")
-    pytest.skip(reason)
-
-
 def provider_mirror() -> Path | None:
     """A filesystem mirror with the pinned AWS provider: TF_PROVIDER_MIRROR or /opt/tf-plugins."""
     for candidate in (os.environ.get("TF_PROVIDER_MIRROR"), "/opt/tf-plugins"):
@@ -57,19 +51,11 @@ def provider_mirror() -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def terraform_bin() -> str:
-    path = shutil.which("terraform")
-    if path is None:
-        missing("terraform is not installed")
-    return path
-
-
-@pytest.fixture(scope="module")
 def tf_env(terraform_bin, tmp_path_factory) -> dict[str, str]:
     """Environment of every terraform run: a CLI config that installs from the mirror only."""
     mirror = provider_mirror()
     if mirror is None:
-        missing(
+        missing_tool(
             f"no filesystem mirror of {PROVIDER} {PROVIDER_VERSION}: set TF_PROVIDER_MIRROR "
             "(`terraform providers mirror <dir>` fills one)"
         )
