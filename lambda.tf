@@ -1,6 +1,6 @@
 # The three Lambda functions: the notifier (EventBridge -> SNS e-mail) and the two helpers the
-# pipelines' Lambda steps call. Each gets its own role, dead-letter queue, log group and
-# reserved concurrency; all share the KMS key of sns.tf.
+# pipelines' Lambda steps call. Each gets its own role, dead-letter queue (with an alarm, in
+# alarms.tf) and log group; all share the KMS key of sns.tf.
 
 locals {
   functions = {
@@ -9,9 +9,6 @@ locals {
       code_dir    = "lambda_function"
       handler     = "notifier.handler"
       timeout     = 30
-      # Status changes arrive in bursts (every step of three pipelines); throttled events
-      # wait in Lambda's retry queue rather than crowd out other functions.
-      concurrency = 5
       environment = {
         SNS_TOPIC_ARN              = aws_sns_topic.notifications.arn
         CUSTOM_NOTIFICATION_CONFIG = jsonencode(var.custom_notification_config)
@@ -26,7 +23,6 @@ locals {
       code_dir    = "model_resolver"
       handler     = "model_resolver.handler"
       timeout     = 60
-      concurrency = 10 # one call per batch-inference execution
       environment = {}
     }
     data_version = {
@@ -35,7 +31,6 @@ locals {
       handler     = "training_data_version.handler"
       # Lists every object version under the training prefix.
       timeout     = 300
-      concurrency = 10 # one call per training execution
       environment = {}
     }
   }
@@ -73,8 +68,13 @@ resource "aws_lambda_function" "this" {
   timeout          = each.value.timeout
   memory_size      = 256
 
-  reserved_concurrent_executions = each.value.concurrency
-  kms_key_arn                    = aws_kms_key.this.arn
+  # 0, the default, reserves nothing (-1 is the provider's "unreserved"; Lambda's own 0 would
+  # stop the function): an account with the concurrency quota of new accounts (10) cannot
+  # reserve any, as Lambda keeps 10 unreserved ("Lambda quotas", AWS Lambda Developer Guide).
+  reserved_concurrent_executions = var.lambda_reserved_concurrency == 0 ? -1 : var.lambda_reserved_concurrency
+  # The key encrypts the environment variables only; Lambda does not keep a key for a function
+  # without any, so setting one there would show as a change on every plan.
+  kms_key_arn = length(each.value.environment) > 0 ? aws_kms_key.this.arn : null
 
   dynamic "environment" {
     for_each = length(each.value.environment) > 0 ? [each.value.environment] : []
@@ -118,16 +118,17 @@ resource "aws_cloudwatch_log_group" "function" {
 
 resource "aws_sqs_queue" "function_dlq" {
   for_each                  = local.function_names
-  name                      = "${each.value}-dlq"
+  name                      = local.dead_letter_queue_names[each.key]
   kms_master_key_id         = aws_kms_key.this.arn
   message_retention_seconds = 1209600 # 14 days, SQS's maximum: time to look and redrive
 }
 
 resource "aws_iam_role" "function" {
-  for_each           = local.function_names
-  name               = each.value
-  description        = "Runs the ${each.value} Lambda function"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  for_each             = local.function_names
+  name                 = each.value
+  description          = "Runs the ${each.value} Lambda function"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  permissions_boundary = local.permissions_boundary
 }
 
 data "aws_iam_policy_document" "lambda_assume" {

@@ -114,6 +114,24 @@ data "aws_iam_policy_document" "kms_key" {
     }
   }
 
+  # CloudWatch needs the key to publish the dead-letter queue alarms to the encrypted topic
+  # ("Enable compatibility between event sources from AWS services and encrypted topics",
+  # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+  statement {
+    sid = "CloudWatchPublishesTheAlarmsToTheTopic"
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = ["*"]
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = values(local.dlq_alarm_arns)
+    }
+  }
+
   statement {
     sid = "EventBridgeWritesUndeliveredEventsToTheDeadLetterQueue"
     principals {
@@ -156,7 +174,23 @@ data "aws_iam_policy_document" "topic" {
     resources = [aws_sns_topic.notifications.arn]
   }
 
-  # An explicit deny, so not even a broad IAM policy in the account can publish here.
+  statement {
+    sid = "DeadLetterQueueAlarmsPublish"
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.notifications.arn]
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = values(local.dlq_alarm_arns)
+    }
+  }
+
+  # An explicit deny, so not even a broad IAM policy in the account can publish here; the
+  # service principal of the alarms above is the one exception.
   statement {
     sid    = "NobodyElsePublishes"
     effect = "Deny"
@@ -170,6 +204,13 @@ data "aws_iam_policy_document" "topic" {
       test     = "ArnNotEquals"
       variable = "aws:PrincipalArn"
       values   = [aws_iam_role.function["notifier"].arn]
+    }
+    # Present only in requests a service principal makes ("AWS global condition context
+    # keys", IAM User Guide), so IAM principals stay denied.
+    condition {
+      test     = "StringNotEquals"
+      variable = "aws:PrincipalServiceName"
+      values   = ["cloudwatch.amazonaws.com"]
     }
   }
 

@@ -13,14 +13,17 @@ configuration, never in the shipped files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+import yaml
 
 from pipeline_scripts import event_rules, lambda_package
 from pipeline_scripts.config import load_config, parse_tfvars
@@ -154,58 +157,76 @@ def test_validate(workdir, terraform_bin, tf_env):
     assert report["valid"] and report["warning_count"] == 0, report
 
 
-# --------------------------------------------------------------------------- apply per env
-
-
-@pytest.fixture
-def moto_account(request, monkeypatch):
-    """A moto server answering as the account of the env file's role_arn, with what the
-    template expects to exist already: the bucket (versioned), the KMS key and the role."""
-    from moto.server import ThreadedMotoServer
-
-    env_file: Path = request.param
-    values = parse_tfvars(env_file)
-    account = values["role_arn"].split(":")[4]
-    monkeypatch.setenv("MOTO_ACCOUNT_ID", account)  # moto reads it on every request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    session = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=values["region"]
-    )
-    clients = {name: session.client(name, endpoint_url=endpoint) for name in SERVICES}
-    s3 = clients["s3"]
-    s3.create_bucket(
-        Bucket=values["bucket_name"],
-        CreateBucketConfiguration={"LocationConstraint": values["region"]},
-    )
-    s3.put_bucket_versioning(
-        Bucket=values["bucket_name"], VersioningConfiguration={"Status": "Enabled"}
-    )
-    # moto's way to create a key with a given id: the _custom_key_id_ tag.
-    clients["kms"].create_key(
-        Tags=[{"TagKey": "_custom_key_id_", "TagValue": values["kms_key"].rsplit("/", 1)[1]}]
-    )
-    clients["iam"].create_role(
-        RoleName=values["role_arn"].rsplit("/", 1)[1],
-        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-    )
-    try:
-        yield env_file, endpoint, clients
-    finally:
-        server.stop()
-
+# --------------------------------------------------------------------------- moto accounts
 
 SERVICES = ("s3", "kms", "iam", "events", "lambda", "sqs", "sns", "logs", "cloudwatch")
 
 
-def plan_changes(terraform, work, env, var_args) -> list[tuple[str, str, str]]:
-    """(address, action, attribute) of every change a plan proposes."""
-    run(terraform, ["plan", "-out=plan.out", "-detailed-exitcode", *var_args], work, env)
-    shown = json.loads(run(terraform, ["show", "-json", "plan.out"], work, env).stdout)
+@contextlib.contextmanager
+def moto_account(env_file: Path):
+    """A moto server answering as the account of the env file's role_arn, with what the
+    template expects to exist already: the bucket (versioned), the KMS key and the role."""
+    from moto.server import ThreadedMotoServer
+
+    values = parse_tfvars(env_file)
+    account = values["role_arn"].split(":")[4]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOTO_ACCOUNT_ID", account)  # moto reads it on every request
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            endpoint = f"http://{host}:{port}"
+            session = boto3.Session(
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+                region_name=values["region"],
+            )
+            clients = {name: session.client(name, endpoint_url=endpoint) for name in SERVICES}
+            clients["s3"].create_bucket(
+                Bucket=values["bucket_name"],
+                CreateBucketConfiguration={"LocationConstraint": values["region"]},
+            )
+            clients["s3"].put_bucket_versioning(
+                Bucket=values["bucket_name"], VersioningConfiguration={"Status": "Enabled"}
+            )
+            # moto picks the key id, so the env file's placeholder key id cannot exist: the
+            # tests pass this key's ARN (or its alias ARN) as kms_key.
+            key = clients["kms"].create_key()["KeyMetadata"]
+            clients["kms"].create_alias(AliasName="alias/mlops-data", TargetKeyId=key["KeyId"])
+            clients["iam"].create_role(
+                RoleName=values["role_arn"].rsplit("/", 1)[1],
+                AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+            )
+            yield endpoint, clients, key["Arn"]
+        finally:
+            server.stop()
+
+
+def aws_env(tf_env: dict[str, str], endpoint: str, workspace: str) -> dict[str, str]:
+    return {
+        **tf_env,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "TF_WORKSPACE": workspace,
+    }
+
+
+def new_workspace(terraform: str, work: Path, tf_env: dict[str, str], name: str) -> None:
+    env = {k: v for k, v in tf_env.items() if k != "TF_WORKSPACE"}
+    run(terraform, ["workspace", "new", name], work, env)
+
+
+def show_plan(terraform, work, env, var_args) -> dict[str, Any]:
+    run(terraform, ["plan", "-out=plan.out", *var_args], work, env)
+    return json.loads(run(terraform, ["show", "-json", "plan.out"], work, env).stdout)
+
+
+def plan_changes(terraform, work, env, var_args) -> list[tuple[str, str, str, str]]:
+    """(address, type, action, attribute) of every change a plan proposes."""
     changes = []
-    for change in shown.get("resource_changes", []):
+    for change in show_plan(terraform, work, env, var_args).get("resource_changes", []):
         actions = change["change"]["actions"]
         if actions in (["no-op"], ["read"]):
             continue
@@ -216,34 +237,159 @@ def plan_changes(terraform, work, env, var_args) -> list[tuple[str, str, str]]:
     return changes
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("moto_account", ENV_FILES, ids=lambda p: p.stem, indirect=True)
-def test_apply_replan_destroy_against_moto(moto_account, workdir, terraform_bin, tf_env):
-    env_file, endpoint, clients = moto_account
-    config = load_config(env_file)
-    env = {
-        **tf_env,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "TF_WORKSPACE": env_file.stem,
-    }
-    subprocess.run(
-        [terraform_bin, "workspace", "new", env_file.stem],
-        cwd=workdir,
-        env=tf_env,
-        check=False,
-        capture_output=True,
-    )
-    var_args = [f"-var-file={workdir / 'env_files' / env_file.name}"]
-    run(terraform_bin, ["apply", "-auto-approve", *var_args], workdir, env)
-    outputs = json.loads(run(terraform_bin, ["output", "-json"], workdir, env).stdout)
+# --------------------------------------------------------------------------- one plan, issue 9
 
+BOUNDARY = "arn:aws:iam::123456789012:policy/ml-boundary"
+DEV = REPO_ROOT / "env_files" / "dev_env.tfvars"
+
+
+@pytest.fixture(scope="module")
+def dev_plan(workdir, terraform_bin, tf_env) -> dict[str, Any]:
+    """The plan of dev_env.tfvars with kms_key as an alias ARN and a permissions boundary."""
+    with moto_account(DEV) as (endpoint, clients, key_arn):
+        alias_arn = key_arn.split(":key/")[0] + ":alias/mlops-data"
+        new_workspace(terraform_bin, workdir, tf_env, "plan")
+        var_args = [
+            f"-var-file={workdir / 'env_files' / DEV.name}",
+            f"-var=kms_key={alias_arn}",
+            f"-var=permissions_boundary={BOUNDARY}",
+        ]
+        plan = show_plan(terraform_bin, workdir, aws_env(tf_env, endpoint, "plan"), var_args)
+        return {**plan, "test_key_arn": key_arn}
+
+
+def planned(plan: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    """address -> (after, after_unknown) of the planned resources of a type."""
+    return {
+        c["address"]: (c["change"]["after"], c["change"]["after_unknown"])
+        for c in plan["resource_changes"]
+        if c["type"] == resource_type and c["mode"] == "managed"
+    }
+
+
+def test_helper_functions_without_environment_carry_no_kms_key(dev_plan):
+    # Lambda keeps no key for a function without environment variables: one set there showed
+    # as a change on every plan (issue 9, problem 2).
+    functions = planned(dev_plan, "aws_lambda_function")
+    assert len(functions) == 3
+    for address, (after, unknown) in functions.items():
+        has_environment = bool(after.get("environment"))
+        assert has_environment == address.endswith('["notifier"]'), address
+        if has_environment:
+            assert unknown.get("kms_key_arn") is True, address  # the key of sns.tf
+        else:
+            assert after["kms_key_arn"] is None and not unknown.get("kms_key_arn"), address
+        # Nothing reserved by default: new accounts have a concurrency quota of 10.
+        assert after["reserved_concurrent_executions"] == -1, address
+
+
+def test_sample_data_waits_for_the_functions_permissions_and_targets(dev_plan):
+    (resource,) = [
+        r
+        for r in dev_plan["configuration"]["root_module"]["resources"]
+        if r["address"] == "aws_s3_object.sample_data"
+    ]
+    assert set(resource["depends_on"]) >= {
+        "aws_lambda_function.this",
+        "aws_lambda_permission.events_invoke_notifier",
+        "aws_lambda_permission.pipeline_role_invokes_helper",
+        "aws_cloudwatch_event_target.notifier",
+        "aws_cloudwatch_event_target.start_pipeline",
+        "aws_s3_bucket_notification.eventbridge",
+    }
+
+
+def test_sample_data_is_encrypted_with_the_key_arn_when_kms_key_is_an_alias(dev_plan):
+    objects = planned(dev_plan, "aws_s3_object")
+    assert objects, "dev uploads the sample data"
+    for address, (after, _) in objects.items():
+        assert after["kms_key_id"] == dev_plan["test_key_arn"], address
+
+
+def test_every_role_gets_the_permissions_boundary(dev_plan):
+    roles = planned(dev_plan, "aws_iam_role")
+    assert len(roles) == 6  # three functions, three pipeline starters
+    for address, (after, _) in roles.items():
+        assert after["permissions_boundary"] == BOUNDARY, address
+
+
+def test_every_dead_letter_queue_has_an_alarm_to_the_topic(dev_plan):
+    queues = planned(dev_plan, "aws_sqs_queue")
+    alarms = planned(dev_plan, "aws_cloudwatch_metric_alarm")
+    watched = {after["dimensions"]["QueueName"] for after, _ in alarms.values()}
+    assert watched == {after["name"] for after, _ in queues.values()}
+    config = {r["address"]: r for r in dev_plan["configuration"]["root_module"]["resources"]}[
+        "aws_cloudwatch_metric_alarm.dead_letter_queue"
+    ]["expressions"]
+    assert config["alarm_actions"]["references"][0] == "aws_sns_topic.notifications.arn"
+    for after, _ in alarms.values():
+        assert after["threshold"] == 0 and after["comparison_operator"] == "GreaterThanThreshold"
+
+
+# --------------------------------------------------------------------------- apply per env
+
+
+def destroy_job_terraform_lines() -> list[str]:
+    """The terraform commands of the GitLab destroy job, in order (not `make delete`)."""
+    script = yaml.safe_load((REPO_ROOT / ".gitlab-ci.yml").read_text().replace("!reference", ""))
+    return [line for line in script["terraform-destroy"]["script"] if "terraform" in line]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda p: p.stem)
+def test_apply_replan_destroy_against_moto(env_file, workdir, terraform_bin, tf_env):
+    config = load_config(env_file)
+    with moto_account(env_file) as (endpoint, clients, key_arn):
+        new_workspace(terraform_bin, workdir, tf_env, env_file.stem)
+        env = aws_env(tf_env, endpoint, env_file.stem)
+        # The env file, with the key moto created (see moto_account).
+        var_file = workdir / "env_files" / env_file.name
+        var_args = [f"-var-file={var_file}", f"-var=kms_key={key_arn}"]
+        run(terraform_bin, ["apply", "-auto-approve", *var_args], workdir, env)
+        outputs = json.loads(run(terraform_bin, ["output", "-json"], workdir, env).stdout)
+        outputs = {name: output["value"] for name, output in outputs.items()}
+        check_deployed(config, outputs, clients)
+
+        changes = [
+            c
+            for c in plan_changes(terraform_bin, workdir, env, var_args)
+            if (c[1], c[3]) not in MOTO_ROUND_TRIP_GAPS
+        ]
+        assert changes == [], "a plan right after apply must be empty"
+
+        bucket = config.env.bucket_name
+        uploaded = clients["s3"].list_object_versions(Bucket=bucket).get("Versions", [])
+        # Exactly what the GitLab destroy job runs (before `make delete`).
+        for line in destroy_job_terraform_lines():
+            result = subprocess.run(
+                line.replace('-var-file="$ENV_FILE"', " ".join(var_args)),
+                shell=True,
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+        assert run(terraform_bin, ["state", "list"], workdir, env).stdout.strip() == ""
+        # The sample data, every version of it, stays: registered models point to versions.
+        kept = clients["s3"].list_object_versions(Bucket=bucket).get("Versions", [])
+        assert {(v["Key"], v["VersionId"]) for v in kept} == {
+            (v["Key"], v["VersionId"]) for v in uploaded
+        }
+        uploads = config.env.upload_training_data or config.env.upload_inference_data
+        assert bool(uploaded) == uploads
+
+
+def check_deployed(config, outputs: dict[str, Any], clients) -> None:
     # Every rule's pattern is what pipeline_scripts/event_rules.py renders for the same file.
     events = clients["events"]
     rules = event_rules.load_rules(config)
-    deployed = outputs["event_rule_names"]["value"]
-    assert set(deployed) >= set(rules)
+    deployed = outputs["event_rule_names"]
+    assert set(deployed) - set(rules) <= {"inference_schedule"}
+    assert set(rules) <= set(deployed)
+    events_dlq = outputs["dead_letter_queue_urls"]["events"].rsplit("/", 1)[1]
     for name, rule in rules.items():
         described = events.describe_rule(Name=deployed[name])
         assert json.loads(described["EventPattern"]) == rule.event_pattern, name
@@ -252,26 +398,36 @@ def test_apply_replan_destroy_against_moto(moto_account, workdir, terraform_bin,
             "MaximumEventAgeInSeconds": 86400,
             "MaximumRetryAttempts": 24,
         }
-        assert target["DeadLetterConfig"]["Arn"].endswith(":events-dlq") or target[
-            "DeadLetterConfig"
-        ]["Arn"].endswith("-events-dlq")
+        assert target["DeadLetterConfig"]["Arn"].endswith(f":{events_dlq}"), name
         if rule.target == "notifier":
-            assert target["Arn"] == outputs["notifier_function_arn"]["value"]
+            assert target["Arn"] == outputs["notifier_function_arn"], name
         else:
-            assert target["Arn"].startswith(f"arn:aws:sagemaker:{config.env.region}:")
-            assert target["RoleArn"]
+            expected = event_rules.pipeline_arn(
+                config.env, TARGET_PIPELINES[rule.target](config.env)
+            )
+            assert target["Arn"] == expected, name
+            assert target["RoleArn"].split("/")[-1].endswith(rule.target.replace("_", "-"))
 
-    # KMS on the topic, the queues and the function environments.
-    key_arn = outputs["kms_key_arn"]["value"]
-    topic = clients["sns"].get_topic_attributes(TopicArn=outputs["sns_topic_arn"]["value"])
+    # KMS on the topic, the queues and the notifier's environment.
+    key_arn = outputs["kms_key_arn"]
+    topic = clients["sns"].get_topic_attributes(TopicArn=outputs["sns_topic_arn"])
     assert topic["Attributes"]["KmsMasterKeyId"] == key_arn
-    for url in outputs["dead_letter_queue_urls"]["value"].values():
+    queue_names = set()
+    for url in outputs["dead_letter_queue_urls"].values():
         attributes = clients["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
         assert attributes["Attributes"]["KmsMasterKeyId"] == key_arn, url
+        queue_names.add(url.rsplit("/", 1)[1])
     notifier = clients["lambda"].get_function_configuration(
-        FunctionName=outputs["notifier_function_arn"]["value"]
+        FunctionName=outputs["notifier_function_arn"]
     )
     assert notifier["KMSKeyArn"] == key_arn
+
+    # An alarm on every dead-letter queue, to the topic.
+    alarms = clients["cloudwatch"].describe_alarms()["MetricAlarms"]
+    by_queue = {a["Dimensions"][0]["Value"]: a for a in alarms}
+    assert set(by_queue) == queue_names
+    for alarm in by_queue.values():
+        assert alarm["AlarmActions"] == [outputs["sns_topic_arn"]]
 
     # Role policies: no wildcard action anywhere.
     iam = clients["iam"]
@@ -283,13 +439,10 @@ def test_apply_replan_destroy_against_moto(moto_account, workdir, terraform_bin,
                 for action in [actions] if isinstance(actions, str) else actions:
                     assert "*" not in action, (role["RoleName"], policy_name, action)
 
-    changes = [
-        c
-        for c in plan_changes(terraform_bin, workdir, env, var_args)
-        if (c[1], c[3]) not in MOTO_ROUND_TRIP_GAPS
-    ]
-    assert changes == [], "a plan right after apply must be empty"
 
-    run(terraform_bin, ["destroy", "-auto-approve", *var_args], workdir, env)
-    state = run(terraform_bin, ["state", "list"], workdir, env).stdout
-    assert state.strip() == ""
+# Which pipeline each start_* target of events/*.json starts.
+TARGET_PIPELINES = {
+    "start_training": lambda env: env.pipeline_train,
+    "start_training_hpo": lambda env: env.pipeline_trainwhpo,
+    "start_inference": lambda env: env.pipeline_inf,
+}
