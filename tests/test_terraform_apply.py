@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from pipeline_scripts import event_rules, lambda_package
-from pipeline_scripts.config import load_config, parse_tfvars
+from pipeline_scripts.config import NAME_PREFIX_MAX_LENGTH, load_config, parse_tfvars
 from tests.conftest import missing_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -240,12 +240,28 @@ def plan_changes(terraform, work, env, var_args) -> list[tuple[str, str, str, st
 # --------------------------------------------------------------------------- one plan, issue 9
 
 BOUNDARY = "arn:aws:iam::123456789012:policy/ml-boundary"
+LONGEST_GROUP = "g" * NAME_PREFIX_MAX_LENGTH
+LONGEST_FUNCTION = "f" * 64
+# Name length limits of the resources named after the variables (each service's API reference:
+# CreateFunction FunctionName, CreateRole RoleName, PutRule Name, CreateQueue QueueName,
+# PutMetricAlarm AlarmName, CreateTopic Name, CreateAlias AliasName, CreateLogGroup).
+NAME_LIMITS = {
+    ("aws_lambda_function", "function_name"): 64,
+    ("aws_iam_role", "name"): 64,
+    ("aws_cloudwatch_event_rule", "name"): 64,
+    ("aws_sqs_queue", "name"): 80,
+    ("aws_cloudwatch_metric_alarm", "alarm_name"): 255,
+    ("aws_sns_topic", "name"): 256,
+    ("aws_kms_alias", "name"): 256,
+    ("aws_cloudwatch_log_group", "name"): 512,
+}
 DEV = REPO_ROOT / "env_files" / "dev_env.tfvars"
 
 
 @pytest.fixture(scope="module")
 def dev_plan(workdir, terraform_bin, tf_env) -> dict[str, Any]:
-    """The plan of dev_env.tfvars with kms_key as an alias ARN and a permissions boundary."""
+    """The plan of dev_env.tfvars with kms_key as an alias ARN, a permissions boundary and the
+    longest names variables.tf accepts."""
     with moto_account(DEV) as (endpoint, clients, key_arn):
         alias_arn = key_arn.split(":key/")[0] + ":alias/mlops-data"
         new_workspace(terraform_bin, workdir, tf_env, "plan")
@@ -253,6 +269,8 @@ def dev_plan(workdir, terraform_bin, tf_env) -> dict[str, Any]:
             f"-var-file={workdir / 'env_files' / DEV.name}",
             f"-var=kms_key={alias_arn}",
             f"-var=permissions_boundary={BOUNDARY}",
+            f"-var=model_package_group_name={LONGEST_GROUP}",
+            f"-var=notification_function_name={LONGEST_FUNCTION}",
         ]
         plan = show_plan(terraform_bin, workdir, aws_env(tf_env, endpoint, "plan"), var_args)
         return {**plan, "test_key_arn": key_arn}
@@ -265,6 +283,17 @@ def planned(plan: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any
         for c in plan["resource_changes"]
         if c["type"] == resource_type and c["mode"] == "managed"
     }
+
+
+def test_the_longest_accepted_names_fit_every_derived_resource_name(dev_plan):
+    for (resource_type, attribute), limit in NAME_LIMITS.items():
+        resources = planned(dev_plan, resource_type)
+        assert resources, resource_type
+        for address, (after, _) in resources.items():
+            assert len(after[attribute]) <= limit, (address, after[attribute])
+    # The limit is tight: one more character of model_package_group_name would not fit.
+    rules = planned(dev_plan, "aws_cloudwatch_event_rule")
+    assert max(len(after["name"]) for after, _ in rules.values()) == 64
 
 
 def test_helper_functions_without_environment_carry_no_kms_key(dev_plan):
