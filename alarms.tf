@@ -1,6 +1,6 @@
 # An alarm on every dead-letter queue: a message there is an event EventBridge could not
 # deliver or a notifier invocation that failed for good, so the e-mail it stood for is lost.
-# The alarm itself e-mails through the notification topic (sns.tf lets CloudWatch publish).
+# The alarm itself e-mails through the notification topic (sns.tf and kms.tf let CloudWatch publish).
 
 locals {
   # Names, not the queues themselves: the key policy names the alarms, and the queues use the key.

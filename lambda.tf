@@ -1,6 +1,6 @@
 # The three Lambda functions: the notifier (EventBridge -> SNS e-mail) and the two helpers the
 # pipelines' Lambda steps call. Each gets its own role, dead-letter queue (with an alarm, in
-# alarms.tf) and log group; all share the KMS key of sns.tf.
+# alarms.tf) and log group; all share the KMS key of kms.tf.
 
 locals {
   functions = {

@@ -1,6 +1,6 @@
 # What Terraform deploys around the three SageMaker pipelines (which `make upsert` creates):
 # EventBridge rules (events.tf), the notifier and the helper Lambda functions (lambda.tf), the
-# SNS topic and its KMS key (sns.tf), the dead-letter queue alarms (alarms.tf), the sample
+# SNS topic (sns.tf), its KMS key (kms.tf), the dead-letter queue alarms (alarms.tf), the sample
 # data uploads (sample_data.tf). Inputs: variables.tf,
 # set per environment in env_files/<env>.tfvars; tags: tags.json.
 

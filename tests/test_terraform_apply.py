@@ -305,7 +305,7 @@ def test_helper_functions_without_environment_carry_no_kms_key(dev_plan):
         has_environment = bool(after.get("environment"))
         assert has_environment == address.endswith('["notifier"]'), address
         if has_environment:
-            assert unknown.get("kms_key_arn") is True, address  # the key of sns.tf
+            assert unknown.get("kms_key_arn") is True, address  # the key of kms.tf
         else:
             assert after["kms_key_arn"] is None and not unknown.get("kms_key_arn"), address
         # Nothing reserved by default: new accounts have a concurrency quota of 10.
