@@ -12,7 +12,7 @@ CHECKOV := $(CHECKOV_VENV)/.installed
 # gitlab-ci-local (pinned in package-lock.json) lets the tests list the CI jobs per branch.
 NODE_DEPS := node_modules/.installed
 
-.PHONY: demo test lint format render upsert delete preflight role-policy rollback checkov lock clean
+.PHONY: demo test lint format render package upsert delete preflight role-policy rollback checkov lock clean
 
 $(VENV)/.installed: requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -55,6 +55,9 @@ checkov: $(CHECKOV)  ## Terraform security checks (also run by the tests)
 
 render: $(VENV)/.installed  ## write build/pipelines/<name>.json, deterministically
 	$(PY) -m pipeline_scripts render --env-file $(ENV_FILE)
+
+package:  ## build/lambda/<function>.zip, deterministically (lambda.tf reads them; standard library only)
+	$(PYTHON) pipeline_scripts/lambda_package.py build/lambda
 
 upsert: $(VENV)/.installed  ## create or update the pipelines (AWS, or AWS_ENDPOINT_URL)
 	$(PY) -m pipeline_scripts upsert --env-file $(ENV_FILE)

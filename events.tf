@@ -154,10 +154,11 @@ resource "aws_cloudwatch_event_target" "start_pipeline" {
 # One role per pipeline: each may start that pipeline and nothing else, and only EventBridge
 # rules of this configuration that start it may assume it.
 resource "aws_iam_role" "start_pipeline" {
-  for_each           = local.pipeline_targets
-  name               = local.start_pipeline_role_names[each.key]
-  description        = "EventBridge starts ${each.value.pipeline_arn}"
-  assume_role_policy = data.aws_iam_policy_document.events_assume[each.key].json
+  for_each             = local.pipeline_targets
+  name                 = local.start_pipeline_role_names[each.key]
+  description          = "EventBridge starts ${each.value.pipeline_arn}"
+  assume_role_policy   = data.aws_iam_policy_document.events_assume[each.key].json
+  permissions_boundary = local.permissions_boundary
 }
 
 data "aws_iam_policy_document" "events_assume" {
@@ -199,7 +200,7 @@ data "aws_iam_policy_document" "start_pipeline" {
 # ------------------------------------------------------------------- undelivered events
 
 resource "aws_sqs_queue" "events_dlq" {
-  name                      = "${local.name_prefix}-events-dlq"
+  name                      = local.dead_letter_queue_names.events
   kms_master_key_id         = aws_kms_key.this.arn
   message_retention_seconds = 1209600 # 14 days, SQS's maximum: time to look and redrive
 }

@@ -1,6 +1,6 @@
 # The three Lambda functions: the notifier (EventBridge -> SNS e-mail) and the two helpers the
-# pipelines' Lambda steps call. Each gets its own role, dead-letter queue, log group and
-# reserved concurrency; all share the KMS key of sns.tf.
+# pipelines' Lambda steps call. Each gets its own role, dead-letter queue (with an alarm, in
+# alarms.tf) and log group; all share the KMS key of kms.tf.
 
 locals {
   functions = {
@@ -9,9 +9,6 @@ locals {
       code_dir    = "lambda_function"
       handler     = "notifier.handler"
       timeout     = 30
-      # Status changes arrive in bursts (every step of three pipelines); throttled events
-      # wait in Lambda's retry queue rather than crowd out other functions.
-      concurrency = 5
       environment = {
         SNS_TOPIC_ARN              = aws_sns_topic.notifications.arn
         CUSTOM_NOTIFICATION_CONFIG = jsonencode(var.custom_notification_config)
@@ -26,7 +23,6 @@ locals {
       code_dir    = "model_resolver"
       handler     = "model_resolver.handler"
       timeout     = 60
-      concurrency = 10 # one call per batch-inference execution
       environment = {}
     }
     data_version = {
@@ -35,7 +31,6 @@ locals {
       handler     = "training_data_version.handler"
       # Lists every object version under the training prefix.
       timeout     = 300
-      concurrency = 10 # one call per training execution
       environment = {}
     }
   }
@@ -52,15 +47,11 @@ locals {
   vpc_enabled = length(var.subnet_id) > 0
 }
 
-data "archive_file" "function" {
-  for_each    = local.functions
-  type        = "zip"
-  source_dir  = "${path.module}/code/${each.value.code_dir}"
-  output_path = "${path.module}/build/lambda/${each.key}.zip"
-  # Fixed file modes (the provider fixes timestamps): the same code gives the same hash on
-  # every machine, so a checkout alone never redeploys a function.
-  output_file_mode = "0644"
-  excludes         = ["__pycache__", "*.pyc"]
+# The zips are built by pipeline_scripts/lambda_package.py (`make package`; the CI Terraform
+# jobs run it before init): deterministic, so the same code gives the same hash on every
+# machine and a checkout alone never redeploys a function.
+locals {
+  function_packages = { for key, f in local.functions : key => "${path.module}/build/lambda/${f.code_dir}.zip" }
 }
 
 resource "aws_lambda_function" "this" {
@@ -72,13 +63,18 @@ resource "aws_lambda_function" "this" {
   runtime          = "python3.13"
   architectures    = ["arm64"]
   handler          = each.value.handler
-  filename         = data.archive_file.function[each.key].output_path
-  source_code_hash = data.archive_file.function[each.key].output_base64sha256
+  filename         = local.function_packages[each.key]
+  source_code_hash = filebase64sha256(local.function_packages[each.key])
   timeout          = each.value.timeout
   memory_size      = 256
 
-  reserved_concurrent_executions = each.value.concurrency
-  kms_key_arn                    = aws_kms_key.this.arn
+  # 0, the default, reserves nothing (-1 is the provider's "unreserved"; Lambda's own 0 would
+  # stop the function): an account with the concurrency quota of new accounts (10) cannot
+  # reserve any, as Lambda keeps 10 unreserved ("Lambda quotas", AWS Lambda Developer Guide).
+  reserved_concurrent_executions = var.lambda_reserved_concurrency == 0 ? -1 : var.lambda_reserved_concurrency
+  # The key encrypts the environment variables only; Lambda does not keep a key for a function
+  # without any, so setting one there would show as a change on every plan.
+  kms_key_arn = length(each.value.environment) > 0 ? aws_kms_key.this.arn : null
 
   dynamic "environment" {
     for_each = length(each.value.environment) > 0 ? [each.value.environment] : []
@@ -122,16 +118,17 @@ resource "aws_cloudwatch_log_group" "function" {
 
 resource "aws_sqs_queue" "function_dlq" {
   for_each                  = local.function_names
-  name                      = "${each.value}-dlq"
+  name                      = local.dead_letter_queue_names[each.key]
   kms_master_key_id         = aws_kms_key.this.arn
   message_retention_seconds = 1209600 # 14 days, SQS's maximum: time to look and redrive
 }
 
 resource "aws_iam_role" "function" {
-  for_each           = local.function_names
-  name               = each.value
-  description        = "Runs the ${each.value} Lambda function"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  for_each             = local.function_names
+  name                 = each.value
+  description          = "Runs the ${each.value} Lambda function"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  permissions_boundary = local.permissions_boundary
 }
 
 data "aws_iam_policy_document" "lambda_assume" {

@@ -1,6 +1,7 @@
 # What Terraform deploys around the three SageMaker pipelines (which `make upsert` creates):
 # EventBridge rules (events.tf), the notifier and the helper Lambda functions (lambda.tf), the
-# SNS topic and its KMS key (sns.tf), the sample data uploads (data.tf). Inputs: variables.tf,
+# SNS topic (sns.tf), its KMS key (kms.tf), the dead-letter queue alarms (alarms.tf), the sample
+# data uploads (sample_data.tf). Inputs: variables.tf,
 # set per environment in env_files/<env>.tfvars; tags: tags.json.
 
 terraform {
@@ -13,10 +14,6 @@ terraform {
       source = "hashicorp/aws"
       # The last 5.x release: python3.13 runtimes are accepted since 5.76.0.
       version = "5.100.0"
-    }
-    archive = {
-      source  = "hashicorp/archive"
-      version = "2.7.1"
     }
   }
 
@@ -56,7 +53,12 @@ locals {
     inference = "${var.bucket_prefix}/${var.bucket_inf_prefix}/"
   }
 
-  # SageMaker lowercases the pipeline name in the ARN its events carry.
+  # Every role this configuration creates gets the boundary when one is set, so the deploy
+  # role may be allowed to create roles only with it (README, Deploy with GitLab CI).
+  permissions_boundary = var.permissions_boundary == "" ? null : var.permissions_boundary
+
+  # SageMaker lowercases the pipeline name in the ARN its events carry (pipeline names are
+  # lower-case anyway, variables.tf).
   pipeline_arn_prefix = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:pipeline"
   pipeline_arns = {
     training     = "${local.pipeline_arn_prefix}/${lower(var.pipeline_train)}"

@@ -1,138 +1,4 @@
-# The notification topic and the customer-managed KMS key that encrypts everything this
-# configuration stores: the topic, the dead-letter queues, the Lambda environments and logs.
-
-resource "aws_kms_key" "this" {
-  description         = "${local.name_prefix}: notifications, dead-letter queues, Lambda environments and logs"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.kms_key.json
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${local.name_prefix}-automation"
-  target_key_id = aws_kms_key.this.key_id
-}
-
-data "aws_iam_policy_document" "kms_key" {
-  # In a key policy, Resource "*" means this key and nothing else.
-  statement {
-    sid = "AccountAdministersTheKey"
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-    # Administration only (no encryption or decryption), so the account's IAM policies can
-    # manage the key but never use it directly.
-    actions = [
-      "kms:CancelKeyDeletion",
-      "kms:CreateAlias",
-      "kms:DeleteAlias",
-      "kms:DescribeKey",
-      "kms:DisableKey",
-      "kms:DisableKeyRotation",
-      "kms:EnableKey",
-      "kms:EnableKeyRotation",
-      "kms:GetKeyPolicy",
-      "kms:GetKeyRotationStatus",
-      "kms:ListAliases",
-      "kms:ListGrants",
-      "kms:ListKeyPolicies",
-      "kms:ListKeyRotations",
-      "kms:ListResourceTags",
-      "kms:PutKeyPolicy",
-      "kms:RevokeGrant",
-      "kms:RotateKeyOnDemand",
-      "kms:ScheduleKeyDeletion",
-      "kms:TagResource",
-      "kms:UntagResource",
-      "kms:UpdateAlias",
-      "kms:UpdateKeyDescription",
-    ]
-    resources = ["*"]
-  }
-
-  statement {
-    sid = "AccountUsesTheKeyThroughLambdaSnsSqsOnly"
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-    # The functions' roles (publishing to the topic, writing their dead-letter queues,
-    # decrypting their environment) and the deployer (encrypting a function's environment).
-    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
-    resources = ["*"]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = local.kms_via_services
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "kms:CallerAccount"
-      values   = [local.account_id]
-    }
-  }
-
-  statement {
-    sid = "LambdaGrantsForFunctionEnvironments"
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-    actions   = ["kms:CreateGrant"]
-    resources = ["*"]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["lambda.${var.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "kms:GrantIsForAWSResource"
-      values   = ["true"]
-    }
-  }
-
-  statement {
-    sid = "CloudWatchLogsEncryptTheFunctionLogs"
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${var.region}.amazonaws.com"]
-    }
-    actions = [
-      "kms:Decrypt",
-      "kms:DescribeKey",
-      "kms:Encrypt",
-      "kms:GenerateDataKey",
-      "kms:ReEncryptFrom",
-      "kms:ReEncryptTo",
-    ]
-    resources = ["*"]
-    condition {
-      test     = "ArnEquals"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = [for name in values(local.function_names) : "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:/aws/lambda/${name}"]
-    }
-  }
-
-  statement {
-    sid = "EventBridgeWritesUndeliveredEventsToTheDeadLetterQueue"
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = ["*"]
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = values(local.rule_arns)
-    }
-  }
-}
-
-locals {
-  kms_via_services = [for service in ["lambda", "sns", "sqs"] : "${service}.${var.region}.amazonaws.com"]
-}
+# The notification topic (encrypted with the key of kms.tf) and its e-mail subscriptions.
 
 resource "aws_sns_topic" "notifications" {
   name              = "${local.name_prefix}-notifications"
@@ -156,7 +22,23 @@ data "aws_iam_policy_document" "topic" {
     resources = [aws_sns_topic.notifications.arn]
   }
 
-  # An explicit deny, so not even a broad IAM policy in the account can publish here.
+  statement {
+    sid = "DeadLetterQueueAlarmsPublish"
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.notifications.arn]
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = values(local.dlq_alarm_arns)
+    }
+  }
+
+  # An explicit deny, so not even a broad IAM policy in the account can publish here; the
+  # service principal of the alarms above is the one exception.
   statement {
     sid    = "NobodyElsePublishes"
     effect = "Deny"
@@ -170,6 +52,13 @@ data "aws_iam_policy_document" "topic" {
       test     = "ArnNotEquals"
       variable = "aws:PrincipalArn"
       values   = [aws_iam_role.function["notifier"].arn]
+    }
+    # Present only in requests a service principal makes ("AWS global condition context
+    # keys", IAM User Guide), so IAM principals stay denied.
+    condition {
+      test     = "StringNotEquals"
+      variable = "aws:PrincipalServiceName"
+      values   = ["cloudwatch.amazonaws.com"]
     }
   }
 

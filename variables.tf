@@ -140,6 +140,13 @@ variable "custom_notification_config" {
     condition     = length(distinct([for c in var.custom_notification_config : "${c.step_name}/${c.step_status}"])) == length(var.custom_notification_config)
     error_message = "Expected one custom_notification_config entry per step_name and step_status."
   }
+  validation {
+    # It goes into the notifier's environment, whose variables may total 4 KB ("Lambda
+    # quotas", AWS Lambda Developer Guide); 3 KB leaves room for the others. The base64
+    # length counts bytes (3 bytes -> 4 characters), not characters.
+    condition     = length(base64encode(jsonencode(var.custom_notification_config))) <= 4096
+    error_message = "Expected custom_notification_config of at most 3072 bytes as JSON: it is passed in the notifier's environment, which Lambda limits to 4 KB."
+  }
 }
 
 variable "email_recipient" {
@@ -164,8 +171,8 @@ variable "pipeline_inf" {
   nullable    = false
 
   validation {
-    condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$", var.pipeline_inf))
-    error_message = "Expected pipeline_inf to be a SageMaker pipeline name: letters, digits and hyphens, starting and ending alphanumeric, at most 256 characters."
+    condition     = can(regex("^[a-z0-9](-*[a-z0-9]){0,255}$", var.pipeline_inf))
+    error_message = "Expected pipeline_inf to be a lower-case SageMaker pipeline name: lower-case letters, digits and hyphens, starting and ending alphanumeric, at most 256 characters."
   }
 }
 
@@ -176,8 +183,8 @@ variable "pipeline_train" {
   nullable    = false
 
   validation {
-    condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$", var.pipeline_train))
-    error_message = "Expected pipeline_train to be a SageMaker pipeline name: letters, digits and hyphens, starting and ending alphanumeric, at most 256 characters."
+    condition     = can(regex("^[a-z0-9](-*[a-z0-9]){0,255}$", var.pipeline_train))
+    error_message = "Expected pipeline_train to be a lower-case SageMaker pipeline name: lower-case letters, digits and hyphens, starting and ending alphanumeric, at most 256 characters."
   }
   validation {
     condition     = var.pipeline_train != var.pipeline_inf
@@ -192,8 +199,8 @@ variable "pipeline_trainwhpo" {
   nullable    = false
 
   validation {
-    condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$", var.pipeline_trainwhpo))
-    error_message = "Expected pipeline_trainwhpo to be a SageMaker pipeline name: letters, digits and hyphens, starting and ending alphanumeric, at most 256 characters."
+    condition     = can(regex("^[a-z0-9](-*[a-z0-9]){0,255}$", var.pipeline_trainwhpo))
+    error_message = "Expected pipeline_trainwhpo to be a lower-case SageMaker pipeline name: lower-case letters, digits and hyphens, starting and ending alphanumeric, at most 256 characters."
   }
   validation {
     condition     = var.pipeline_trainwhpo != var.pipeline_train && var.pipeline_trainwhpo != var.pipeline_inf
@@ -222,6 +229,13 @@ variable "model_package_group_name" {
   validation {
     condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", var.model_package_group_name))
     error_message = "Expected model_package_group_name to be letters, digits and hyphens, starting and ending alphanumeric, at most 63 characters."
+  }
+  validation {
+    # Names derive from it; the longest, <name>-inference-data-created and
+    # <name>-model-package-approved (EventBridge rules), must fit the 64 characters of a rule
+    # name. tests/test_terraform.py checks every derived name against its resource's limit.
+    condition     = length(var.model_package_group_name) <= 41
+    error_message = "Expected model_package_group_name of at most 41 characters: the names derived from it, such as <name>-model-package-approved (an EventBridge rule, at most 64 characters), must fit."
   }
 }
 
@@ -379,5 +393,29 @@ variable "inference_schedule_expression" {
   validation {
     condition     = var.inference_schedule_expression == "" || can(regex("^(rate[(][1-9][0-9]* (minute|minutes|hour|hours|day|days)[)]|cron[(][^()]+[)])$", var.inference_schedule_expression))
     error_message = "Expected inference_schedule_expression to be empty or an EventBridge schedule expression such as cron(0 6 * * ? *) or rate(1 day)."
+  }
+}
+
+variable "permissions_boundary" {
+  description = "ARN of an IAM policy set as the permissions boundary of every IAM role this configuration creates; empty for none."
+  type        = string
+  default     = ""
+  nullable    = false
+
+  validation {
+    condition     = var.permissions_boundary == "" || can(regex("^arn:aws(-[a-z]+)*:iam::([0-9]{12}|aws):policy/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,128}$", var.permissions_boundary))
+    error_message = "Expected permissions_boundary to be empty or an IAM policy ARN such as arn:aws:iam::123456789012:policy/ml-boundary."
+  }
+}
+
+variable "lambda_reserved_concurrency" {
+  description = "Concurrent executions reserved for each of the three Lambda functions; 0 reserves none (accounts with the concurrency quota of new accounts, 10, cannot reserve any)."
+  type        = number
+  default     = 0
+  nullable    = false
+
+  validation {
+    condition     = var.lambda_reserved_concurrency >= 0 && floor(var.lambda_reserved_concurrency) == var.lambda_reserved_concurrency
+    error_message = "Expected lambda_reserved_concurrency to be 0 (none reserved) or a whole number >= 1."
   }
 }

@@ -75,3 +75,11 @@ notify_step_statuses      = ["Failed", "Stopped"]
 
 # Runs start when data lands in S3; set e.g. "cron(0 6 * * ? *)" (06:00 UTC daily) to also score on a schedule.
 inference_schedule_expression = ""
+
+# IAM policy set as the permissions boundary of every role Terraform creates, so the deploy
+# role may create roles only with it (README, Deploy with GitLab CI); "" for none.
+permissions_boundary = ""
+
+# Concurrent executions reserved for each Lambda function; 0 reserves none, which accounts
+# with the concurrency quota of new accounts (10) need.
+lambda_reserved_concurrency = 0

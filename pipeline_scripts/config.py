@@ -51,7 +51,9 @@ PATTERNS = {
     "ipv4": "^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$",
     "prefix": "^[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*$",
     "lambda": "^[a-zA-Z0-9_-]{1,64}$",
-    "pipeline": "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$",
+    # Lower-case only: SageMaker lower-cases pipeline names in the ARNs that events carry and
+    # IAM matches, so a capital would make the rules and policies miss the pipeline.
+    "pipeline": "^[a-z0-9](-*[a-z0-9]){0,255}$",
     "model_package_group": "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
     "user_id": "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
     "step_name": "^[A-Za-z0-9_-]{1,64}$",
@@ -65,6 +67,10 @@ PATTERNS = {
         "(key/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
         "|alias/[A-Za-z0-9/_-]{1,250})$"
     ),
+    "policy_arn": (
+        "^arn:aws(-[a-z]+)*:iam::([0-9]{12}|aws):policy/([A-Za-z0-9+=,.@_-]+/)*"
+        "[A-Za-z0-9+=,.@_-]{1,128}$"
+    ),
     "subnet": "^subnet-[0-9a-f]{8,17}$",
     "security_group": "^sg-[0-9a-f]{8,17}$",
     # EventBridge rate() or cron() schedule expression; EventBridge checks the cron fields.
@@ -73,6 +79,13 @@ PATTERNS = {
 # Names S3 reserves for access points, directory buckets, table buckets and documentation.
 BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+# The longest names derived from model_package_group_name, <name>-model-package-approved and
+# <name>-inference-data-created (EventBridge rules, at most 64 characters), must fit.
+NAME_PREFIX_MAX_LENGTH = 41
+# custom_notification_config travels in the notifier's environment, which Lambda limits to
+# 4 KB in all ("Lambda quotas", AWS Lambda Developer Guide): 3 KB of it for this JSON.
+CUSTOM_NOTIFICATION_MAX_BYTES = 3072
 
 # A check returns None when the value is fine, else what was expected (the "expected ..." text).
 Check = Callable[[Any], str | None]
@@ -117,6 +130,34 @@ def _all(*checks: Check) -> Check:
         return next((e for c in checks if (e := c(value)) is not None), None)
 
     return check
+
+
+def _max_length(limit: int, why: str) -> Check:
+    return lambda value: None if len(value) <= limit else f"at most {limit} characters: {why}"
+
+
+def _reserved_concurrency(value: float) -> str | None:
+    if value >= 0 and float(value).is_integer():
+        return None
+    return "0 (none reserved) or a whole number >= 1"
+
+
+def terraform_jsonencode(value: Any) -> str:
+    """Terraform's jsonencode(): compact, keys sorted, <, >, & and U+2028/9 escaped."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char in "<>&\u2028\u2029":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
+
+
+def _custom_notification_size(value: tuple) -> str | None:
+    size = len(terraform_jsonencode(_plain(value)).encode())
+    if size <= CUSTOM_NOTIFICATION_MAX_BYTES:
+        return None
+    return (
+        f"at most {CUSTOM_NOTIFICATION_MAX_BYTES} bytes as JSON (it is {size}): it is passed in "
+        "the notifier's environment, which Lambda limits to 4 KB"
+    )
 
 
 def _empty_or(check: Check) -> Check:
@@ -233,6 +274,7 @@ class EnvConfig:
     custom_notification_config: tuple[CustomNotification, ...] = _var(
         "Custom notification messages, each for one pipeline step (step_name) reaching one "
         "status (step_status: Starting, Executing, Stopping, Stopped, Failed or Succeeded).",
+        _custom_notification_size,
         default=(),
     )
     email_recipient: tuple[str, ...] = _var(
@@ -242,17 +284,17 @@ class EnvConfig:
     )
     pipeline_inf: str = _var(
         "Name of the batch-inference SageMaker pipeline.",
-        _matches("pipeline", "a SageMaker pipeline name"),
+        _matches("pipeline", "a lower-case SageMaker pipeline name"),
         default="batch-inference-pipeline",
     )
     pipeline_train: str = _var(
         "Name of the training SageMaker pipeline.",
-        _matches("pipeline", "a SageMaker pipeline name"),
+        _matches("pipeline", "a lower-case SageMaker pipeline name"),
         default="training-pipeline",
     )
     pipeline_trainwhpo: str = _var(
         "Name of the training-with-hyperparameter-tuning SageMaker pipeline.",
-        _matches("pipeline", "a SageMaker pipeline name"),
+        _matches("pipeline", "a lower-case SageMaker pipeline name"),
         default="training-hpo-pipeline",
     )
     recreate_pipelines: bool = _var(
@@ -261,7 +303,14 @@ class EnvConfig:
     )
     model_package_group_name: str = _var(
         "Name of the SageMaker model package group (model registry) the models are registered in.",
-        _matches("model_package_group", "a model package group name"),
+        _all(
+            _matches("model_package_group", "a model package group name"),
+            _max_length(
+                NAME_PREFIX_MAX_LENGTH,
+                "the names derived from it, such as <name>-model-package-approved (an "
+                "EventBridge rule, at most 64 characters), must fit",
+            ),
+        ),
     )
     accuracy_mse_threshold: float = _var(
         "Maximum mean squared error a model may have: a worse model is not registered, and a "
@@ -328,6 +377,18 @@ class EnvConfig:
         "cron(0 6 * * ? *) or rate(1 day); empty for no schedule.",
         _empty_or(_matches("schedule", "an EventBridge schedule such as rate(1 day)")),
         default="",
+    )
+    permissions_boundary: str = _var(
+        "ARN of an IAM policy set as the permissions boundary of every IAM role this "
+        "configuration creates; empty for none.",
+        _empty_or(_matches("policy_arn", "an IAM policy ARN arn:aws:iam::<account>:policy/<name>")),
+        default="",
+    )
+    lambda_reserved_concurrency: float = _var(
+        "Concurrent executions reserved for each of the three Lambda functions; 0 reserves "
+        "none (accounts with the concurrency quota of new accounts, 10, cannot reserve any).",
+        _reserved_concurrency,
+        default=0,
     )
 
     @property

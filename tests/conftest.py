@@ -1,5 +1,7 @@
 """Shared test fixtures: repository paths and the data sets tests run on."""
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,23 @@ def shared_path(relative: str) -> Path:
     path = SHARED_DIR / relative
     if not path.exists():
         pytest.skip(f"{path} not present (../shared/ is not part of a fork)")
+    return path
+
+
+def missing_tool(reason: str):
+    """Skip on a user's machine; in CI (CI=true, set by GitLab and .ci/run) a missing tool
+    fails the job instead of silently skipping the tests that need it."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: these tests must run in CI)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def terraform_bin() -> str:
+    """Path of the terraform binary (see missing_tool when it is not installed)."""
+    path = shutil.which("terraform")
+    if path is None:
+        missing_tool("terraform is not installed")
     return path
 
 

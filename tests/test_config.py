@@ -100,7 +100,8 @@ def declared_variables() -> dict[str, dict]:
     return {name: body for block in parsed["variable"] for name, body in block.items()}
 
 
-needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
+# Skips where terraform is missing, except in CI, where that fails (tests/conftest.py).
+needs_terraform = pytest.mark.usefixtures("terraform_bin")
 
 
 # --------------------------------------------------------------------------- shipped files
@@ -464,9 +465,11 @@ BAD_ENV_CASES = [
             f"pipeline-name-{i}",
             {"pipeline_train": f'"{name}"'},
             variable="pipeline_train",
-            expected="a SageMaker pipeline name",
+            expected="a lower-case SageMaker pipeline name",
         )
-        for i, name in enumerate(["-training", "training-", "training_pipeline", "t" * 257])
+        for i, name in enumerate(
+            ["-training", "training-", "training_pipeline", "t" * 257, "Training-Pipeline"]
+        )
     ],
     case(
         "pipeline-names-not-distinct",
@@ -588,6 +591,40 @@ BAD_ENV_CASES = [
         {"custom_notification_config": '"RegisterModel"'},
         variable="custom_notification_config",
         expected="a list of objects with keys step_name, step_status, step_custom_message",
+    ),
+    # issue 9: names derived from the group name must fit their resources' limits.
+    case(
+        "model-package-group-too-long-for-derived-names",
+        {"model_package_group_name": f'"{"g" * 42}"'},
+        variable="model_package_group_name",
+        expected="at most 41 characters",
+    ),
+    # issue 9: the notifier's environment is limited to 4 KB.
+    case(
+        "custom-notifications-too-large-for-lambda-environment",
+        {
+            "custom_notification_config": "["
+            + ",".join(
+                f'{{ step_name = "Step{i}", step_status = "Failed", '
+                f'step_custom_message = "{"m" * 500}" }}'
+                for i in range(6)
+            )
+            + "]"
+        },
+        variable="custom_notification_config",
+        expected="at most 3072 bytes as JSON",
+    ),
+    case(
+        "permissions-boundary-not-a-policy-arn",
+        {"permissions_boundary": '"ml-boundary"'},
+        variable="permissions_boundary",
+        expected="an IAM policy ARN",
+    ),
+    case(
+        "reserved-concurrency-fraction",
+        {"lambda_reserved_concurrency": "2.5"},
+        variable="lambda_reserved_concurrency",
+        expected="0 (none reserved) or a whole number >= 1",
     ),
 ]
 
@@ -752,6 +789,8 @@ def test_schema_names_the_blog_variables_and_the_additions():
         "notify_execution_statuses": ["Succeeded", "Failed", "Stopped"],
         "notify_step_statuses": ["Failed"],
         "inference_schedule_expression": "",
+        "permissions_boundary": "",
+        "lambda_reserved_concurrency": 0,
     }
 
 
@@ -984,3 +1023,32 @@ def test_empty_tag_value_is_allowed(tmp_path):
     path = tmp_path / "tags.json"
     path.write_text('{"owner": ""}')
     assert load_tags(path) == {"owner": ""}
+
+
+# --------------------------------------------------------------------------- issue 9 limits
+
+
+def test_longest_allowed_names_and_notifications_are_accepted(tmp_path):
+    """The limits are exact: 41 characters and 3072 bytes pass, in Python and Terraform."""
+    message_size = 3072 - len(
+        config.terraform_jsonencode(
+            [{"step_custom_message": "", "step_name": "S", "step_status": "Failed"}]
+        )
+    )
+    values = {
+        "model_package_group_name": f'"{"g" * 41}"',
+        "custom_notification_config": (
+            f'[{{ step_name = "S", step_status = "Failed", '
+            f'step_custom_message = "{"é" * (message_size // 2)}" }}]'
+        ),
+        "permissions_boundary": '"arn:aws:iam::123456789012:policy/ml-boundary"',
+        "lambda_reserved_concurrency": "5",
+    }
+    path = edited_env(tmp_path, values)
+    env = load_env_config(path)
+    assert len(
+        config.terraform_jsonencode(config._plain(env.custom_notification_config)).encode()
+    ) in (3071, 3072)
+    if TERRAFORM:
+        result = terraform_plan(tmp_path, path)
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -31,11 +31,13 @@ STAGES = {
     **dict.fromkeys(TEST_JOBS, "test"),
     **dict.fromkeys(OFFLINE_BUILD_JOBS | {"upsert", "terraform-plan"}, "build"),
     "terraform-apply": "deploy",
+    "upsert-approved": "deploy",
     "terraform-destroy": "destroy",
-    "delete-pipelines": "destroy",
 }
 # Every job that changes or reads the AWS account, and so gets credentials.
-AWS_JOBS = {"upsert", "terraform-plan", "terraform-apply", "terraform-destroy", "delete-pipelines"}
+AWS_JOBS = {"upsert", "terraform-plan", "terraform-apply", "upsert-approved", "terraform-destroy"}
+# The jobs among them that change it.
+CHANGING_JOBS = AWS_JOBS - {"terraform-plan"}
 # Predefined variables the tests set to stand for a kind of pipeline, as GitLab would.
 PREDEFINED = [
     "CI_DEFAULT_BRANCH",
@@ -182,22 +184,38 @@ def test_default_branch_tests_builds_and_waits_for_approval(ci_repo):
         "terraform-plan": "on_success",
         "terraform-apply": "manual",
         "terraform-destroy": "manual",
-        "delete-pipelines": "on_success",
     }
     # apply blocks the pipeline until approved; destroy is optional
     assert jobs["terraform-apply"]["allow_failure"] is False
     assert jobs["terraform-destroy"]["allow_failure"] is True
     assert needs(jobs) == {
         "terraform-apply": ["terraform-plan", "upsert"],
+        "upsert-approved": ["terraform-apply"],
         "terraform-destroy": [],
-        "delete-pipelines": ["terraform-destroy"],
     }
 
 
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+def test_staging_and_prod_change_nothing_before_the_approval(ci_repo, environment):
+    """dev upserts automatically; staging and prod upsert only after terraform-apply."""
+    jobs = list_jobs(ci_repo, DEFAULT_BRANCH, CI_PIPELINE_SOURCE="web", ENVIRONMENT=environment)
+    assert jobs is not None
+    run = runnable(jobs)
+    assert "upsert" not in run and run["upsert-approved"] == "on_success"
+    graph = needs(jobs)
+
+    def after_approval(name: str) -> bool:
+        return name == "terraform-apply" or any(after_approval(n) for n in graph.get(name, []))
+
+    for name in CHANGING_JOBS & set(run):
+        # A job that changes AWS is itself a manual approval or waits for terraform-apply.
+        assert run[name] == "manual" or after_approval(name), name
+
+
 def test_manual_run_on_default_branch_can_deploy(ci_repo):
-    """Run pipeline page (e.g. ENVIRONMENT=prod): the same jobs and gate as a push."""
+    """Run pipeline page: the same jobs and gate as a push (staging and prod: see below)."""
     push = list_jobs(ci_repo, DEFAULT_BRANCH, CI_PIPELINE_SOURCE="push")
-    web = list_jobs(ci_repo, DEFAULT_BRANCH, CI_PIPELINE_SOURCE="web", ENVIRONMENT="prod")
+    web = list_jobs(ci_repo, DEFAULT_BRANCH, CI_PIPELINE_SOURCE="web", ENVIRONMENT="dev")
     assert web is not None and runnable(web) == runnable(push)
 
 
@@ -265,7 +283,6 @@ def test_deploy_and_destroy_share_an_environment_and_never_overlap(resolved):
         "on_stop": "terraform-destroy",
     }
     assert destroy["environment"] == {"name": "$ENVIRONMENT", "action": "stop"}
-    assert resolved["delete-pipelines"]["environment"] == {"name": "$ENVIRONMENT", "action": "stop"}
     for name in AWS_JOBS:
         assert resolved[name]["resource_group"] == "terraform-$ENVIRONMENT", name
         assert resolved[name]["interruptible"] is False, name
@@ -303,6 +320,72 @@ def test_terraform_uses_gitlab_managed_state_and_applies_the_saved_plan(resolved
     assert plan["artifacts"]["reports"] == {"terraform": "plan.json"}
     assert {"plan.cache", "plan.json"} <= set(plan["artifacts"]["paths"])
     assert resolved["terraform-apply"]["script"] == ["terraform apply plan.cache"]
+
+
+def test_merge_request_plans_without_the_state_lock(resolved):
+    """Developers may read GitLab-managed state only with -lock=false; the default-branch
+    plan (run by Maintainers, before an apply) keeps the lock."""
+    rules = resolved["terraform-plan"]["rules"]
+    merge_request = [r for r in rules if "merge_request_event" in r["if"]]
+    assert [r["variables"] for r in merge_request] == [{"TF_CLI_ARGS_plan": "-lock=false"}]
+    others = [r for r in rules if r not in merge_request]
+    assert others and all("variables" not in r for r in others)
+
+
+def test_pipelines_are_deleted_only_after_a_successful_destroy(resolved):
+    # In the destroy job itself, after terraform destroy: a failing line ends the job. A
+    # separate job needing the allow_failure destroy job would run after it failed.
+    destroy = resolved["terraform-destroy"]["script"]
+    assert destroy[-2:] == [
+        'terraform destroy -auto-approve -var-file="$ENV_FILE"',
+        'make delete ENV_FILE="$ENV_FILE"',
+    ]
+    # Before it, only the line that keeps the sample data (tests/test_terraform_apply.py).
+    assert destroy[:-2] == [
+        "if terraform state list aws_s3_object.sample_data | grep -q .; "
+        "then terraform state rm aws_s3_object.sample_data; fi"
+    ]
+    for name, job in resolved.items():
+        if name in STAGES and name != "terraform-destroy":
+            assert not any("make delete" in line for line in job.get("script", [])), name
+            assert "terraform-destroy" not in str(job.get("needs", [])), name
+
+
+def test_every_job_running_terraform_has_the_pinned_terraform(resolved):
+    for name, job in resolved.items():
+        if name not in STAGES:
+            continue
+        lines = job.get("before_script", []) + job.get("script", [])
+        runs_terraform = any(re.search(r"(^|\s)terraform |make test", line) for line in lines)
+        if not runs_terraform:
+            continue
+        if job["image"]["name"] != "hashicorp/terraform:1.11.4":
+            installs = "\n".join(lines)
+            assert "releases.hashicorp.com/terraform/${TF_VERSION}" in installs, name
+            assert 'echo "${TF_ZIP_SHA256}  /tmp/terraform.zip" | sha256sum -c -' in installs, name
+    variables = load_ci()["variables"]
+    assert variables["TF_VERSION"] == "1.11.4"
+    assert re.fullmatch(r"[0-9a-f]{64}", variables["TF_ZIP_SHA256"])
+
+
+def test_unit_tests_run_the_terraform_tests(resolved):
+    """The unit-test job has terraform and the provider mirror, so the Terraform-backed tests
+    run (CI=true turns their skip into a failure, tests/conftest.py missing_tool)."""
+    job = resolved["unit-tests"]
+    assert job["variables"]["TF_PROVIDER_MIRROR"] == "${CI_PROJECT_DIR}/.cache/terraform-mirror"
+    assert any(
+        line.startswith("terraform providers mirror -platform=linux_amd64")
+        for line in job["before_script"]
+    )
+    assert any("releases.hashicorp.com/terraform" in line for line in job["before_script"])
+
+
+def test_terraform_jobs_build_the_lambda_packages(resolved):
+    for name in ("terraform-validate", "terraform-plan", "terraform-apply", "terraform-destroy"):
+        lines = resolved[name]["before_script"] + resolved[name]["script"]
+        package = lines.index("python3 pipeline_scripts/lambda_package.py build/lambda")
+        init = next(i for i, line in enumerate(lines) if line.startswith("terraform init"))
+        assert package < init, name
 
 
 def test_images_are_pinned_to_exact_versions(resolved):

@@ -10,6 +10,8 @@ import json
 import logging
 import random
 import re
+import socket
+import time
 from pathlib import Path
 
 import boto3
@@ -793,3 +795,43 @@ def test_log_lines_are_single_line_json(inbox, caplog):
     for record in caplog.records:
         assert "\n" not in record.getMessage()
         assert isinstance(json.loads(record.getMessage()), dict)
+
+
+# --------------------------------------------------------------------------- unreachable API
+
+
+@pytest.fixture
+def silent_endpoint():
+    """A loopback port that accepts connections and never answers, like a VPC endpoint or NAT
+    that drops the traffic."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def test_unreachable_sagemaker_costs_seconds_not_the_email(inbox, monkeypatch, silent_endpoint):
+    """Issue 9, problem 6: the extra DescribeProcessingJob call of a failed step gives up after
+    one short attempt, and the e-mail goes out with what the event said."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", silent_endpoint)
+    notifier._sagemaker_client.cache_clear()
+    event = fixture("pipeline_step_failed_model_quality")
+
+    started = time.monotonic()
+    result = notifier.handler(event, None)
+    elapsed = time.monotonic() - started
+
+    assert result["published"]
+    # One attempt: 3 s read timeout (plus connect); boto3's defaults would take minutes.
+    assert elapsed < 8, f"{elapsed:.1f} s"
+    mail = inbox.only()
+    assert event["detail"]["failureReason"] in mail["body"]
+    client = notifier._sagemaker_client(REGION, notifier._endpoints("SAGEMAKER"))
+    assert client.meta.config.connect_timeout <= 5 and client.meta.config.read_timeout <= 5
+    assert client.meta.config.retries["total_max_attempts"] == 1
+    # The publish itself keeps boto3's default retries.
+    sns = notifier._sns_client(REGION, notifier._endpoints("SNS"))
+    assert sns.meta.config.retries.get("total_max_attempts") != 1

@@ -3,7 +3,7 @@
 python-hcl2 reads every .tf file; a small evaluator computes the locals that must agree with
 the Python side (event template values, helper function names, pipeline parameters) for each
 shipped env file; checkov runs from its own virtualenv (.venv-checkov, installed by
-`make test`) on each env file; `terraform fmt` runs when terraform is installed.
+`make test`) on each env file. The real terraform binary runs in tests/test_terraform_apply.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import subprocess
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ TF_FILES = sorted(REPO_ROOT.glob("*.tf"))
 ENV_FILES = sorted((REPO_ROOT / "env_files").glob("*.tfvars"))
 README = REPO_ROOT / "README.md"
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
-TERRAFORM = shutil.which("terraform")
 
 # Read by the Python pipeline builders only (from the same tfvars file); declared in
 # variables.tf so one file configures both and Terraform accepts the file.
@@ -234,7 +233,7 @@ def test_terraform_and_providers_are_pinned(parsed):
     assert match and int(match.group(2)) >= 9, terraform["required_version"]
     (providers,) = terraform["required_providers"]
     providers = {k: v for k, v in providers.items() if k != "__is_block__"}
-    assert set(providers) == {"aws", "archive"}
+    assert set(providers) == {"aws"}, "the AWS provider only: others cannot be installed offline"
     for name, requirement in providers.items():
         assert requirement["source"] == f"hashicorp/{name}"
         assert re.fullmatch(r"\d+\.\d+\.\d+", requirement["version"]), (name, requirement)
@@ -248,6 +247,41 @@ def test_every_resource_takes_the_tags_json_tags(parsed):
     assert provider["aws"]["default_tags"][0]["tags"] == "${local.tags}"
     tags_local = next(b["tags"] for b in parsed["main.tf"]["locals"] if "tags" in b)
     assert tags_local.startswith('${merge(jsondecode(file("${path.module}/tags.json")), ')
+
+
+def test_lambda_packages_are_deterministic(tmp_path):
+    from pipeline_scripts import lambda_package
+
+    code = tmp_path / "code"
+    (code / "pkg" / "__pycache__").mkdir(parents=True)
+    (code / "pkg" / "b.py").write_text("B = 1\n")
+    (code / "a.py").write_text("A = 1\n")
+    (code / "pkg" / "__pycache__" / "b.cpython-311.pyc").write_bytes(b"cache")
+    first = lambda_package.package(code, tmp_path / "one.zip")
+    # Another checkout: other mtimes and modes, same content -> the same bytes.
+    os.utime(code / "a.py", (0, 2_000_000_000))
+    (code / "a.py").chmod(0o600)
+    second = lambda_package.package(code, tmp_path / "two.zip")
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        assert archive.namelist() == ["a.py", "pkg/b.py"]  # sorted, no __pycache__
+        for info in archive.infolist():
+            assert info.date_time == (1980, 1, 1, 0, 0, 0)
+            assert info.external_attr >> 16 == 0o100644
+            assert info.compress_type == zipfile.ZIP_STORED
+    # Changed code changes the package.
+    (code / "a.py").write_text("A = 2\n")
+    assert lambda_package.package(code, tmp_path / "three.zip").read_bytes() != first.read_bytes()
+
+
+def test_lambda_tf_packages_every_function_the_module_builds(parsed):
+    from pipeline_scripts import lambda_package
+
+    functions = next(b["functions"] for b in parsed["lambda.tf"]["locals"] if "functions" in b)
+    assert sorted(f["code_dir"] for f in functions.values() if isinstance(f, dict)) == sorted(
+        lambda_package.FUNCTIONS
+    )
+    assert all((lambda_package.CODE_DIR / name).is_dir() for name in lambda_package.FUNCTIONS)
 
 
 # --------------------------------------------------------------------------- variables
@@ -446,21 +480,3 @@ def test_every_checkov_skip_is_justified_inline_and_still_needed(checkov_reports
         skipped = {c["check_id"] for c in report["results"]["skipped_checks"]}
         # Every skip is written inline, and every inline skip still suppresses a finding.
         assert skipped == set(comments), (skipped, set(comments))
-
-
-# --------------------------------------------------------------------------- terraform fmt
-
-
-@pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
-def test_terraform_fmt_is_clean():
-    env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": os.devnull}
-    result = subprocess.run(
-        [TERRAFORM, "fmt", "-check", "-diff", "-no-color", ".", "env_files"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -30,6 +30,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 import boto3
+from botocore.config import Config as BotoConfig
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
@@ -669,9 +670,19 @@ def _sns_client(region: str, endpoint_env: tuple):
     return boto3.client("sns", region_name=region)
 
 
+# The SageMaker call only adds detail, so it must never cost the e-mail: in a VPC without a
+# route to SageMaker, boto3's defaults (60 s connect and read timeouts, retried) outlast the
+# function's 30 s timeout. One attempt with short timeouts; the publish keeps the defaults.
+# botocore.config.Config: connect_timeout / read_timeout default 60 s; retries "standard"
+# mode's total_max_attempts counts the first attempt (botocore "Config Reference").
+_DETAIL_CALL_CONFIG = BotoConfig(
+    connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 1}
+)
+
+
 @functools.lru_cache(maxsize=4)
 def _sagemaker_client(region: str, endpoint_env: tuple):
-    return boto3.client("sagemaker", region_name=region)
+    return boto3.client("sagemaker", region_name=region, config=_DETAIL_CALL_CONFIG)
 
 
 def _endpoints(service: str) -> tuple:

@@ -1,0 +1,61 @@
+"""Deterministic zip packages of the Lambda functions in code/, for lambda.tf.
+
+Same code -> same bytes and sha256 on every machine: entries sorted, a fixed timestamp and
+file mode, no compression (deflate output depends on the zlib build), and only the source
+files (no __pycache__). Terraform reads the zips with filebase64sha256(), so a checkout alone
+never redeploys a function.
+
+Standard library only, so the Terraform CI image runs it with a bare python3:
+    python3 pipeline_scripts/lambda_package.py [output_dir]
+"""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CODE_DIR = REPO_ROOT / "code"
+# lambda.tf local.functions code_dir -> build/lambda/<code_dir>.zip
+FUNCTIONS = ("lambda_function", "model_resolver", "training_data_version")
+OUTPUT_DIR = REPO_ROOT / "build" / "lambda"
+
+# The earliest time a zip entry can carry (DOS time starts in 1980).
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o100644  # regular file, rw-r--r--: Lambda needs it readable by its runtime user
+
+
+def source_files(directory: Path) -> list[Path]:
+    """The files of a function's code, sorted by their path in the zip."""
+    files = [
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    ]
+    return sorted(files, key=lambda p: p.relative_to(directory).as_posix())
+
+
+def package(directory: Path, output: Path) -> Path:
+    """Write directory's source files to output as a deterministic zip; return output."""
+    files = source_files(directory)
+    if not files:
+        raise SystemExit(f"{directory}: no files to package")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_STORED) as archive:
+        for path in files:
+            info = zipfile.ZipInfo(path.relative_to(directory).as_posix(), date_time=FIXED_TIME)
+            info.external_attr = FILE_MODE << 16
+            info.create_system = 3  # Unix, so the mode above is what Lambda reads
+            archive.writestr(info, path.read_bytes())
+    return output
+
+
+def package_all(output_dir: Path = OUTPUT_DIR) -> list[Path]:
+    return [package(CODE_DIR / name, output_dir / f"{name}.zip") for name in FUNCTIONS]
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else OUTPUT_DIR
+    for zip_path in package_all(target):
+        print(zip_path)
