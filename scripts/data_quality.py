@@ -38,7 +38,7 @@ missing_column_check, extra_column_check, categorical_values_check, non_negative
 Numeric drift is the Kolmogorov-Smirnov distance (largest gap between the two cumulative
 distributions) computed from the two KLL sketches; categorical drift is the L-infinity distance
 between the category frequency vectors. With comparison_method Robust (the default) a drift is
-reported only when it is statistically significant across all features (drift_tests.py: mean and
+reported only when it is statistically significant across all features (drift_tests.py: rank and
 KS tests, chi-square for categories, Holm's correction at drift_alpha) and large enough to matter
 (mean shift >= drift_min_shift_sd standard deviations or distance >= the threshold); a batch of
 fewer than drift_min_rows rows gets an "inconclusive" drift verdict in summary.json instead.
@@ -1305,8 +1305,13 @@ def _drift(col: ColumnProfile, base: Baseline, s: dict) -> tuple:
             # The sketches' rank errors could make the distance look larger than it is.
             error = base.sketch_error + col.sketch.rank_error_bound()
             test = drift_tests.numeric_test(
-                {"n": base.num_present, "mean": base.mean, "sd": base.std_dev},
-                {"n": col.n_num, "mean": col.mean, "sd": col.std_dev()},
+                {
+                    "n": base.num_present,
+                    "mean": base.mean,
+                    "sd": base.std_dev,
+                    "sketch": base.sketch,
+                },
+                {"n": col.n_num, "mean": col.mean, "sd": col.std_dev(), "sketch": batch_sketch},
                 max(0.0, distance - error),
             )
             test.update(kind="numeric", rows=col.n_num, ks_distance=distance)

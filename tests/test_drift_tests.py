@@ -68,22 +68,48 @@ def test_holm_adjusts_in_input_order():
     assert dt.holm([]) == []
 
 
-def test_numeric_test_is_symmetric():
-    base = {"n": 2000, "mean": 10.0, "sd": 2.0}
-    up = dt.numeric_test(base, {"n": 200, "mean": 10.6, "sd": 2.0}, 0.12)
-    down = dt.numeric_test(base, {"n": 200, "mean": 9.4, "sd": 2.0}, 0.12)
-    assert up["p_value"] == down["p_value"] < 1e-3
-    assert up["shift_sd"] == pytest.approx(0.3) and down["shift_sd"] == pytest.approx(-0.3)
-    # Welch z by hand: 0.6 / sqrt(4 * 2000 / 1999 / 2000 + 4 * 200 / 199 / 200)
-    z = 0.6 / math.sqrt(4 / 1999 + 4 / 199)
-    assert up["p_mean"] == pytest.approx(2 * dt.normal_sf(z), rel=1e-12)
+def _sketch(values) -> tuple:
+    values = np.asarray(values, dtype=float)
+    return values, np.ones(len(values))
 
 
-def test_numeric_test_without_baseline_sd_uses_the_ks_test_only():
-    result = dt.numeric_test(
-        {"n": 100, "mean": 0.0, "sd": None}, {"n": 100, "mean": 5.0, "sd": 1}, 0.0
+def test_normal_scores_test_matches_the_textbook_statistic():
+    """van der Waerden on a small pooled sample, by hand: scores Phi^-1(rank / (N + 1))."""
+    base, batch = [1.0, 2.0, 4.0, 7.0, 8.0], [3.0, 5.0, 6.0, 9.0]
+    ranks = {v: r for r, v in enumerate(sorted(base + batch), start=1)}
+    scores = {v: NormalDist().inv_cdf(r / 10) for v, r in ranks.items()}
+    total = sum(scores[v] for v in batch)  # the pooled scores sum to 0
+    variance = 5 * 4 / (9 * 8) * sum(a * a for a in scores.values())
+    expected = 2 * dt.normal_sf(abs(total) / math.sqrt(variance))
+    assert dt.normal_scores_pvalue(_sketch(base), _sketch(batch)) == pytest.approx(expected)
+    # Ties share the mean rank; weights count as repeated values.
+    tied = dt.normal_scores_pvalue(_sketch([1, 1, 2, 2]), _sketch([2, 3]))
+    assert tied == pytest.approx(
+        dt.normal_scores_pvalue((np.array([1.0, 2.0]), np.array([2.0, 2.0])), _sketch([2, 3]))
     )
-    assert result["p_mean"] == 1.0 and result["p_value"] == 1.0 and math.isnan(result["shift_sd"])
+    assert dt.normal_scores_pvalue(_sketch([5, 5]), _sketch([5])) == 1.0
+
+
+def _column(values) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {"n": len(values), "mean": values.mean(), "sd": values.std(), "sketch": _sketch(values)}
+
+
+def test_numeric_test_is_symmetric():
+    """A shift down is exactly as surprising as the same shift up (mirror images)."""
+    base = np.array([NormalDist().inv_cdf((i + 0.5) / 2000) for i in range(2000)])
+    batch = np.array([NormalDist().inv_cdf((i + 0.5) / 200) for i in range(200)]) + 0.3
+    up = dt.numeric_test(_column(base), _column(batch), 0.12)
+    down = dt.numeric_test(_column(-base), _column(-batch), 0.12)
+    assert up["p_value"] == pytest.approx(down["p_value"], rel=1e-9) and up["p_value"] < 1e-3
+    assert up["shift_sd"] == pytest.approx(0.3, rel=1e-3) == -down["shift_sd"]
+    assert up["p_value"] == pytest.approx(2 * min(up["p_location"], up["p_ks"]))
+
+
+def test_numeric_test_without_baseline_sd_still_tests_but_has_no_shift():
+    base, batch = _column([1.0, 2, 3, 4] * 30), _column([6.0, 7, 8, 9] * 30)
+    result = dt.numeric_test({**base, "sd": None}, batch, 1.0)
+    assert math.isnan(result["shift_sd"]) and result["p_value"] < 1e-10
 
 
 def test_categorical_test_on_a_hand_computed_table():
