@@ -1,7 +1,7 @@
 """Drift alarms you can trust: batch-level false alarms and detection power, ours vs Evidently.
 
     .venv/bin/python bench/drift.py [--batches 200] [--batches-large 50]
-        [--evidently-batches 30] [--evidently-batches-large 20] [--no-evidently]
+        [--evidently-batches 30] [--evidently-batches-large 10] [--no-evidently]
 
 UCI abalone (../shared/data/abalone.csv; the target `rings` dropped, as inference batches have
 no label) is split at random (seed 7) into two halves. The baseline is made from the first half;
@@ -280,7 +280,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=200, help="per size and condition")
     parser.add_argument("--batches-large", type=int, default=50, help="the same at 10,000 rows")
     parser.add_argument("--evidently-batches", type=int, default=30)
-    parser.add_argument("--evidently-batches-large", type=int, default=20)
+    parser.add_argument("--evidently-batches-large", type=int, default=10)
     parser.add_argument("--no-evidently", action="store_true")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite bench/README.md")
     args = parser.parse_args()

@@ -239,3 +239,12 @@ def test_abalone_half_sd_shift_at_1000_rows_is_flagged_both_ways(tmp_path, abalo
         assert sign * feature["shift_sd"] == pytest.approx(0.5, abs=0.1)
     summary = read_json(tmp_path / "shift-1" / "output" / "summary.json")
     assert summary["drift"]["verdict"] == "drift"
+
+
+def test_module_keeps_to_python_3_8_syntax():
+    """It runs in the step container next to data_quality.py, whose Python may be older."""
+    import ast
+
+    from tests.conftest import REPO_ROOT
+
+    ast.parse((REPO_ROOT / "scripts" / "drift_tests.py").read_text(), feature_version=(3, 8))
