@@ -121,10 +121,9 @@ DEFAULT_SETTINGS = {
     "completeness_tolerance": 0.0,  # ours, not in Model Monitor's monitoring_config
     # Ours too (Robust comparison, see drift_tests.py); not written to constraints.json.
     "drift_alpha": 0.05,  # chance that a clean batch raises any drift alarm
-    "drift_min_shift_sd": 0.1,  # smaller mean shifts (in baseline sd) never alarm
+    "drift_min_shift_sd": 0.1,  # smaller mean shifts (baseline sd) alarm only by distance
     "drift_min_rows": 50,  # fewer rows: drift verdict "inconclusive"
 }
-
 TOP_LEVEL_KEYS = ("evaluate_constraints", "emit_metrics")
 TOP_LEVEL_KEYS += ("datatype_check_threshold", "domain_content_threshold")
 THRESHOLD_KEYS = frozenset(k for k in DEFAULT_SETTINGS if k.endswith(("threshold", "tolerance")))
@@ -1174,7 +1173,7 @@ def _attach_statistics(base: Baseline, stats: dict, path: Path) -> None:
             raise InputError(f"{path}: feature {base.name!r} has a malformed bucket") from exc
         return
     base.mean = _field(stats, (group, "mean"), path, base.name, NUMBER)
-    sd = stats[group].get("std_dev")  # null when not finite: then only the KS test is used
+    sd = stats[group].get("std_dev")  # null when not finite: no shift in sd, tests still run
     base.std_dev = float(sd) if isinstance(sd, NUMBER) and not isinstance(sd, bool) else math.nan
     levels = _field(stats, (group, "distribution", "kll", "sketch", "data"), path, base.name, list)
     try:
@@ -1318,16 +1317,13 @@ def _drift(col: ColumnProfile, base: Baseline, s: dict) -> tuple:
             test["batch_mean"], test["baseline_mean"] = col.mean, base.mean
             return distance, None, test
         if distance > threshold:
-            return (
-                distance,
-                (
-                    f"Baseline drift: distance {distance:.3f} between the baseline and this batch "
-                    f"exceeds threshold {threshold:g} (Kolmogorov-Smirnov; batch mean "
-                    f"{col.mean:.4g} vs baseline {base.mean:.4g}). Compare the two distributions; "
-                    "if the change is real, the model needs retraining on recent data."
-                ),
-                None,
+            text = (
+                f"Baseline drift: distance {distance:.3f} between the baseline and this batch "
+                f"exceeds threshold {threshold:g} (Kolmogorov-Smirnov; batch mean "
+                f"{col.mean:.4g} vs baseline {base.mean:.4g}). Compare the two distributions; "
+                "if the change is real, the model needs retraining on recent data."
             )
+            return distance, text, None
         return distance, None, None
     if base.frequencies is not None and col.n_present:
         counts = dict(col.most_common())
@@ -1346,17 +1342,14 @@ def _drift(col: ColumnProfile, base: Baseline, s: dict) -> tuple:
             test["category"] = worst
             return distance, None, test
         if distance > threshold:
-            return (
-                distance,
-                (
-                    f"Baseline drift: distance {distance:.3f} between the baseline and this batch "
-                    f"exceeds threshold {threshold:g} (L-infinity of category shares; largest "
-                    f"for {_short(worst)}: {100 * batch.get(worst, 0.0):.1f}% in this batch vs "
-                    f"{100 * base.frequencies.get(worst, 0.0):.1f}% in the baseline). Check "
-                    "whether the batch comes from a different population or a filtered source."
-                ),
-                None,
+            text = (
+                f"Baseline drift: distance {distance:.3f} between the baseline and this batch "
+                f"exceeds threshold {threshold:g} (L-infinity of category shares; largest "
+                f"for {_short(worst)}: {100 * batch.get(worst, 0.0):.1f}% in this batch vs "
+                f"{100 * base.frequencies.get(worst, 0.0):.1f}% in the baseline). Check "
+                "whether the batch comes from a different population or a filtered source."
             )
+            return distance, text, None
         return distance, None, None
     return math.nan, None, None
 
