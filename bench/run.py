@@ -115,21 +115,26 @@ def generate(rows: int, path: Path, seed: int) -> None:
     print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB)")
 
 
-def whylogs_venv() -> str | None:
-    """The whylogs virtualenv, or the reason it could not be made."""
-    if WHYLOGS_PY.exists():
+def tool_venv(python: Path, lock: Path) -> str | None:
+    """Makes the virtualenv of `python` from `lock` unless it exists; None, or why it failed.
+    (whylogs here, Evidently in bench/drift.py: each pins numpy/pandas our .venv can't.)"""
+    if python.exists():
         return None
-    lock = REPO / "bench" / "requirements-whylogs.lock"
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(WHYLOGS_PY.parents[1])], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(python.parents[1])], check=True)
         subprocess.run(
-            [str(WHYLOGS_PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
              "-r", str(lock)],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
     except subprocess.CalledProcessError as exc:
         return f"pip install -r {lock.name} failed: {(exc.stderr or '').strip()[-300:]}"
     return None
+
+
+def whylogs_venv() -> str | None:
+    """The whylogs virtualenv, or the reason it could not be made."""
+    return tool_venv(WHYLOGS_PY, REPO / "bench" / "requirements-whylogs.lock")
 
 
 def data_quality_job(name: str, data: Path, mode: str, baseline: Path | None = None) -> Path:
@@ -447,9 +452,9 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readme(section: str) -> None:
+def write_readme(section: str, marker: str = "results") -> None:
     text = README.read_text()
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     before, rest = text.split(start)
     _, after = rest.split(end)
     README.write_text(f"{before}{start}\n{section}{end}{after}")

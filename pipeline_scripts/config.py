@@ -905,6 +905,11 @@ class DataQualitySettings:
     comparison_threshold: float = _field(_between(0, 1, open_low=True))
     datatype_check_threshold: float = _field(_between(0, 1, open_low=True))
     domain_content_threshold: float = _field(_between(0, 1, open_low=True))
+    # Robust drift verdict (scripts/drift_tests.py): family-wise false-alarm rate per batch,
+    # smallest mean shift in baseline sd that alarms, rows below which it is "inconclusive".
+    drift_alpha: float = _field(_between(0, 1, open_low=True, open_high=True), default=0.05)
+    drift_min_shift_sd: float = _field(_between(0), default=0.1)
+    drift_min_rows: int = _field(_between(1), default=50)
     instance_count: int = _field(_between(1, 100), default=1)
 
 

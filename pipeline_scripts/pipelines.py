@@ -424,6 +424,9 @@ def _data_quality_arguments(config: ProjectConfig) -> list[str]:
         "--comparison-threshold", str(dq.comparison_threshold),
         "--datatype-check-threshold", str(dq.datatype_check_threshold),
         "--domain-content-threshold", str(dq.domain_content_threshold),
+        "--drift-alpha", str(dq.drift_alpha),
+        "--drift-min-shift-sd", str(dq.drift_min_shift_sd),
+        "--drift-min-rows", str(dq.drift_min_rows),
     ]  # fmt: skip
 
 

@@ -3,7 +3,8 @@
 Our own replacement for Model Monitor's data-quality analyzer (closed to new customers), run as
 an ordinary processing step. It needs numpy and pyarrow, which the SageMaker XGBoost 3.0-5
 image ships (pyarrow 22.0.0, installed there for ml-io), so nothing is installed at run time
-and the job can run without internet access. This one file is all the job needs.
+and the job can run without internet access. This file and drift_tests.py (the statistics of the
+drift verdict, next to it in the step code bundle) are all the job needs.
 
 --mode baseline: CSV or Parquet files under <base>/input/data/ ->
     <out>/statistics.json, <out>/constraints.json
@@ -36,7 +37,11 @@ Checks (constraint_check_type): data_type_check, completeness_check, baseline_dr
 missing_column_check, extra_column_check, categorical_values_check, non_negative_check.
 Numeric drift is the Kolmogorov-Smirnov distance (largest gap between the two cumulative
 distributions) computed from the two KLL sketches; categorical drift is the L-infinity distance
-between the category frequency vectors.
+between the category frequency vectors. With comparison_method Robust (the default) a drift is
+reported only when it is statistically significant across all features (drift_tests.py: rank and
+KS tests, chi-square for categories, Holm's correction at drift_alpha) and large enough to matter
+(mean shift >= drift_min_shift_sd standard deviations or distance >= the threshold); a batch of
+fewer than drift_min_rows rows gets an "inconclusive" drift verdict in summary.json instead.
 """
 
 from __future__ import annotations
@@ -60,6 +65,12 @@ try:  # in the XGBoost 3.0-5 image; a clear error at run time rather than an imp
     import pyarrow.csv as pa_csv
 except ImportError:
     pa = None
+
+try:  # next to this file in the step code bundle, so on sys.path when run as a script
+    import drift_tests
+except ImportError:  # loaded by its path (tests, bench): make its folder importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import drift_tests
 
 CHECKS = (
     "data_type_check",
@@ -91,9 +102,9 @@ HLL_P = 12  # 4096 registers: standard error 1.04 / sqrt(4096) = 1.6 %
 CHUNK_BYTES = 8 << 20
 PARTIAL_FORMAT = "data-quality-partial"
 PARTIAL_VERSION = 1
-# "Robust" comparison: a distance also has to be beyond what sampling noise explains at this
-# level (two-sample Kolmogorov-Smirnov bound), so small batches don't raise false drift alarms.
-ROBUST_ALPHA = 0.001
+# A priori normalised rank error of a KLL sketch at 99 % confidence (see KllSketch): what a
+# baseline sketch read from statistics.json may be off by when it is not exact.
+KLL_RANK_ERROR = math.sqrt(18.3 * math.log(2 / 0.01)) / SKETCH_K
 
 DEFAULT_SETTINGS = {
     "evaluate_constraints": "Enabled",
@@ -108,10 +119,15 @@ DEFAULT_SETTINGS = {
     "categorical_comparison_threshold": 0.1,
     "categorical_drift_method": "LInfinity",
     "completeness_tolerance": 0.0,  # ours, not in Model Monitor's monitoring_config
+    # Ours too (Robust comparison, see drift_tests.py); not written to constraints.json.
+    "drift_alpha": 0.05,  # chance that a clean batch raises any drift alarm
+    "drift_min_shift_sd": 0.1,  # smaller mean shifts (baseline sd) alarm only by distance
+    "drift_min_rows": 50,  # fewer rows: drift verdict "inconclusive"
 }
 TOP_LEVEL_KEYS = ("evaluate_constraints", "emit_metrics")
 TOP_LEVEL_KEYS += ("datatype_check_threshold", "domain_content_threshold")
 THRESHOLD_KEYS = frozenset(k for k in DEFAULT_SETTINGS if k.endswith(("threshold", "tolerance")))
+THRESHOLD_KEYS |= {"drift_min_shift_sd"}
 CHOICES = {
     "evaluate_constraints": ("Enabled", "Disabled"),
     "emit_metrics": ("Enabled", "Disabled"),
@@ -1016,6 +1032,14 @@ def run_baseline(profile: DatasetProfile, settings: dict) -> dict:
 
 
 def validate_setting(key: str, value: object, where: str) -> object:
+    if key == "drift_alpha":
+        if not isinstance(value, NUMBER) or isinstance(value, bool) or not 0 < value < 1:
+            raise InputError(f"{where}: drift_alpha must be a number in (0, 1), got {value!r}")
+        return float(value)
+    if key == "drift_min_rows":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputError(f"{where}: drift_min_rows must be an integer >= 1, got {value!r}")
+        return value
     if key in THRESHOLD_KEYS:
         number_ok = isinstance(value, NUMBER) and not isinstance(value, bool)
         if not number_ok or not math.isfinite(value) or value < 0:
@@ -1091,7 +1115,9 @@ class Baseline:
         self.overrides = overrides
         self.num_present = 0
         self.mean = math.nan
+        self.std_dev = math.nan
         self.sketch = None  # (items, weights)
+        self.sketch_error = 0.0  # normalised rank error of the sketch (0: it holds every value)
         self.frequencies = None  # category -> share of present values
 
 
@@ -1147,6 +1173,8 @@ def _attach_statistics(base: Baseline, stats: dict, path: Path) -> None:
             raise InputError(f"{path}: feature {base.name!r} has a malformed bucket") from exc
         return
     base.mean = _field(stats, (group, "mean"), path, base.name, NUMBER)
+    sd = stats[group].get("std_dev")  # null when not finite: no shift in sd, tests still run
+    base.std_dev = float(sd) if isinstance(sd, NUMBER) and not isinstance(sd, bool) else math.nan
     levels = _field(stats, (group, "distribution", "kll", "sketch", "data"), path, base.name, list)
     try:
         # KLL level i holds items of weight 2**i.
@@ -1159,6 +1187,7 @@ def _attach_statistics(base: Baseline, stats: dict, path: Path) -> None:
         ) from exc
     if len(base.sketch[0]) == 0 or not np.isfinite(base.sketch[0]).all():
         raise InputError(f"{path}: feature {base.name!r} sketch data must be non-empty and finite")
+    base.sketch_error = 0.0 if all(len(level) == 0 for level in items[1:]) else KLL_RANK_ERROR
 
 
 # ----------------------------------------------------------------------------- check
@@ -1176,15 +1205,6 @@ def cdf_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarr
     return float(np.max(np.abs(cdf(*a) - cdf(*b))))
 
 
-def noise_bound(n: float, m: float) -> float:
-    """Distance two samples of sizes n and m from one distribution exceed with p = ROBUST_ALPHA.
-
-    The two-sample KS critical value. For category shares it is also conservative:
-    0.5 * sqrt(1/n + 1/m) bounds the standard error of a difference of two shares.
-    """
-    return math.sqrt(-0.5 * math.log(ROBUST_ALPHA / 2)) * math.sqrt(1 / max(n, 1) + 1 / max(m, 1))
-
-
 def _listing(values, limit: int = 10) -> str:
     values = list(values)
     shown = ", ".join(_short(v) for v in values[:limit])
@@ -1198,8 +1218,9 @@ def _share(count: int, total: int) -> str:
     return f"{count} of {total} values ({shown}%)"
 
 
-def check_feature(col: ColumnProfile, base: Baseline, s: dict) -> tuple[list, float]:
-    """(check type, description) pairs for one feature present in both, and its drift distance.
+def check_feature(col: ColumnProfile, base: Baseline, s: dict) -> tuple[list, float, dict]:
+    """(check type, description) pairs for one feature present in both, its drift distance
+    and its drift test (Robust comparison, else None).
 
     Each description says what was found, against which limit, and where to look first.
     """
@@ -1262,47 +1283,140 @@ def check_feature(col: ColumnProfile, base: Baseline, s: dict) -> tuple[list, fl
                 )
             )
 
-    distance, drift = _drift(col, base, s)
+    distance, drift, test = _drift(col, base, s)
     if drift:
         found.append(("baseline_drift_check", drift))
-    return found, distance
+    return found, distance, test
 
 
-def _drift(col: ColumnProfile, base: Baseline, s: dict) -> tuple[float, str | None]:
-    """(distance, description if it is a violation); distance is NaN when not comparable."""
+def _drift(col: ColumnProfile, base: Baseline, s: dict) -> tuple:
+    """(distance, description if it is a violation, test): distance is NaN when not
+    comparable. Robust: no description yet but the test (drift_tests.py) whose p-value
+    run_check corrects across features before deciding (see drift_verdicts)."""
     if s["perform_comparison"] != "Enabled":
-        return math.nan, None
+        return math.nan, None, None
     robust = s["comparison_method"] == "Robust"
     if base.sketch is not None and col.n_num:
-        distance = cdf_distance(base.sketch, col.sketch.items_and_weights())
+        batch_sketch = col.sketch.items_and_weights()
+        distance = cdf_distance(base.sketch, batch_sketch)
         threshold = s["comparison_threshold"]
-        bound = noise_bound(base.num_present, col.n_num) if robust else 0.0
-        if distance > threshold and distance > bound:
-            return distance, (
+        if robust:
+            # The sketches' rank errors could make the distance look larger than it is.
+            error = base.sketch_error + col.sketch.rank_error_bound()
+            test = drift_tests.numeric_test(
+                {
+                    "n": base.num_present,
+                    "mean": base.mean,
+                    "sd": base.std_dev,
+                    "sketch": base.sketch,
+                },
+                {"n": col.n_num, "mean": col.mean, "sd": col.std_dev(), "sketch": batch_sketch},
+                max(0.0, distance - error),
+            )
+            test.update(kind="numeric", rows=col.n_num, ks_distance=distance)
+            test["batch_mean"], test["baseline_mean"] = col.mean, base.mean
+            return distance, None, test
+        if distance > threshold:
+            text = (
                 f"Baseline drift: distance {distance:.3f} between the baseline and this batch "
                 f"exceeds threshold {threshold:g} (Kolmogorov-Smirnov; batch mean "
                 f"{col.mean:.4g} vs baseline {base.mean:.4g}). Compare the two distributions; "
                 "if the change is real, the model needs retraining on recent data."
             )
-        return distance, None
+            return distance, text, None
+        return distance, None, None
     if base.frequencies is not None and col.n_present:
-        batch = {v: c / col.n_present for v, c in col.most_common()}
+        counts = dict(col.most_common())
+        batch = {v: c / col.n_present for v, c in counts.items()}
         categories = sorted(set(batch) | set(base.frequencies))
         gaps = [abs(batch.get(v, 0.0) - base.frequencies.get(v, 0.0)) for v in categories]
         worst = categories[int(np.argmax(gaps))]
         distance = max(gaps)
         threshold = s["categorical_comparison_threshold"]
-        bound = noise_bound(base.num_present, col.n_present) if robust else 0.0
-        if distance > threshold and distance > bound:
-            return distance, (
+        if robust:
+            base_counts = {v: f * base.num_present for v, f in base.frequencies.items()}
+            test = drift_tests.categorical_test(base_counts, counts)
+            test.update(kind="categorical", rows=col.n_present, distance=distance)
+            test["batch_share"] = batch.get(worst, 0.0)
+            test["baseline_share"] = base.frequencies.get(worst, 0.0)
+            test["category"] = worst
+            return distance, None, test
+        if distance > threshold:
+            text = (
                 f"Baseline drift: distance {distance:.3f} between the baseline and this batch "
                 f"exceeds threshold {threshold:g} (L-infinity of category shares; largest "
                 f"for {_short(worst)}: {100 * batch.get(worst, 0.0):.1f}% in this batch vs "
                 f"{100 * base.frequencies.get(worst, 0.0):.1f}% in the baseline). Check "
                 "whether the batch comes from a different population or a filtered source."
             )
-        return distance, None
-    return math.nan, None
+            return distance, text, None
+        return distance, None, None
+    return math.nan, None, None
+
+
+def drift_verdicts(tests: dict, settings: dict, feature_settings: dict, rows: int) -> tuple:
+    """Robust comparison: (feature -> violation description, the summary's drift section).
+
+    Holm's correction across the tested features keeps the chance that a clean batch raises
+    any drift alarm at drift_alpha; a significant change is still not reported when it is too
+    small to matter (below drift_min_shift_sd and the distance threshold). Below drift_min_rows
+    rows (of the batch or of one feature) the verdict is inconclusive, never a violation.
+    """
+    alpha, min_rows = settings["drift_alpha"], settings["drift_min_rows"]
+    section = {"method": "Robust", "alpha": alpha, "min_rows": min_rows, "features": {}}
+    if rows < min_rows:
+        section["verdict"] = "inconclusive"
+        section["reason"] = f"{rows} rows, fewer than drift_min_rows {min_rows}"
+        return {}, section
+    usable = {name: t for name, t in tests.items() if t["rows"] >= min_rows}
+    names = sorted(usable)
+    holm = drift_tests.holm([usable[n]["p_value"] for n in names])
+    adjusted = {name: holm[i] for i, name in enumerate(names)}
+    descriptions = {}
+    for name, test in tests.items():
+        s = feature_settings[name]
+        entry = {"p_value": test["p_value"], "rows": test["rows"]}
+        if name not in usable:
+            section["features"][name] = {**entry, "verdict": "inconclusive"}
+            continue
+        significant = adjusted[name] <= alpha
+        correction = (
+            f"p-value {test['p_value']:.2g}, {adjusted[name]:.2g} after Holm's correction over "
+            f"{len(names)} features (alpha {alpha:g})"
+        )
+        if test["kind"] == "numeric":
+            shift, distance = test["shift_sd"], test["ks_distance"]
+            floor, threshold = s["drift_min_shift_sd"], s["comparison_threshold"]
+            material = abs(shift) >= floor or distance >= threshold
+            entry.update(shift_sd=shift, ks_distance=distance)
+            text = (
+                f"Baseline drift: batch mean {test['batch_mean']:.4g} vs baseline "
+                f"{test['baseline_mean']:.4g}, a shift of {shift:+.2f} sd (floor {floor:g} sd); "
+                f"Kolmogorov-Smirnov distance {distance:.3f} (threshold {threshold:g}); "
+                f"{correction}. Compare the two distributions; if the change is real, the "
+                "model needs retraining on recent data."
+            )
+        else:
+            distance, threshold = test["distance"], s["categorical_comparison_threshold"]
+            material = distance >= threshold
+            entry.update(share_change=distance)
+            text = (
+                f"Baseline drift: category shares moved by up to {100 * distance:.1f} points "
+                f"(L-infinity distance {distance:.3f}, threshold {threshold:g}); largest for "
+                f"{_short(test['category'])}: {100 * test['batch_share']:.1f}% in this batch vs "
+                f"{100 * test['baseline_share']:.1f}% in the baseline; chi-square {correction}. "
+                "Check whether the batch comes from a different population or a filtered source."
+            )
+        entry["adjusted_p_value"] = adjusted[name]
+        entry["verdict"] = "drift" if significant and material else "no drift"
+        section["features"][name] = entry
+        if significant and material:
+            descriptions[name] = text
+    verdicts = {e["verdict"] for e in section["features"].values()}
+    section["verdict"] = next(
+        (v for v in ("drift", "no drift", "inconclusive") if v in verdicts), "not compared"
+    )
+    return descriptions, section
 
 
 def _case_twin(name: str, others: list) -> str:
@@ -1316,6 +1430,9 @@ def run_check(
     columns = {c.name: c for c in profile.ordered_columns()}
     settings = {**DEFAULT_SETTINGS, **file_settings, **cli_settings}
     violations, distances = [], {}
+    # (feature, its violations) in baseline order; drift ones join after the correction.
+    pending, tests, tested_settings = [], {}, {}
+    drifted, drift = {}, None  # drift: the summary's section, when a feature was tested
 
     def add(feature: str, check: str, description: str) -> None:
         violations.append(
@@ -1328,23 +1445,30 @@ def run_check(
         missing = [name for name in baseline_names if name not in columns]
         for base in features:
             if base.name not in columns:
-                add(
-                    base.name,
-                    "missing_column_check",
+                text = (
                     f"Missing column: {base.name!r} is in the baseline but not in this batch"
                     + _case_twin(base.name, extra)
-                    + "; the model gets it as missing. Check the export's header.",
+                    + "; the model gets it as missing. Check the export's header."
                 )
+                pending.append((base.name, [("missing_column_check", text)]))
                 continue
             # Per-feature overrides are deliberate edits of one feature: they win over the CLI.
             feature_settings = {**settings, **base.overrides}
             if feature_settings["evaluate_constraints"] != "Enabled":
                 continue
-            found, distance = check_feature(columns[base.name], base, feature_settings)
+            found, distance, test = check_feature(columns[base.name], base, feature_settings)
             if not math.isnan(distance):
                 distances[base.name] = distance
+            if test is not None:
+                tests[base.name], tested_settings[base.name] = test, feature_settings
+            pending.append((base.name, found))
+        if tests:
+            drifted, drift = drift_verdicts(tests, settings, tested_settings, profile.item_count)
+        for name, found in pending:
+            if name in drifted:
+                found = [*found, ("baseline_drift_check", drifted[name])]
             for check, description in found:
-                add(base.name, check, description)
+                add(name, check, description)
         for name in extra:
             add(
                 name,
@@ -1359,11 +1483,13 @@ def run_check(
     return {
         "statistics.json": dataset_statistics(list(columns.values()), item_count),
         "constraint_violations.json": {"violations": violations},
-        "summary.json": summarize(violations, item_count, len(features), distances),
+        "summary.json": summarize(violations, item_count, len(features), distances, drift),
     }
 
 
-def summarize(violations: list, item_count: int, n_features: int, distances: dict) -> dict:
+def summarize(
+    violations: list, item_count: int, n_features: int, distances: dict, drift: dict | None = None
+) -> dict:
     by_check = {check: 0 for check in CHECKS}
     features_by_check: dict = {}
     for v in violations:
@@ -1379,7 +1505,9 @@ def summarize(violations: list, item_count: int, n_features: int, distances: dic
             f"No data-quality violations in {item_count} records "
             f"({n_features} baseline features checked)"
         )
-    return {
+    if drift and drift["verdict"] == "inconclusive":
+        message += f"; drift check inconclusive: {drift.get('reason', 'too few rows per feature')}"
+    summary = {
         "violation_count": len(violations),
         "violations_by_check": by_check,
         "features": features,
@@ -1387,6 +1515,9 @@ def summarize(violations: list, item_count: int, n_features: int, distances: dic
         # ours, beyond the contract: every feature's drift distance, violation or not
         "drift_distances": distances,
     }
+    if drift:  # ours too: the Robust comparison's verdict, p-values and effect sizes
+        summary["drift"] = drift
+    return summary
 
 
 # ----------------------------------------------------------------------------- partials
@@ -1465,6 +1596,19 @@ def _threshold(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    value = _threshold(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
+def _row_count(text: str) -> int:
+    if not re.fullmatch(r"\d+", text.strip()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
 def parse_args(argv: list | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Data-quality baseline and check writing SageMaker Model Monitor files.",
@@ -1523,6 +1667,8 @@ def parse_args(argv: list | None) -> argparse.Namespace:
         "baseline and batch category shares (default 0.1)",
         "completeness_tolerance": "check only: how far (0..1) completeness may fall below the "
         "baseline's before it is a violation (default 0)",
+        "drift_min_shift_sd": "check, Robust: smallest mean shift, in baseline standard "
+        "deviations, that is a drift (default 0.1); smaller ones alarm only via the distance",
     }
     for key, text in options.items():
         flag = "--" + key.replace("_", "-")
@@ -1530,8 +1676,23 @@ def parse_args(argv: list | None) -> argparse.Namespace:
     parser.add_argument(
         "--comparison-method",
         choices=CHOICES["comparison_method"],
-        help="Robust (default): a distance must also exceed sampling noise for the batch size "
-        f"(p < {ROBUST_ALPHA}); Simple: the threshold alone decides",
+        help="Robust (default): a drift must be statistically significant across all features "
+        "(see --drift-alpha) and large enough (thresholds, --drift-min-shift-sd); Simple: the "
+        "distance thresholds alone decide, as in Model Monitor",
+    )
+    parser.add_argument(
+        "--drift-alpha",
+        type=_probability,
+        metavar="A",
+        help="check, Robust: largest chance that a batch from the baseline's distribution "
+        "raises any drift alarm (Holm's correction across features; default 0.05)",
+    )
+    parser.add_argument(
+        "--drift-min-rows",
+        type=_row_count,
+        metavar="N",
+        help="check, Robust: with fewer rows the drift verdict is 'inconclusive', not a "
+        "violation (default 50)",
     )
     args = parser.parse_args(argv)
     if args.mode == "baseline" and args.completeness_tolerance is not None:

@@ -746,7 +746,19 @@ SUMMARY_SCHEMA = _obj(
         "features": {"type": "array", "items": {"type": "string"}},
         "message": {"type": "string", "pattern": "^[^\n]+$"},
         "drift_distances": {"type": "object", "additionalProperties": NUMBER},
-    }
+        "drift": _obj(
+            {
+                "method": {"enum": ["Robust"]},
+                "alpha": NUMBER,
+                "min_rows": COUNT,
+                "verdict": {"enum": ["drift", "no drift", "inconclusive", "not compared"]},
+                "reason": {"type": "string"},
+                "features": {"type": "object", "additionalProperties": {"type": "object"}},
+            },
+            optional=("reason",),
+        ),
+    },
+    optional=("drift",),
 )
 
 
@@ -983,12 +995,13 @@ def test_cli_thresholds_and_feature_overrides_relax_the_check(tmp_path, halves, 
     stricter_cli = ["--datatype-check-threshold", "0", "--domain-content-threshold", "0"]
     assert violation_set(run_check(tmp_path / "ovr", relaxed, batch, *stricter_cli)) == set()
 
-    # A looser drift threshold from the CLI hides a shift; the baseline file is unchanged.
+    # Looser drift floors from the CLI hide a 1 sd shift (distance and mean shift both below
+    # them: it is significant, but too small to matter); the baseline file is unchanged.
     shifted = _shift(halves[1], "length")
-    loose = run_check(
-        tmp_path / "drift", abalone_baseline, shifted, "--comparison-threshold", "0.9"
-    )
+    floors = ["--comparison-threshold", "0.9", "--drift-min-shift-sd", "1.5"]
+    loose = run_check(tmp_path / "drift", abalone_baseline, shifted, *floors)
     assert violation_set(loose) == set()
+    assert loose["summary"]["drift"]["features"]["length"]["adjusted_p_value"] < 1e-10
     assert loose["summary"]["drift_distances"]["length"] > 0.2
 
 
