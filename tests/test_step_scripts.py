@@ -458,6 +458,11 @@ def test_evaluate_matches_numpy_and_beats_the_mean_predictor(fitted, trained, ev
         assert mean_predictor[name] == {"value": pytest.approx(value, rel=1e-9)}
     assert model["mse"]["value"] < mean_predictor["mse"]["value"]
     assert model["r2"]["value"] > 0.3
+    # for the training gate's Fail message: two decimals, not 13.444444444444445
+    assert evaluation["formatted"] == {
+        "mse": f"{model['mse']['value']:.2f}",
+        "mean_predictor_mse": f"{mean_predictor['mse']['value']:.2f}",
+    }
 
 
 def test_real_abalone_model_is_within_threshold_and_mean_predictor_is_not(abalone_csv, evaluation):
