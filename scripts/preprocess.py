@@ -36,6 +36,8 @@ from step_common import (
 
 PROG = "preprocess"
 TRANSFORM_VERSION = 1
+# Long cells are data, as on the Arrow path (the csv module's default limit is 128 KiB).
+csv.field_size_limit(2**31 - 1)
 # Cell values read as "missing" (then imputed with the train-split fill value): the one list
 # every step uses.
 MISSING = frozenset(MISSING_TOKENS)
@@ -113,7 +115,7 @@ def read_folder(folder, required, same_columns):
         origins += [(path, line) for line in lines]
     data = pd.concat(frames, ignore_index=True, sort=False)
     if data.empty:
-        raise InputError(f"{folder}: the CSV files have a header but no data rows; expected data")
+        raise InputError(f"the CSV files have a header but no data rows; expected data ({folder})")
     return data, origins
 
 
@@ -255,7 +257,7 @@ def fit(args, base):
     except InputError as error:
         raise InputError(f"{folder}: {error}") from None
     spec = {"version": TRANSFORM_VERSION, "target": args.target, "features": features, **spec}
-    check_finite(spec, parsed, train, origins, folder)
+    check_finite(spec, raw, parsed, train, origins)
 
     out = base / "output"
     for name, rows in [("train", train), ("validation", validation), ("test", test)]:
@@ -274,7 +276,7 @@ def fit(args, base):
     )
 
 
-def check_finite(spec, parsed, train, origins, folder):
+def check_finite(spec, raw, parsed, train, origins):
     """Every fitted number is finite: a mean or standard deviation that overflows (values near
     the float limit, e.g. 1e308) would standardise every value of the column to 0 or NaN."""
     for column, stats in spec["numeric"].items():
@@ -283,10 +285,11 @@ def check_finite(spec, parsed, train, origins, folder):
         values = parsed[column].to_numpy(dtype=float)[train]
         largest = int(np.nanargmax(np.abs(values)))
         path, line = origins[int(train[largest])]
+        value = raw[column].iloc[int(train[largest])]
         raise InputError(
-            f"{path}: column {column!r} value {values[largest]!r} on line {line} is too large to "
-            f"fit the transform (its mean or standard deviation overflows a float); expected "
-            f"values below about 1e150 in magnitude (files under {folder})"
+            f"{path}: column {column!r} value {value!r} on line {line} is too large to fit the "
+            f"transform (its mean or standard deviation overflows a float); expected values "
+            f"below about 1e150 in magnitude"
         )
 
 
@@ -314,13 +317,14 @@ def load_transform(path):
 NUMBER = NUMBER_PATTERN  # the one number syntax (step_common)
 
 
-def read_plain(path):
-    """(header, table of stripped strings, missing -> null) for a plain CSV file, else None."""
+def read_plain(path, name=None):
+    """(header, table of stripped strings, missing -> null) for a plain CSV file, else None.
+    Errors name the file as `name`, as the slow path does."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    data = read_bytes(path)
+    data = read_bytes(path, name)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     # str.strip() also strips \x0b, \x0c and \x1c-\x1f, which Arrow's ASCII trim does not.
@@ -416,7 +420,7 @@ def apply_fast(spec, folder, out):
         return None
     target, features = spec["target"], spec["features"]
     files = csv_files(folder)
-    parts = [read_plain(path) for path in files]
+    parts = [read_plain(path, path.relative_to(folder)) for path in files]
     if not parts or any(part is None or part[0] != parts[0][0] for part in parts):
         return None
     header = parts[0][0]
@@ -484,17 +488,17 @@ def apply_slow(spec, base, out):
     for column in spec["numeric"]:
         parsed[column] = to_numbers(raw, column, origins, strict=False)
 
-    batch = pd.DataFrame(transform_rows(spec, parsed, raw, origins))
-    batch.insert(0, "record_id", np.arange(len(raw)))
-    write_csv(batch, out / "transform_input" / "batch.csv", header=False)
-    write_csv(raw.drop(columns=[target], errors="ignore"), out / "features" / "features.csv", True)
-
     truth = pd.DataFrame({"record_id": [], "label": []})
-    if target in raw.columns:
+    if target in raw.columns:  # checked first: a failed step writes no outputs
         # A wrong label is an error: silently dropping it would bias the model-quality check.
         labels = to_numbers(raw, target, origins, strict=True)
         present = np.flatnonzero(labels.notna().to_numpy())
         truth = pd.DataFrame({"record_id": present, "label": raw[target].iloc[present].to_numpy()})
+    batch = pd.DataFrame(transform_rows(spec, parsed, raw, origins))
+    batch.insert(0, "record_id", np.arange(len(raw)))
+
+    write_csv(batch, out / "transform_input" / "batch.csv", header=False)
+    write_csv(raw.drop(columns=[target], errors="ignore"), out / "features" / "features.csv", True)
     write_csv(truth, out / "ground_truth" / "ground_truth.csv", header=True)
     return len(raw), len(truth)
 
