@@ -256,6 +256,13 @@ def fit(args, base):
         spec = fit_transform(parsed.iloc[train], features, categorical)
     except InputError as error:
         raise InputError(f"{folder}: {error}") from None
+    target_values = parsed[args.target].to_numpy(dtype=float)
+    if len(target_values) > 1 and np.all(target_values == target_values[0]):
+        raise InputError(
+            f"column {args.target!r} (the target) is {target_values[0]:g} in every one of the "
+            f"{len(target_values)} rows of {folder}; expected varying values (a model of a "
+            "constant learns nothing)"
+        )
     spec = {"version": TRANSFORM_VERSION, "target": args.target, "features": features, **spec}
     check_finite(spec, raw, parsed, train, origins)
 
