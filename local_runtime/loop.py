@@ -113,6 +113,7 @@ class Loop:
         )
         self.executions: list[tuple[Execution, str]] = []
         self.account = config.env.account_id
+        self.unrouted: list[str] = []  # uploads no rule matched: nothing started, say so
 
     def _on_event(self, event: dict) -> None:
         self.progress(event)
@@ -126,7 +127,14 @@ class Loop:
         s3.upload_file(str(path), env.bucket_name, key)
         head = s3.head_object(Bucket=env.bucket_name, Key=key)
         self.progress.say(f"uploaded {path} -> s3://{env.bucket_name}/{key}")
+        delivered = len(self.router.deliveries)
         self._on_event(s3_object_created(env.bucket_name, key, head, env.region, self.account))
+        if len(self.router.deliveries) == delivered:
+            self.unrouted.append(
+                f"s3://{env.bucket_name}/{key}: no EventBridge rule matched, so no pipeline "
+                "started; expected a name ending in .csv, .CSV, .csv.gz or .CSV.GZ"
+            )
+            self.progress.say(self.unrouted[-1])
 
     def drain(self) -> None:
         """Runs the pipeline executions the rules started, in order, until none is pending."""
@@ -325,6 +333,7 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
         "data_quality_notes": notes,
         "notifications": notifications,
         "event_deliveries": [d.__dict__ for d in loop.router.deliveries] if loop else [],
+        "unrouted_uploads": loop.unrouted if loop else [],
     }
     if problems:
         summary["error"] = "; ".join(problems)

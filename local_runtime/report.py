@@ -156,6 +156,8 @@ def write_report(
             f"<h2 style='color:#cf222e'>The loop stopped early</h2><p>"
             f"{html.escape(summary['error'])}</p>"
         )
+    for upload in summary.get("unrouted_uploads", []):
+        sections.append(f"<p style='color:#cf222e'>{html.escape(upload)}</p>")
     sections.append(f"<h2>Executions</h2>{_execution_table(summary.get('executions', []))}")
     if summary.get("model_versions"):
         plot = _image(metrics_plot, summary["model_versions"])

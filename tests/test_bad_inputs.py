@@ -414,6 +414,19 @@ def test_demo_scores_a_gzip_batch(tmp_path):
 
 
 @pytest.mark.e2e
+def test_demo_says_when_a_batch_name_starts_nothing(tmp_path):
+    """A batch named .txt matches no rule: no pipeline starts, and the summary says why."""
+    summary, page = demo(tmp_path, "batch.txt", CLEAN)
+    assert [e["pipeline"] for e in summary["executions"]] == ["training-pipeline-dev"]
+    (unrouted,) = summary["unrouted_uploads"]
+    assert unrouted.endswith(
+        "batch.txt: no EventBridge rule matched, so no pipeline started; expected a name "
+        "ending in .csv, .CSV, .csv.gz or .CSV.GZ"
+    )
+    assert "no EventBridge rule matched" in page
+
+
+@pytest.mark.e2e
 def test_demo_writes_summary_and_report_when_aws_fails_unexpectedly(tmp_path):
     """Fault injected for real: the data bucket is deleted from the embedded S3 when the
     first version is approved, so the batch upload fails in a way no code anticipates."""
