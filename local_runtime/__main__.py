@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if summary.get("error"):
+        print(
+            f"error: {summary['error']} (summary.json and report.html are written)", file=sys.stderr
+        )
+        return 1
     failed_unexpectedly = [
         e for e in summary["executions"] if e["status"] != "Succeeded" and not e["failure_reason"]
     ]

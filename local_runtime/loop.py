@@ -113,6 +113,7 @@ class Loop:
         )
         self.executions: list[tuple[Execution, str]] = []
         self.account = config.env.account_id
+        self.unrouted: list[str] = []  # uploads no rule matched: nothing started, say so
 
     def _on_event(self, event: dict) -> None:
         self.progress(event)
@@ -126,7 +127,14 @@ class Loop:
         s3.upload_file(str(path), env.bucket_name, key)
         head = s3.head_object(Bucket=env.bucket_name, Key=key)
         self.progress.say(f"uploaded {path} -> s3://{env.bucket_name}/{key}")
+        delivered = len(self.router.deliveries)
         self._on_event(s3_object_created(env.bucket_name, key, head, env.region, self.account))
+        if len(self.router.deliveries) == delivered:
+            self.unrouted.append(
+                f"s3://{env.bucket_name}/{key}: no EventBridge rule matched, so no pipeline "
+                "started; expected a name ending in .csv, .CSV, .csv.gz or .CSV.GZ"
+            )
+            self.progress.say(self.unrouted[-1])
 
     def drain(self) -> None:
         """Runs the pipeline executions the rules started, in order, until none is pending."""
@@ -196,18 +204,40 @@ def _read_csv(uri: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _data_quality(execution: Execution | None) -> tuple[list[dict], str | None]:
-    """Violations an inference execution found, and where its batch's raw features are."""
+def _data_quality(execution: Execution | None) -> tuple[list[dict], list[str], str | None]:
+    """Violations an inference execution found, its notes (findings below a violation
+    threshold, e.g. a few values that are not numbers) and where its batch's raw features are."""
     check = execution.steps.get("DataQualityCheck") if execution else None
     if check is None or check.status != "Succeeded":
-        return [], None
+        return [], [], None
     bucket, _, key = check.outputs["data_quality"].removeprefix("s3://").partition("/")
-    body = boto3.client("s3").get_object(Bucket=bucket, Key=f"{key}/constraint_violations.json")
+    s3 = boto3.client("s3")
+    body = s3.get_object(Bucket=bucket, Key=f"{key}/constraint_violations.json")
+    summary = json.loads(s3.get_object(Bucket=bucket, Key=f"{key}/summary.json")["Body"].read())
     features = execution.steps["PreprocessBatch"].outputs.get("features")
-    return json.loads(body["Body"].read())["violations"], features
+    return json.loads(body["Body"].read())["violations"], summary.get("notes", []), features
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else 'no message'}"
+
+
+class _Problems(list):
+    """What went wrong outside the pipelines; each part of the summary is gathered on its own,
+    so one failure costs only that part and the report is still written."""
+
+    def attempt(self, what: str, function: Callable, default=None):
+        try:
+            return function()
+        except Exception as error:  # noqa: BLE001 - recorded in summary.json and the report
+            self.append(f"{what}: {_one_line(error)}")
+            return default
 
 
 def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
+    """Runs the loop and always writes summary.json and report.html once the configuration
+    is valid: an unexpected failure is recorded as the summary's "error" (one line per problem)."""
     config = load_config(options.env_file, settings_file=options.settings_file)
     env = config.env
     names = (env.pipeline_train, env.pipeline_trainwhpo, env.pipeline_inf)
@@ -221,47 +251,58 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
         shutil.rmtree(options.out_dir)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    problems, loop, mailbox = _Problems(), None, None
+    versions, violations, notes, notifications = [], [], [], []
+    baseline = batch = None
     with embedded_aws(env.region) as endpoint:
         out(f"embedded AWS API at {endpoint}; state and report in {options.out_dir}")
-        s3 = boto3.client("s3")
-        s3.create_bucket(
-            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
-        )
-        s3.put_bucket_versioning(
-            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
-        )
-        topic_arn, mailbox = _inbox(config)
-        os.environ.update(notifier_environment(config, topic_arn))
-        pipeline_cli(
-            "upsert",
-            options.env_file,
-            options.out_dir / "pipelines",
-            out=out,
-            settings_file=options.settings_file,
-        )
+        try:
+            s3 = boto3.client("s3")
+            s3.create_bucket(
+                Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+            )
+            s3.put_bucket_versioning(
+                Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
+            )
+            topic_arn, mailbox = _inbox(config)
+            os.environ.update(notifier_environment(config, topic_arn))
+            pipeline_cli(
+                "upsert",
+                options.env_file,
+                options.out_dir / "pipelines",
+                out=out,
+                settings_file=options.settings_file,
+            )
 
-        loop = Loop(config, options, out)
-        loop.upload(options.train_data, env.train_data_uri)
-        loop.drain()
-        if any(e.pipeline_name == env.pipeline_train and e.status == "Succeeded"
-               for e, _ in loop.executions):  # fmt: skip
-            loop.approve_newest()
-            loop.upload(options.batch_data, env.inference_data_uri)
+            loop = Loop(config, options, out)
+            loop.upload(options.train_data, env.train_data_uri)
             loop.drain()
-
-        versions = model_versions(config)
+            if any(e.pipeline_name == env.pipeline_train and e.status == "Succeeded"
+                   for e, _ in loop.executions):  # fmt: skip
+                loop.approve_newest()
+                loop.upload(options.batch_data, env.inference_data_uri)
+                loop.drain()
+        except Exception as error:  # noqa: BLE001 - recorded; the report is still written
+            problems.append(f"the loop stopped: {_one_line(error)}")
+            out(f"error: {problems[-1]}")
 
         def last(pipeline: str) -> Execution | None:
-            runs = [e for e, _ in loop.executions if e.pipeline_name == pipeline]
+            runs = [e for e, _ in loop.executions if e.pipeline_name == pipeline] if loop else []
             return runs[-1] if runs else None
 
-        violations, features_uri = _data_quality(last(env.pipeline_inf))
+        versions = problems.attempt("model versions", lambda: model_versions(config), [])
+        violations, notes, features_uri = problems.attempt(
+            "data-quality results", lambda: _data_quality(last(env.pipeline_inf)), ([], [], None)
+        )
         training = last(env.pipeline_train)
         baseline_uri = training.steps["Preprocess"].outputs.get("baseline") if training else None
-        baseline = _read_csv(baseline_uri) if baseline_uri else None
-        batch = _read_csv(features_uri) if features_uri else None
-        notifications = _mail(mailbox)
+        if baseline_uri and features_uri:
+            baseline = problems.attempt("baseline features", lambda: _read_csv(baseline_uri))
+            batch = problems.attempt("batch features", lambda: _read_csv(features_uri))
+        if mailbox:
+            notifications = problems.attempt("mailbox", lambda: _mail(mailbox), [])
 
+    executions = loop.executions if loop else []
     summary = {
         "duration_seconds": round(time.monotonic() - started, 1),
         "environment": env.environment,
@@ -285,13 +326,17 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
                     for s in e.steps.values()
                 ],
             }
-            for e, reason in loop.executions
+            for e, reason in executions
         ],
         "model_versions": versions,
         "data_quality_violations": violations,
+        "data_quality_notes": notes,
         "notifications": notifications,
-        "event_deliveries": [d.__dict__ for d in loop.router.deliveries],
+        "event_deliveries": [d.__dict__ for d in loop.router.deliveries] if loop else [],
+        "unrouted_uploads": loop.unrouted if loop else [],
     }
+    if problems:
+        summary["error"] = "; ".join(problems)
     summary_path, report_path = write_report(summary, options.out_dir, baseline, batch)
     out(f"summary: {summary_path}")
     out(f"report:  {report_path}")

@@ -29,29 +29,44 @@ def _png(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def _numbers(values: pd.Series) -> tuple[np.ndarray, int]:
+    """The finite numbers of a column read as text or numbers, and how many values were not."""
+    parsed = pd.to_numeric(values.dropna(), errors="coerce").to_numpy(dtype=float)
+    finite = parsed[np.isfinite(parsed)]
+    return finite, len(parsed) - len(finite)
+
+
 def distribution_plot(baseline: pd.DataFrame, batch: pd.DataFrame, drifted: set[str]) -> str:
-    """One small histogram per feature: the model's baseline (training split) vs the batch."""
+    """One small histogram per feature: the model's baseline (training split) vs the batch.
+
+    A batch value that is not a finite number in a numeric column (text, "inf", 1e999) is left
+    out of the histogram and counted in the panel's title: the data-quality check reports it."""
     columns = [c for c in baseline.columns if c in batch.columns]
     rows = (len(columns) + 3) // 4
     figure, axes = plt.subplots(rows, 4, figsize=(14, 3 * rows), squeeze=False)
     for axis, column in zip(axes.flat, columns, strict=False):
+        title = column + ("  (drift)" if column in drifted else "")
         if pd.api.types.is_numeric_dtype(baseline[column]):
-            values = pd.concat([baseline[column], batch[column]]).dropna()
-            bins = np.histogram_bin_edges(values, bins=30)
-            axis.hist(
-                baseline[column].dropna(), bins=bins, alpha=0.6, density=True, label="baseline"
-            )
-            axis.hist(batch[column].dropna(), bins=bins, alpha=0.6, density=True, label="batch")
+            (base, _), (values, odd) = _numbers(baseline[column]), _numbers(batch[column])
+            if odd:
+                title += f"\n{odd} batch value{'s' * (odd != 1)} not a finite number"
+            both = np.concatenate([base, values])
+            try:
+                bins = np.histogram_bin_edges(both, bins=30) if len(both) else 30
+            except ValueError:  # a range wider than a float holds, e.g. -1e308 to 1e308
+                axis.set_title(title + "\nvalues too large to plot")
+                continue
+            axis.hist(base, bins=bins, alpha=0.6, density=len(base) > 0, label="baseline")
+            axis.hist(values, bins=bins, alpha=0.6, density=len(values) > 0, label="batch")
         else:
             shares = pd.DataFrame(
                 {
-                    "baseline": baseline[column].value_counts(normalize=True),
-                    "batch": batch[column].value_counts(normalize=True),
+                    "baseline": baseline[column].astype(str).value_counts(normalize=True),
+                    "batch": batch[column].astype(str).value_counts(normalize=True),
                 }
             ).fillna(0)
             shares.plot.bar(ax=axis, alpha=0.8, legend=False, rot=0)
-        axis.set_title(column + ("  (drift)" if column in drifted else ""),
-                       color="#cf222e" if column in drifted else "black")  # fmt: skip
+        axis.set_title(title, color="#cf222e" if column in drifted else "black")
     for axis in list(axes.flat)[len(columns) :]:
         axis.axis("off")
     axes.flat[0].legend()
@@ -76,6 +91,17 @@ def metrics_plot(model_versions: list[dict]) -> str:
     axis.legend()
     axis.set_title("Metrics per model version")
     return _png(figure)
+
+
+def _image(plot, *args) -> str:
+    """An <img> of plot(*args), or one line saying why there is none: the report is written
+    whatever the data looks like."""
+    try:
+        return f"<img src='{plot(*args)}'>"
+    except Exception as error:  # noqa: BLE001 - a plot must never cost the report
+        plt.close("all")
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return f"<p>(plot not drawn: {html.escape(reason)})</p>"
 
 
 def _step_item(step: dict) -> str:
@@ -124,19 +150,42 @@ def write_report(
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
 
     drifted = {v["feature_name"] for v in summary.get("data_quality_violations", [])}
-    sections = [f"<h2>Executions</h2>{_execution_table(summary['executions'])}"]
-    if summary.get("model_versions"):
+    sections = []
+    if summary.get("error"):
         sections.append(
-            f"<h2>Model versions</h2><img src='{metrics_plot(summary['model_versions'])}'>"
+            f"<h2 style='color:#cf222e'>The loop stopped early</h2><p>"
+            f"{html.escape(summary['error'])}</p>"
         )
+    for upload in summary.get("unrouted_uploads", []):
+        sections.append(f"<p style='color:#cf222e'>{html.escape(upload)}</p>")
+    sections.append(f"<h2>Executions</h2>{_execution_table(summary.get('executions', []))}")
+    if summary.get("model_versions"):
+        plot = _image(metrics_plot, summary["model_versions"])
+        sections.append(f"<h2>Model versions</h2>{plot}")
     if baseline is not None and batch is not None:
+        notes = summary.get("data_quality_notes", [])
         sections.append(
             "<h2>Data quality</h2>"
-            f"<img src='{distribution_plot(baseline, batch, drifted)}'><ul>"
+            f"{_image(distribution_plot, baseline, batch, drifted)}<ul>"
             + "".join(
-                f"<li><b>{html.escape(v['feature_name'])}</b> {v['constraint_check_type']}: "
-                f"{html.escape(v['description'])}</li>"
+                f"<li><b>{html.escape(str(v['feature_name']))}</b> "
+                f"{html.escape(str(v['constraint_check_type']))}: "
+                f"{html.escape(str(v['description']))}</li>"
                 for v in summary.get("data_quality_violations", [])
+            )
+            + "".join(f"<li>{html.escape(str(note))}</li>" for note in notes)
+            + "</ul>"
+        )
+    failed = [
+        d for d in summary.get("event_deliveries", []) if d.get("outcome", "").startswith("failed")
+    ]
+    if failed:
+        sections.append(
+            f"<h2 style='color:#cf222e'>Failed deliveries ({len(failed)})</h2><ul>"
+            + "".join(
+                f"<li>{html.escape(d['rule'])} -> {html.escape(d['target'])} "
+                f"({html.escape(d['event_type'])}): {html.escape(d['outcome'])}</li>"
+                for d in failed
             )
             + "</ul>"
         )

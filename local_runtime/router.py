@@ -69,8 +69,17 @@ class EventRouter:
 
     def _deliver(self, rule: Rule, event: dict) -> None:
         if rule.target == "notifier":
-            result = self._notifier(rule.target_input(event), None)
-            outcome = f"published: {result['subject']}" if result["published"] else "not sent"
+            try:
+                result = self._notifier(rule.target_input(event), None)
+                outcome = f"published: {result['subject']}" if result["published"] else "not sent"
+            except Exception as error:  # noqa: BLE001 - recorded; the loop goes on
+                # In AWS EventBridge invokes the notifier asynchronously: Lambda retries a failed
+                # invocation twice, then sends the event to the dead-letter queue (lambda.tf)
+                # (docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html,
+                # "How Lambda handles errors and retries with asynchronous invocation").
+                # Locally the outcome is recorded in summary.json's event_deliveries instead.
+                reason = (str(error).strip().splitlines() or [""])[0]
+                outcome = f"failed: {type(error).__name__}: {reason}"
         else:
             pipeline = self._pipelines[rule.target]
             self.pending_starts.append((pipeline, f"EventBridge rule {rule.name}"))
@@ -83,7 +92,9 @@ class EventRouter:
 
 
 def notifier_environment(config: ProjectConfig, topic_arn: str) -> dict[str, str]:
-    """The notifier Lambda's environment, as lambda.tf sets it."""
+    """The notifier Lambda's environment, exactly the variables lambda.tf sets (tests compare
+    the two), so the local notifier sends what the deployed one would."""
+    env = config.env
     return {
         "SNS_TOPIC_ARN": topic_arn,
         "CUSTOM_NOTIFICATION_CONFIG": json.dumps(
@@ -93,8 +104,14 @@ def notifier_environment(config: ProjectConfig, topic_arn: str) -> dict[str, str
                     "step_status": c.step_status,
                     "step_custom_message": c.step_custom_message,
                 }
-                for c in config.env.custom_notification_config
+                for c in env.custom_notification_config
             ]
+        ),
+        "NOTIFY_STATUSES": json.dumps(
+            {
+                "execution": list(env.notify_execution_statuses),
+                "step": list(env.notify_step_statuses),
+            }
         ),
     }
 

@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import json
 import math
+import os
 import re
 import typing
 from collections.abc import Callable, Hashable
@@ -544,14 +545,23 @@ def _build(cls: type, data: Any, key: str, src: _Source) -> Any:
                 expected = "one of the keys " + ", ".join(fields)
             raise src.error(_join(key, name), expected + hint, f"unknown name {str(name)!r}")
     hints = typing.get_type_hints(cls)
+    missing = [
+        src.error(
+            _join(key, name),
+            (f.metadata.get("doc", "").rstrip(".") or _describe(hints[name]))
+            + " (required, it has no default)",
+            "nothing",
+        )
+        for name, f in fields.items()
+        if name not in data and f.default is dataclasses.MISSING
+    ]
+    if missing:  # all of them at once, one line each: an empty file is fixed in one go
+        raise ConfigError("\n".join(str(error) for error in missing))
     values = {}
     for name, f in fields.items():
         field_key = _join(key, name)
         if name not in data:
-            if f.default is not dataclasses.MISSING:
-                continue
-            what = f.metadata.get("doc", "").rstrip(".") or _describe(hints[name])
-            raise src.error(field_key, f"{what} (required, it has no default)", "nothing")
+            continue
         value = _convert(hints[name], data[name], field_key, src)
         for i, item in enumerate(value if f.metadata.get("items") else ()):
             if (expected := f.metadata["items"](item)) is not None:
@@ -593,7 +603,9 @@ def _convert(tp: Any, value: Any, key: str, src: _Source) -> Any:
 
 def _read_text(path: Path | str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        # utf-8-sig: a leading byte-order mark (Windows editors write one) is not content;
+        # Terraform reads such a tfvars file too.
+        return Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: expected an existing file, got no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -616,7 +628,11 @@ _HCL_OPTIONS = hcl2.SerializationOptions(
 
 def parse_tfvars(path: Path | str) -> dict[str, Any]:
     """The assignments of a .tfvars file as plain Python values (lists, dicts, str, ...)."""
-    text = _read_text(path)
+    return _parse_hcl(_read_text(path), path)
+
+
+def _parse_hcl(text: str, path: Path | str) -> dict[str, Any]:
+    """parse_tfvars() of `text`; errors name it as `path`."""
     try:
         tree = hcl2.parses_to_tree(text)
     except lark.exceptions.UnexpectedInput as exc:
@@ -675,9 +691,25 @@ _LITERAL_NODES = {
 }
 
 
+def _negative_number(node: lark.Tree) -> bool:
+    """-1 or -1.5: Terraform's unary minus on a number literal, a number in tfvars too."""
+    operand = node.children[-1]
+    return (
+        node.data == "unary_op"
+        and str(node.children[0]) == "-"
+        and isinstance(operand, lark.Tree)
+        and operand.data == "expr_term"
+        and len(operand.children) == 1
+        and isinstance(operand.children[0], lark.Tree)
+        and operand.children[0].data in ("int_lit", "float_lit")
+    )
+
+
 def _non_literal(node: Any, in_key: bool = False) -> lark.Tree | None:
     """The first part of a value that is not a literal; object keys may be bare names."""
     if not isinstance(node, lark.Tree) or (in_key and node.data == "identifier"):
+        return None
+    if _negative_number(node):
         return None
     if node.data not in _LITERAL_NODES:
         return node
@@ -713,11 +745,47 @@ def _check_assignments(tree: lark.Tree, path: Path | str) -> None:
 
 
 def load_env_config(path: Path | str) -> EnvConfig:
-    """Read and validate env_files/<env>.tfvars."""
+    """Read and validate env_files/<env>.tfvars, with TF_VAR_<name> environment values for
+    variables the file does not set (see environment_values)."""
     src = _Source(path, tfvars=True)
-    env = _build(EnvConfig, parse_tfvars(path), "", src)
-    _check_env(env, src, Path(path).name)
+    values = parse_tfvars(path)
+    from_env = environment_values(values)
+    try:
+        env = _build(EnvConfig, {**from_env, **values}, "", src)
+        _check_env(env, src, Path(path).name)
+    except ConfigError as error:
+        names = [name for name in from_env if f"variable '{name}" in str(error)]
+        if not names:
+            raise
+        raise ConfigError(
+            f"{error} (the value is TF_VAR_{names[0]} from the environment, which Terraform "
+            f"uses as {Path(path).name} does not set {names[0]})"
+        ) from None
     return env
+
+
+def environment_values(file_values: dict[str, Any]) -> dict[str, Any]:
+    """The TF_VAR_<name> environment values Terraform uses, as Python values.
+
+    Terraform reads variables from the environment first and from -var-file (how CI runs it)
+    last, later sources overriding earlier ones ("Variable definition precedence",
+    developer.hashicorp.com/terraform/language/values/variables). So a TF_VAR_ value counts
+    only for a variable the tfvars file does not set, here as in Terraform; a string
+    variable's value is taken literally, any other type's is parsed as HCL ("Environment
+    Variables: TF_VAR_name", developer.hashicorp.com/terraform/cli/config/environment-variables).
+    """
+    hints = typing.get_type_hints(EnvConfig)
+    values = {}
+    for f in dataclasses.fields(EnvConfig):
+        raw = os.environ.get(f"TF_VAR_{f.name}")
+        if raw is None or f.name in file_values:
+            continue
+        if hints[f.name] is str:
+            values[f.name] = raw
+        else:
+            where = f"environment variable TF_VAR_{f.name}"
+            values[f.name] = _parse_hcl(f"{f.name} = {raw}\n", where)[f.name]
+    return values
 
 
 def env_file_path(environment: str) -> Path:

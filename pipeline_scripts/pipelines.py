@@ -209,14 +209,19 @@ def build_training_pipeline(
             on=" ",
             values=[
                 "Model MSE",
-                model_mse,
+                # Two decimals, as evaluate.py formats them (13.44, not 13.444444444444445).
+                JsonGet(
+                    step_name=evaluate.name,
+                    property_file=evaluation_report,
+                    json_path="formatted.mse",
+                ),
                 "exceeds accuracy_mse_threshold",
                 threshold,
                 "(mean-predictor MSE",
                 JsonGet(
                     step_name=evaluate.name,
                     property_file=evaluation_report,
-                    json_path="baseline_mean_predictor.mse.value",
+                    json_path="formatted.mean_predictor_mse",
                 ),
                 "); the model was not registered.",
             ],

@@ -3,8 +3,9 @@
 Our own replacement for Model Monitor's data-quality analyzer (closed to new customers), run as
 an ordinary processing step. It needs numpy and pyarrow, which the SageMaker XGBoost 3.0-5
 image ships (pyarrow 22.0.0, installed there for ml-io), so nothing is installed at run time
-and the job can run without internet access. This file and drift_tests.py (the statistics of the
-drift verdict, next to it in the step code bundle) are all the job needs.
+and the job can run without internet access. It needs this file, drift_tests.py (the
+statistics of the drift verdict) and step_common.py (the conventions every step script
+shares), which every processing job receives beside it.
 
 --mode baseline: CSV or Parquet files under <base>/input/data/ ->
     <out>/statistics.json, <out>/constraints.json
@@ -21,7 +22,8 @@ drift verdict, next to it in the step code bundle) are all the job needs.
 summary.json ("violation_count" is what the pipeline reads). Unreadable input (no data files,
 a file that cannot be parsed, bytes that are not UTF-8, a header with no rows, missing or
 invalid baseline files) exits 1 with one line on stderr, printed last, naming the file and
-what was expected.
+what was expected; so does any other failure (step_common.run_step), that line also being the
+job's ExitMessage.
 
 How it scales: files are read in chunks of CHUNK_BYTES (CSV: split at line ends, each chunk
 parsed by Arrow's multi-threaded reader while the previous one is profiled; Parquet: record
@@ -54,10 +56,20 @@ import json
 import math
 import re
 import sys
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from step_common import MISSING_TOKENS as _MISSING_TOKENS
+from step_common import (
+    NUMBER_PATTERN,
+    InputError,
+    default_base_dir,
+    is_csv,
+    open_bytes,
+    run_step,
+)
 
 try:  # in the XGBoost 3.0-5 image; a clear error at run time rather than an import crash
     import pyarrow as pa
@@ -84,13 +96,9 @@ CHECKS = (
 NUMERIC_TYPES = ("Integral", "Fractional")
 NUMBER = (int, float)  # tuples, not int | float: the container's Python may be older than 3.10
 FEATURE_TYPES = (*NUMERIC_TYPES, "String", "Unknown")
-# Fixed here rather than a library's default list, which changes between versions.
-MISSING_TOKENS = sorted(
-    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"]
-    + ["<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
-)
-# What counts as a number inside a text column; Arrow's own float parser accepts all of these.
-NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+# The missing-value tokens and number syntax every step shares (step_common); Arrow's own
+# float parser accepts every NUMBER_PATTERN match.
+MISSING_TOKENS = list(_MISSING_TOKENS)
 INTEGER_PATTERN = r"^[+-]?\d+$"
 NUM_BUCKETS = 10  # Model Monitor always writes 10 KLL buckets
 SKETCH_C, SKETCH_K = 0.64, 2048  # the parameters Model Monitor's own sketches report
@@ -137,10 +145,6 @@ CHOICES = {
 }
 KEY_ALIASES = {"comparion_method": "comparison_method"}  # the AWS docs' schema has this typo
 OVERRIDES_KEYS = ("monitoringConfigOverrides", "monitoring_config_overrides")
-
-
-class InputError(Exception):
-    """Input the job cannot use; the message names the file and what was expected."""
 
 
 def warn(message: str) -> None:
@@ -651,14 +655,17 @@ def data_files(directory: Path, *, allow_empty: bool = False) -> list[Path]:
         if allow_empty:
             return []
         raise InputError(f"{directory}: input directory does not exist; expected CSV files")
-    files = sorted(
-        p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in (".csv", ".parquet")
-    )
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and (is_csv(p) or _is_parquet(p)))
     if not files and not allow_empty:
         raise InputError(
-            f"{directory}: no .csv or .parquet files found; expected CSV files with a header row"
+            f"{directory}: no .csv, .csv.gz or .parquet files found; expected CSV files with a "
+            "header row"
         )
     return files
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() == ".parquet"
 
 
 def profile_files(directory: Path, files: list[Path]) -> DatasetProfile:
@@ -669,7 +676,7 @@ def profile_files(directory: Path, files: list[Path]) -> DatasetProfile:
     profile = DatasetProfile()
     for path in files:
         relative = path.relative_to(directory).as_posix()
-        reader = ParquetChunks(path) if path.suffix.lower() == ".parquet" else CsvChunks(path)
+        reader = ParquetChunks(path) if _is_parquet(path) else CsvChunks(path)
         rows = 0
         for table in reader:
             rows += table.num_rows
@@ -721,22 +728,27 @@ class CsvChunks:
 
     def _raw_chunks(self):
         """(file offset, bytes, whether quoted) of each chunk of whole rows."""
-        with self.path.open("rb") as handle:
-            self.header = read_header(self.path, handle.readline())
-            offset, rest = handle.tell(), b""
-            while True:
-                data = handle.read(CHUNK_BYTES)
-                buffer = rest + data
-                quoted = b'"' in buffer
-                if not data:
-                    if buffer.strip():
-                        yield offset, buffer, quoted
-                    return
-                cut = _row_boundary(buffer, quoted)
-                rest = buffer[cut:]
-                if cut:  # a memoryview: Arrow reads the rows in place, without a copy
-                    yield offset, memoryview(buffer)[:cut], quoted
-                offset += cut
+        try:
+            with open_bytes(self.path) as handle:  # .csv.gz decompressed; gzip in .csv refused
+                self.header = read_header(self.path, handle.readline())
+                offset, rest = handle.tell(), b""
+                while True:
+                    data = handle.read(CHUNK_BYTES)
+                    buffer = rest + data
+                    quoted = b'"' in buffer
+                    if not data:
+                        if buffer.strip():
+                            yield offset, buffer, quoted
+                        return
+                    cut = _row_boundary(buffer, quoted)
+                    rest = buffer[cut:]
+                    if cut:  # a memoryview: Arrow reads the rows in place, without a copy
+                        yield offset, memoryview(buffer)[:cut], quoted
+                    offset += cut
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt .csv.gz
+            if not self.path.name.lower().endswith(".gz"):
+                raise
+            raise InputError(f"{self.path}: not a readable gzip file ({exc})") from None
 
     def _parse(self, offset: int, buffer, quoted: bool, text_columns: frozenset):
         try:
@@ -761,7 +773,7 @@ class CsvChunks:
 
     def _line_at(self, offset: int) -> int:
         """Line number of the byte at `offset`; counted only for an error message."""
-        with self.path.open("rb") as handle:
+        with open_bytes(self.path) as handle:
             return handle.read(offset).count(b"\n") + 1
 
     def __iter__(self):
@@ -1227,10 +1239,25 @@ def check_feature(col: ColumnProfile, base: Baseline, s: dict) -> tuple[list, fl
     found = []
     present = col.n_present
 
+    if (
+        base.inferred_type in NUMERIC_TYPES
+        and col.n_num
+        and not (math.isfinite(col.total) and math.isfinite(col.m2))
+    ):
+        largest = max(abs(col.low), abs(col.high))
+        found.append(
+            (
+                "data_type_check",
+                f"Data type: values too large to summarise (largest magnitude {largest:.4g}): "
+                "their sum or variance overflows a float, so mean and drift cannot be computed; "
+                "expected values of the baseline's scale. Look for a sentinel or a unit error.",
+            )
+        )
+
     if base.inferred_type in NUMERIC_TYPES and present:
-        integral = base.inferred_type == "Integral"
-        bad = present - (col.n_integer_valued if integral else col.n_num)
+        bad = wrong_type_count(col, base)
         if bad > s["datatype_check_threshold"] * present:
+            integral = base.inferred_type == "Integral"
             examples = col.text_examples + (col.fraction_examples if integral else [])
             found.append(
                 (
@@ -1287,6 +1314,30 @@ def check_feature(col: ColumnProfile, base: Baseline, s: dict) -> tuple[list, fl
     if drift:
         found.append(("baseline_drift_check", drift))
     return found, distance, test
+
+
+def wrong_type_count(col: ColumnProfile, base: Baseline) -> int:
+    """Present values of a numeric feature that are not of its baseline type."""
+    integral = base.inferred_type == "Integral"
+    return col.n_present - (col.n_integer_valued if integral else col.n_num)
+
+
+def type_note(col: ColumnProfile, base: Baseline, s: dict) -> str | None:
+    """A numeric feature's values of the wrong type that stay within datatype_check_threshold:
+    not a violation (Model Monitor's semantics: only a share above the threshold is), but
+    counted and reported, since they are imputed before scoring."""
+    if base.inferred_type not in NUMERIC_TYPES or not col.n_present:
+        return None
+    bad = wrong_type_count(col, base)
+    if not bad or bad > s["datatype_check_threshold"] * col.n_present:
+        return None
+    integral = base.inferred_type == "Integral"
+    examples = col.text_examples + (col.fraction_examples if integral else [])
+    return (
+        f"{base.name}: {_share(bad, col.n_present)} are not {base.inferred_type} (e.g. "
+        f"{', '.join(_short(v) for v in examples[:3])}); within datatype_check_threshold "
+        f"{s['datatype_check_threshold']:g}, so not a violation, but imputed before scoring"
+    )
 
 
 def _drift(col: ColumnProfile, base: Baseline, s: dict) -> tuple:
@@ -1429,7 +1480,7 @@ def run_check(
 ) -> dict:
     columns = {c.name: c for c in profile.ordered_columns()}
     settings = {**DEFAULT_SETTINGS, **file_settings, **cli_settings}
-    violations, distances = [], {}
+    violations, distances, notes = [], {}, []
     # (feature, its violations) in baseline order; drift ones join after the correction.
     pending, tests, tested_settings = [], {}, {}
     drifted, drift = {}, None  # drift: the summary's section, when a feature was tested
@@ -1457,6 +1508,9 @@ def run_check(
             if feature_settings["evaluate_constraints"] != "Enabled":
                 continue
             found, distance, test = check_feature(columns[base.name], base, feature_settings)
+            note = type_note(columns[base.name], base, feature_settings)
+            if note:
+                notes.append(note)
             if not math.isnan(distance):
                 distances[base.name] = distance
             if test is not None:
@@ -1483,12 +1537,17 @@ def run_check(
     return {
         "statistics.json": dataset_statistics(list(columns.values()), item_count),
         "constraint_violations.json": {"violations": violations},
-        "summary.json": summarize(violations, item_count, len(features), distances, drift),
+        "summary.json": summarize(violations, item_count, len(features), distances, drift, notes),
     }
 
 
 def summarize(
-    violations: list, item_count: int, n_features: int, distances: dict, drift: dict | None = None
+    violations: list,
+    item_count: int,
+    n_features: int,
+    distances: dict,
+    drift: dict | None = None,
+    notes: list = (),
 ) -> dict:
     by_check = {check: 0 for check in CHECKS}
     features_by_check: dict = {}
@@ -1507,11 +1566,15 @@ def summarize(
         )
     if drift and drift["verdict"] == "inconclusive":
         message += f"; drift check inconclusive: {drift.get('reason', 'too few rows per feature')}"
+    if notes:  # below a violation threshold, yet worth knowing: in the message the e-mail shows
+        message += f"; {len(notes)} below threshold: " + "; ".join(notes)
     summary = {
         "violation_count": len(violations),
         "violations_by_check": by_check,
         "features": features,
         "message": message,
+        # ours: findings below a violation threshold (values of the wrong type, imputed)
+        "notes": list(notes),
         # ours, beyond the contract: every feature's drift distance, violation or not
         "drift_distances": distances,
     }
@@ -1626,9 +1689,7 @@ def parse_args(argv: list | None) -> argparse.Namespace:
     parser.add_argument(
         "--base-dir",
         type=Path,
-        # step_common.default_base_dir()'s rule, inlined: this file imports nothing from scripts/
-        # (tests load it on its own). It runs as <root>/input/code/data_quality.py.
-        default=Path(__file__).resolve().parents[2],
+        default=default_base_dir(),  # it runs as <root>/input/code/data_quality.py
         help="job root: data is read from <base>/input/data/ (default: two levels above this "
         "script's folder, /opt/ml/processing in SageMaker)",
     )
@@ -1742,13 +1803,13 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list | None = None) -> int:
-    args = parse_args(argv)
+    """Exit status; every failure, bad input or not, ends with one line naming it (run_step)."""
+    return run_step("data_quality", _main, parse_args(argv))
+
+
+def _main(args: argparse.Namespace) -> int:
     output_dir = args.output_dir or args.base_dir / "output"
-    try:
-        documents = run(args)
-    except InputError as exc:
-        print(f"data_quality: error: {exc}", file=sys.stderr)
-        return 1
+    documents = run(args)
     write_outputs(output_dir, documents)
     for name in documents:
         print(f"wrote {output_dir / name}")

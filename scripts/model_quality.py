@@ -101,19 +101,23 @@ def data_quality_note(path):
         count = int(summary["violation_count"])
         by_check = dict(summary.get("violations_by_check", {}))
         features = [str(name) for name in summary.get("features", [])]
+        notes = [str(note) for note in summary.get("notes", [])]
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise InputError(
             f"{path}: unreadable ({type(error).__name__}: {error}); expected a data-quality "
             f"summary with an integer 'violation_count'"
         ) from None
+    # Findings below a violation threshold (e.g. a few values that are not numbers, imputed
+    # before scoring) are named too: the e-mail is where people see them.
+    below = f"; below threshold: {'; '.join(notes)}" if notes else ""
     if count == 0:
-        return "data quality: no violations"
+        return "data quality: no violations" + below
     # The summary lists every check, most with 0; name only those that found something.
     checks = ", ".join(f"{check}: {n}" for check, n in sorted(by_check.items()) if n)
     shown = ", ".join(features[:5]) + (", ..." if len(features) > 5 else "")
     details = "; ".join(part for part in [checks, f"features: {shown}" if shown else ""] if part)
     plural = "s" if count != 1 else ""
-    return f"data quality: {count} violation{plural}" + (f" ({details})" if details else "")
+    return f"data quality: {count} violation{plural}" + (f" ({details})" if details else "") + below
 
 
 def check(base, threshold):

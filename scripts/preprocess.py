@@ -15,6 +15,7 @@ Bad input exits with status 1 and one line on stderr naming the file, column and
 
 import argparse
 import csv
+import io
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -22,22 +23,40 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from step_common import InputError, default_base_dir, run_step
+from step_common import (
+    MISSING_TOKENS,
+    NUMBER_PATTERN,
+    InputError,
+    csv_files,
+    default_base_dir,
+    not_utf8,
+    read_bytes,
+    run_step,
+)
 
 PROG = "preprocess"
 TRANSFORM_VERSION = 1
-# Cell values read as "missing" (then imputed with the train-split fill value).
-MISSING = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"}
+# Long cells are data, as on the Arrow path (the csv module's default limit is 128 KiB).
+csv.field_size_limit(2**31 - 1)
+# Cell values read as "missing" (then imputed with the train-split fill value): the one list
+# every step uses.
+MISSING = frozenset(MISSING_TOKENS)
 
 
-def read_csv(path):
-    """One CSV file as (header, rows of stripped strings, line number of each row).
+def read_csv(path, name=None):
+    """One CSV file as (header, rows of stripped strings, line number of each row). Messages
+    name the file as `name` (its path under the data folder), so the reason comes first.
 
     The csv module (not pandas) so that a short row, e.g. a truncated last line, is an error
     instead of being silently padded with missing values."""
+    path, data = name or path, read_bytes(path, name)
     line = 0
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise not_utf8(path, data, error) from None
+    try:
+        with io.StringIO(text, newline="") as handle:
             reader = csv.reader(handle, strict=True)
             header = [name.strip() for name in next(reader, [])]
             if not header:
@@ -62,8 +81,6 @@ def read_csv(path):
                 lines.append(line)
     except csv.Error as error:
         raise InputError(f"{path}: malformed CSV after line {line}: {error}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text; expected a CSV file") from None
     return header, rows, lines
 
 
@@ -72,12 +89,15 @@ def read_folder(folder, required, same_columns):
 
     Missing cells are NaN; every file must have the `required` columns, and with same_columns
     every file must have exactly the first file's columns."""
-    files = sorted(path for path in Path(folder).rglob("*.csv") if path.is_file())
+    files = csv_files(folder)
     if not files:
-        raise InputError(f"{folder}: no .csv files found; expected CSV files with a header row")
+        raise InputError(
+            f"{folder}: no .csv files found (nor .csv.gz); expected CSV files with a header row"
+        )
     frames, origins = [], []
-    for path in files:
-        header, rows, lines = read_csv(path)
+    for full_path in files:
+        path = full_path.relative_to(folder)
+        header, rows, lines = read_csv(full_path, path)
         for column in required:
             if column not in header:
                 raise InputError(
@@ -95,22 +115,26 @@ def read_folder(folder, required, same_columns):
         origins += [(path, line) for line in lines]
     data = pd.concat(frames, ignore_index=True, sort=False)
     if data.empty:
-        raise InputError(f"{folder}: the CSV files have a header but no data rows; expected data")
+        raise InputError(f"the CSV files have a header but no data rows; expected data ({folder})")
     return data, origins
 
 
 def to_numbers(data, column, origins, strict):
-    """data[column] as floats. A value that is present but not a finite number is an error
-    when strict; otherwise it becomes missing (the raw value still reaches the data-quality
-    check through features.csv) with a warning."""
+    """data[column] as floats. A value that is present but not a finite number in the one
+    number syntax (step_common.NUMBER_PATTERN) is an error when strict; otherwise it becomes
+    missing (the raw value still reaches the data-quality check through features.csv, which
+    counts it) with a warning."""
     raw = data[column]
-    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    numeric = raw.str.match(NUMBER_PATTERN).fillna(False).to_numpy(dtype=bool)
+    values = pd.Series(np.nan, index=raw.index)
+    values[numeric] = raw[numeric].astype(float)
     bad = np.flatnonzero(raw.notna().to_numpy() & ~np.isfinite(values.to_numpy()))
     if len(bad):
         path, line = origins[bad[0]]
-        where = (
-            f"{path}: column {column!r} has non-numeric value {raw.iloc[bad[0]]!r} on line {line}"
-        )
+        value = raw.iloc[bad[0]]
+        where = f"{path}: column {column!r} has non-numeric value {value!r} on line {line}"
+        if "," in value or (numeric[bad[0]] and not np.isfinite(values.iloc[bad[0]])):
+            where += " (a decimal comma?)" if "," in value else " (too large for a float)"
         more = f" ({len(bad) - 1} more like it)" if len(bad) > 1 else ""
         if strict:
             raise InputError(f"{where}{more}; expected a number")
@@ -146,21 +170,48 @@ def fit_transform(train, features, categorical):
     return spec
 
 
+class Unrepresentable(Exception):
+    """A numeric value whose standardised value overflows to infinity: (column, row index)."""
+
+
 def apply_transform(spec, data):
-    """Transformed feature matrix using only the fitted spec (unseen category -> all zeros)."""
+    """Transformed feature matrix using only the fitted spec (unseen category -> all zeros).
+    Raises Unrepresentable rather than return a matrix with an infinity in it."""
     columns = []
     for column in spec["features"]:
         if column in spec["numeric"]:
             stats = spec["numeric"][column]
             values = data[column].fillna(stats["fill"]).to_numpy(dtype=float)
-            columns.append((values - stats["mean"]) / stats["std"])
+            with np.errstate(over="ignore"):
+                standardised = (values - stats["mean"]) / stats["std"]
+            overflow = np.flatnonzero(~np.isfinite(standardised))
+            if len(overflow):
+                raise Unrepresentable(column, int(overflow[0]))
+            columns.append(standardised)
         else:
             stats = spec["categorical"][column]
             values = data[column].where(data[column].notna(), stats["fill"])
             # Category codes: -1 for a value unseen in training, hence an all-zero one-hot.
-            codes = pd.Categorical(values, categories=stats["categories"]).codes
+            codes = pd.Index(stats["categories"]).get_indexer(values)
             columns += [(codes == code).astype(float) for code in range(len(stats["categories"]))]
     return np.column_stack(columns)
+
+
+def transform_rows(spec, data, raw, origins, rows=None):
+    """apply_transform(spec, data.iloc[rows]); an overflow is an InputError naming the value."""
+    part = data if rows is None else data.iloc[rows]
+    try:
+        return apply_transform(spec, part)
+    except Unrepresentable as error:
+        column, row = error.args
+        index = row if rows is None else int(rows[row])
+        path, line = origins[index]
+        stats = spec["numeric"][column]
+        raise InputError(
+            f"{path}: column {column!r} value {raw[column].iloc[index]!r} on line {line} is too "
+            f"large for the transform: standardised (mean {stats['mean']:.4g}, std "
+            f"{stats['std']:.4g}) it overflows a float; expected a value of this feature's scale"
+        ) from None
 
 
 def write_csv(frame, path, header):
@@ -205,20 +256,48 @@ def fit(args, base):
         spec = fit_transform(parsed.iloc[train], features, categorical)
     except InputError as error:
         raise InputError(f"{folder}: {error}") from None
+    target_values = parsed[args.target].to_numpy(dtype=float)
+    if len(target_values) > 1 and np.all(target_values == target_values[0]):
+        raise InputError(
+            f"column {args.target!r} (the target) is {target_values[0]:g} in every one of the "
+            f"{len(target_values)} rows of {folder}; expected varying values (a model of a "
+            "constant learns nothing)"
+        )
     spec = {"version": TRANSFORM_VERSION, "target": args.target, "features": features, **spec}
+    check_finite(spec, raw, parsed, train, origins)
 
     out = base / "output"
     for name, rows in [("train", train), ("validation", validation), ("test", test)]:
-        part = parsed.iloc[rows]
-        matrix = np.column_stack([part[args.target].to_numpy(), apply_transform(spec, part)])
+        features_matrix = transform_rows(spec, parsed, raw, origins, rows)
+        target = parsed[args.target].to_numpy()[rows]
+        matrix = np.column_stack([target, features_matrix])
         write_csv(pd.DataFrame(matrix), out / name / f"{name}.csv", header=False)
     write_csv(raw.iloc[train][features], out / "baseline" / "baseline.csv", header=True)
     (out / "transform").mkdir(parents=True, exist_ok=True)
-    (out / "transform" / "transform.json").write_text(json.dumps(spec, indent=2) + "\n")
+    # allow_nan=False: a transform with NaN or Infinity is not JSON and is never written.
+    text = json.dumps(spec, indent=2, allow_nan=False)
+    (out / "transform" / "transform.json").write_text(text + "\n")
     print(
         f"{PROG}: fitted on {len(train)} train rows ({len(validation)} validation, {len(test)} "
         f"test); {len(spec['output_columns'])} transformed feature columns"
     )
+
+
+def check_finite(spec, raw, parsed, train, origins):
+    """Every fitted number is finite: a mean or standard deviation that overflows (values near
+    the float limit, e.g. 1e308) would standardise every value of the column to 0 or NaN."""
+    for column, stats in spec["numeric"].items():
+        if all(np.isfinite(stats[key]) for key in ("mean", "std", "fill")):
+            continue
+        values = parsed[column].to_numpy(dtype=float)[train]
+        largest = int(np.nanargmax(np.abs(values)))
+        path, line = origins[int(train[largest])]
+        value = raw[column].iloc[int(train[largest])]
+        raise InputError(
+            f"{path}: column {column!r} value {value!r} on line {line} is too large to fit the "
+            f"transform (its mean or standard deviation overflows a float); expected values "
+            f"below about 1e150 in magnitude"
+        )
 
 
 def load_transform(path):
@@ -242,16 +321,17 @@ def load_transform(path):
 # certain to handle exactly like the csv-module path above (quotes, non-ASCII text, differing
 # headers, bad or non-finite numbers, ...) returns None and the slow path runs instead, so the
 # outputs and error messages never depend on which path ran.
-NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+NUMBER = NUMBER_PATTERN  # the one number syntax (step_common)
 
 
-def read_plain(path):
-    """(header, table of stripped strings, missing -> null) for a plain CSV file, else None."""
+def read_plain(path, name=None):
+    """(header, table of stripped strings, missing -> null) for a plain CSV file, else None.
+    Errors name the file as `name`, as the slow path does."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    data = path.read_bytes()
+    data = read_bytes(path, name)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     # str.strip() also strips \x0b, \x0c and \x1c-\x1f, which Arrow's ASCII trim does not.
@@ -346,8 +426,8 @@ def apply_fast(spec, folder, out):
     except ImportError:
         return None
     target, features = spec["target"], spec["features"]
-    files = sorted(path for path in Path(folder).rglob("*.csv") if path.is_file())
-    parts = [read_plain(path) for path in files]
+    files = csv_files(folder)
+    parts = [read_plain(path, path.relative_to(folder)) for path in files]
     if not parts or any(part is None or part[0] != parts[0][0] for part in parts):
         return None
     header = parts[0][0]
@@ -369,7 +449,10 @@ def apply_fast(spec, folder, out):
     data = pd.DataFrame({name: numbers[name] for name in spec["numeric"]})
     for column in spec["categorical"]:
         data[column] = raw[column].to_pandas()
-    matrix = apply_transform(spec, data)
+    try:
+        matrix = apply_transform(spec, data)
+    except Unrepresentable:  # the slow path names the file and line
+        return None
     with ThreadPoolExecutor() as pool:
         batch = [ids, *pool.map(format_floats, [matrix[:, i] for i in range(matrix.shape[1])])]
     for name, columns in [
@@ -412,17 +495,17 @@ def apply_slow(spec, base, out):
     for column in spec["numeric"]:
         parsed[column] = to_numbers(raw, column, origins, strict=False)
 
-    batch = pd.DataFrame(apply_transform(spec, parsed))
-    batch.insert(0, "record_id", np.arange(len(raw)))
-    write_csv(batch, out / "transform_input" / "batch.csv", header=False)
-    write_csv(raw.drop(columns=[target], errors="ignore"), out / "features" / "features.csv", True)
-
     truth = pd.DataFrame({"record_id": [], "label": []})
-    if target in raw.columns:
+    if target in raw.columns:  # checked first: a failed step writes no outputs
         # A wrong label is an error: silently dropping it would bias the model-quality check.
         labels = to_numbers(raw, target, origins, strict=True)
         present = np.flatnonzero(labels.notna().to_numpy())
         truth = pd.DataFrame({"record_id": present, "label": raw[target].iloc[present].to_numpy()})
+    batch = pd.DataFrame(transform_rows(spec, parsed, raw, origins))
+    batch.insert(0, "record_id", np.arange(len(raw)))
+
+    write_csv(batch, out / "transform_input" / "batch.csv", header=False)
+    write_csv(raw.drop(columns=[target], errors="ignore"), out / "features" / "features.csv", True)
     write_csv(truth, out / "ground_truth" / "ground_truth.csv", header=True)
     return len(raw), len(truth)
 

@@ -1052,3 +1052,53 @@ def test_longest_allowed_names_and_notifications_are_accepted(tmp_path):
     if TERRAFORM:
         result = terraform_plan(tmp_path, path)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- issue 11: tfvars the way users get them wrong -------------------------------------------
+
+
+def test_an_empty_tfvars_names_every_missing_variable_one_line_each(tmp_path):
+    empty = tmp_path / "empty.tfvars"
+    empty.write_text("")
+    with pytest.raises(ConfigError) as info:
+        load_env_config(empty)
+    lines = str(info.value).splitlines()
+    required = [v.name for v in config.variable_schema() if v.required]
+    assert len(lines) == len(required) > 1
+    for name, line in zip(required, lines, strict=True):
+        assert line.startswith(f"{empty}: variable '{name}': expected ")
+        assert line.endswith("(required, it has no default), got nothing")
+
+
+def test_a_negative_number_is_a_number_then_validated(tmp_path):
+    path = edited_env(tmp_path, {"accuracy_mse_threshold": "-1"})
+    message = raises_config_error(
+        lambda: load_env_config(path), "variable 'accuracy_mse_threshold'", "got -1"
+    )
+    assert "expression" not in message
+
+
+def test_a_utf8_byte_order_mark_is_not_content(tmp_path):
+    path = tmp_path / "dev_env.tfvars"
+    path.write_bytes(b"\xef\xbb\xbf" + DEV.read_bytes())
+    assert load_env_config(path) == load_env_config(DEV)
+
+
+def test_tf_var_environment_values_apply_as_terraform_applies_them(tmp_path, monkeypatch):
+    """Terraform: -var-file beats TF_VAR_; TF_VAR_ beats the declared default."""
+    path = edited_env(tmp_path, drop=("notify_step_statuses",))
+    monkeypatch.setenv("TF_VAR_notify_step_statuses", '["Failed", "Stopped"]')
+    monkeypatch.setenv("TF_VAR_accuracy_mse_threshold", "99")  # the file sets it: ignored
+    env = load_env_config(path)
+    assert env.notify_step_statuses == ("Failed", "Stopped")
+    assert env.accuracy_mse_threshold == load_env_config(DEV).accuracy_mse_threshold
+    monkeypatch.setenv("TF_VAR_notify_step_statuses", '["Broken"]')
+    raises_config_error(
+        lambda: load_env_config(path),
+        "variable 'notify_step_statuses[0]'",
+        "TF_VAR_notify_step_statuses from the environment",
+    )
+    monkeypatch.setenv("TF_VAR_notify_step_statuses", "[Failed")
+    raises_config_error(
+        lambda: load_env_config(path), "environment variable TF_VAR_notify_step_statuses"
+    )

@@ -8,6 +8,7 @@ The sharded path is run exactly as the rendered pipeline definition says.
 import ast
 import dataclasses
 import functools
+import gzip
 import importlib.util
 import json
 import math
@@ -28,6 +29,8 @@ SCRIPT = REPO_ROOT / "scripts" / "data_quality.py"
 
 
 def _load_script():
+    if str(SCRIPT.parent) not in sys.path:  # as in a job: step_common.py is beside it
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("data_quality", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while being built
@@ -356,6 +359,50 @@ def test_parquet_gives_the_csv_result(tmp_path):
     assert dq.main(["--mode", "baseline", "--base-dir", str(tmp_path / "pq")]) == 0
     parquet_stats = read_json(tmp_path / "pq" / "output" / "statistics.json")
     assert_same_statistics(csv_stats, parquet_stats, sketch_slack=2 * 0.0048)
+
+
+def test_gzip_and_upper_case_csv_give_the_csv_result(tmp_path):
+    frame, _ = random_frame(3, 3000)
+    csv_stats = run_baseline(tmp_path / "csv", frame)["statistics"]
+    data = tmp_path / "gz" / "input" / "data"
+    data.mkdir(parents=True)
+    (data / "part.CSV.GZ").write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+    assert dq.main(["--mode", "baseline", "--base-dir", str(tmp_path / "gz")]) == 0
+    gz_stats = read_json(tmp_path / "gz" / "output" / "statistics.json")
+    assert_same_statistics(csv_stats, gz_stats, sketch_slack=0)
+
+
+def test_wrong_type_values_within_the_threshold_are_counted_not_violations(tmp_path):
+    """Model Monitor's semantics: a share of wrong-type values above datatype_check_threshold
+    is a violation. Ours too, and every one below it is still counted in summary.json."""
+    good = pd.DataFrame({"x": [str(v / 10) for v in range(200)]})
+    baseline = run_baseline(tmp_path / "b", good)
+    batch = good.copy()
+    batch.loc[[3, 7, 11], "x"] = ["abc", "1,5", "inf"]
+    loose = run_check(tmp_path / "loose", baseline, batch, "--datatype-check-threshold", "0.1")
+    assert loose["summary"]["violation_count"] == 0
+    (note,) = loose["summary"]["notes"]
+    assert note.startswith(
+        "x: 3 of 200 values (1.50%) are not Fractional (e.g. 'abc', '1,5', 'inf')"
+    )
+    assert note in loose["summary"]["message"]
+    strict = run_check(tmp_path / "strict", baseline, batch)  # default threshold 0
+    assert violation_set(strict) == {("x", "data_type_check")}
+    assert strict["summary"]["notes"] == []
+
+
+def test_values_too_large_to_summarise_are_a_finding(tmp_path):
+    good = pd.DataFrame({"x": [str(v / 10) for v in range(200)]})
+    baseline = run_baseline(tmp_path / "b", good)
+    batch = good.copy()
+    batch.loc[[0, 1], "x"] = ["1e308", "1.5e308"]
+    result = run_check(tmp_path / "c", baseline, batch)
+    found = [
+        v for v in result["constraint_violations"]["violations"] if "too large" in v["description"]
+    ]
+    assert [(v["feature_name"], v["constraint_check_type"]) for v in found] == [
+        ("x", "data_type_check")
+    ]
 
 
 def test_parquet_types_are_read_as_numbers_or_text(tmp_path, capsys):
@@ -746,6 +793,7 @@ SUMMARY_SCHEMA = _obj(
         "features": {"type": "array", "items": {"type": "string"}},
         "message": {"type": "string", "pattern": "^[^\n]+$"},
         "drift_distances": {"type": "object", "additionalProperties": NUMBER},
+        "notes": {"type": "array", "items": {"type": "string", "pattern": "^[^\n]+$"}},
         "drift": _obj(
             {
                 "method": {"enum": ["Robust"]},
@@ -1035,7 +1083,19 @@ def _stderr_last_line(capsys) -> str:
 
 
 BAD_DATA = {
-    "no data file": (lambda d: (d / "notes.txt").write_text("a,b\n1,2\n"), "no .csv or .parquet"),
+    "no data file": (
+        lambda d: (d / "notes.txt").write_text("a,b\n1,2\n"),
+        "no .csv, .csv.gz or .parquet",
+    ),
+    "gzip bytes in a .csv": (
+        lambda d: (d / "x.csv").write_bytes(gzip.compress(b"a,b\n1,2\n")),
+        "x.csv: is gzip-compressed",
+    ),
+    "broken .csv.gz": (
+        lambda d: (d / "x.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n" * 1000)[:-9]),
+        "x.csv.gz: not a readable gzip file",
+    ),
+    "utf-16": (lambda d: (d / "x.csv").write_text("a,b\n1,2\n", "utf-16"), "is UTF-16 text"),
     "ragged row": (lambda d: (d / "x.csv").write_text("a,b\n1,2\n3,4,5\n"), "x.csv"),
     "every row too long": (lambda d: (d / "x.csv").write_text("a,b\n1,2,9\n3,4,5\n"), "x.csv"),
     "not utf-8": (lambda d: (d / "x.csv").write_bytes(b"a,b\n\xff\xfe,\x00\n"), "UTF-8"),
@@ -1063,7 +1123,7 @@ def test_unreadable_data_is_a_clear_error(tmp_path, capsys, case, mode):
         put_baseline(tmp_path, run_baseline(tmp_path / "b", pd.DataFrame({"a": ["1", "2"]})))
     assert dq.main(["--mode", mode, "--base-dir", str(tmp_path)]) == 1
     last = _stderr_last_line(capsys)
-    assert last.startswith("data_quality: error: ") and str(data_dir) in last
+    assert last.startswith("data_quality: ") and str(data_dir) in last
     assert phrase in last
     assert not (tmp_path / "output").exists()
 
@@ -1200,7 +1260,7 @@ def test_cli_contract(tmp_path, halves):
     failed = _cli("--mode", "check", "--base-dir", str(base))
     assert failed.returncode == 1
     last = failed.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"data_quality: error: .*statistics\.json: baseline file not found.*", last)
+    assert re.fullmatch(r"data_quality: .*statistics\.json: baseline file not found.*", last)
     assert "--shard applies to" in _cli("--mode", "merge", "--shard").stderr
 
 

@@ -185,6 +185,30 @@ CASES = [
         set(),
     ),
     ("object-deleted", retyped("s3_object_created_training", "Object Deleted"), set()),
+    # Extensions the step scripts read (step_common.CSV_SUFFIXES). EventBridge's wildcard is
+    # case-sensitive and one field's matchers are OR'ed, so "under the prefix AND ends with .csv
+    # in any case" is a list of wildcards of the usual spellings ("Comparison operators for use
+    # in event patterns in Amazon EventBridge", docs.aws.amazon.com/eventbridge/latest/
+    # userguide/eb-create-pattern-operators.html); moto's matcher implements the same.
+    *[
+        (
+            f"{which}-{suffix}",
+            changed(f"s3_object_created_{which}", object__key=key + f"batch-7{suffix}"),
+            {f"{which}_data_created"},
+        )
+        for which, key in [("training", TRAIN_KEY), ("inference", INF_KEY)]
+        for suffix in (".CSV", ".csv.gz", ".CSV.GZ")
+    ],
+    (
+        "inference-gz-not-csv",
+        changed("s3_object_created_inference", object__key=INF_KEY + "batch.json.gz"),
+        set(),
+    ),
+    (
+        "inference-csv-backup",
+        changed("s3_object_created_inference", object__key=INF_KEY + "batch.csv.bak"),
+        set(),
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ notifier, runner, report) is what `make demo` runs.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -139,3 +140,128 @@ def test_demo_options_name_a_missing_file_or_bad_env_file(tmp_path, capsys):
     assert "variable 'bogus'" in capsys.readouterr().err
     assert main(["--pipeline", "nope", "--out-dir", str(tmp_path / "out")]) == 2
     assert "--pipeline: expected one of training-pipeline-dev" in capsys.readouterr().err
+
+
+# --- the notifier's environment is lambda.tf's ----------------------------------------------
+
+
+def _terraform_value(expression: str, variables: dict, topic_arn: str) -> str:
+    """Terraform's value of the notifier's environment expressions in lambda.tf: a reference,
+    or jsonencode() of var.X or of an object of var.X (all lambda.tf uses; anything else
+    fails here, asking for this evaluator to grow with lambda.tf)."""
+    body = expression.removeprefix("${").removesuffix("}")
+    if body == "aws_sns_topic.notifications.arn":
+        return topic_arn
+    inner = re.fullmatch(r"jsonencode\((.*)\)", body, re.DOTALL)
+    assert inner, f"lambda.tf notifier environment: unsupported expression {expression}"
+
+    def value(text: str):
+        text = text.strip()
+        if name := re.fullmatch(r"var\.(\w+)", text):
+            return variables[name.group(1)]
+        fields = re.fullmatch(r"\{(.*)\}", text, re.DOTALL)
+        assert fields, f"lambda.tf notifier environment: unsupported expression {text}"
+        pairs = [part.split("=", 1) for part in fields.group(1).split(",")]
+        return {key.strip(): value(val) for key, val in pairs}
+
+    return json.dumps(value(inner.group(1)))
+
+
+def test_the_local_notifier_gets_the_environment_lambda_tf_sets(tmp_path):
+    import hcl2
+
+    from local_runtime.router import notifier_environment
+    from pipeline_scripts.config import load_config, parse_tfvars
+
+    tfvars = tmp_path / "dev_env.tfvars"
+    lines = (REPO_ROOT / "env_files" / "dev_env.tfvars").read_text().splitlines()
+    kept = [line for line in lines if not line.startswith(("notify_execution", "notify_step"))]
+    tfvars.write_text(
+        "\n".join(kept)
+        + '\nnotify_execution_statuses = ["Failed"]\nnotify_step_statuses = ["Failed", "Stopped"]\n'
+    )
+    variables = {name: var.default for name, var in _declared_defaults().items()}
+    variables.update(parse_tfvars(tfvars))
+    options = hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False)
+    functions = hcl2.loads((REPO_ROOT / "lambda.tf").read_text(), serialization_options=options)
+    deployed = functions["locals"][0]["functions"]["notifier"]["environment"]
+    topic = "arn:aws:sns:eu-west-1:123456789012:topic"
+
+    local = notifier_environment(load_config(str(tfvars)), topic)
+
+    assert set(local) == set(deployed)
+    for name, expression in deployed.items():
+        expected = _terraform_value(expression, variables, topic)
+        if name == "SNS_TOPIC_ARN":
+            assert local[name] == expected
+        else:
+            assert json.loads(local[name]) == json.loads(expected), name
+    statuses = {"execution": ["Failed"], "step": ["Failed", "Stopped"]}
+    assert json.loads(local["NOTIFY_STATUSES"]) == statuses
+
+
+def _declared_defaults():
+    from pipeline_scripts.config import variable_schema
+
+    return {var.name: var for var in variable_schema()}
+
+
+# --- injected faults: a failed e-mail never stops the loop --------------------------------
+
+
+def test_a_failed_publish_is_recorded_as_a_delivery_with_its_reason(monkeypatch):
+    """The topic is deleted in moto, so the notifier's Publish really fails (NotFound)."""
+    import boto3
+    from moto import mock_aws
+
+    from local_runtime.router import EventRouter, notifier_environment
+    from pipeline_scripts.config import load_config
+
+    event = json.loads(
+        (REPO_ROOT / "tests" / "events" / "pipeline_execution_failed.json").read_text()
+    )
+    config = load_config(DEV_ENV)
+    with mock_aws():
+        sns = boto3.client("sns", region_name=config.env.region)
+        topic = sns.create_topic(Name="deleted")["TopicArn"]
+        sns.delete_topic(TopicArn=topic)
+        for name, value in notifier_environment(config, topic).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", config.env.region)
+        router = EventRouter(config)
+        router(event)  # must not raise
+    (delivery,) = router.deliveries
+    assert delivery.rule == "pipeline_status"
+    assert delivery.outcome.startswith("failed: ")
+    assert "NotFound" in delivery.outcome
+
+
+@pytest.mark.e2e
+def test_the_loop_finishes_and_reports_when_the_topic_is_gone(tmp_path):
+    """Fault injected for real: the SNS topic is deleted in the embedded AWS when the demo
+    approves the first version, so every e-mail after that fails to publish."""
+    import boto3
+
+    def out(line: str) -> None:
+        if "approving it" in line:
+            sns = boto3.client("sns")
+            for topic in sns.list_topics()["Topics"]:
+                sns.delete_topic(TopicArn=topic["TopicArn"])
+
+    summary = run_loop(
+        Options(env_file=DEV_ENV, out_dir=tmp_path / "out", settings_file=_fast_settings(tmp_path)),
+        out=out,
+    )
+    assert "error" not in summary
+    assert [e["pipeline"] for e in summary["executions"]][:2] == [
+        "training-pipeline-dev",
+        "batch-inference-pipeline-dev",
+    ]
+    failed = [d for d in summary["event_deliveries"] if d["outcome"].startswith("failed: ")]
+    assert any(d["event_type"] == "SageMaker Model Package State Change" for d in failed)
+    assert any(d["event_type"] == "SageMaker Model Building Pipeline Execution Status Change"
+               for d in failed)  # fmt: skip
+    assert all("NotFound" in d["outcome"] for d in failed)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "Failed deliveries" in page
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["event_deliveries"]

@@ -380,7 +380,9 @@ def test_accuracy_gate_compares_evaluation_mse_with_the_threshold(definitions, c
     assert [s["Name"] for s in gate["Arguments"]["IfSteps"]] == [pipelines.NOVELTY_STEP]
     (fail,) = gate["Arguments"]["ElseSteps"]
     message = fail["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
-    assert condition["LeftValue"] in message and {"Get": "Parameters.MseThreshold"} in message
+    # the compared MSE, as evaluate.py formats it for people (two decimals)
+    formatted = {"Std:JsonGet": {**condition["LeftValue"]["Std:JsonGet"], "Path": "formatted.mse"}}
+    assert formatted in message and {"Get": "Parameters.MseThreshold"} in message
 
 
 def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, config):

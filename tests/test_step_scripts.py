@@ -322,7 +322,11 @@ FIT_BAD_INPUT = {
         ["d.csv: column 'rings' is empty on line 2; expected a number"],
     ),
     "too few rows": ({"d.csv": "\n".join([HEADER, ROW, ROW, ROW])}, ["only 3 data rows"]),
-    "not text": ({"d.csv": b"\xff\xfe\x00sex,l\x00\x81\n"}, ["d.csv: not UTF-8 text"]),
+    "utf-16": ({"d.csv": b"\xff\xfe\x00sex,l\x00\x81\n"}, ["d.csv: is UTF-16 text"]),
+    "latin-1": (
+        {"d.csv": GOOD.replace("M,", "\u00e9,", 3).encode("latin-1")},
+        ["d.csv: line 2 is not UTF-8 text (byte 0xe9)"],
+    ),
 }
 
 
@@ -454,6 +458,11 @@ def test_evaluate_matches_numpy_and_beats_the_mean_predictor(fitted, trained, ev
         assert mean_predictor[name] == {"value": pytest.approx(value, rel=1e-9)}
     assert model["mse"]["value"] < mean_predictor["mse"]["value"]
     assert model["r2"]["value"] > 0.3
+    # for the training gate's Fail message: two decimals, not 13.444444444444445
+    assert evaluation["formatted"] == {
+        "mse": f"{model['mse']['value']:.2f}",
+        "mean_predictor_mse": f"{mean_predictor['mse']['value']:.2f}",
+    }
 
 
 def test_real_abalone_model_is_within_threshold_and_mean_predictor_is_not(abalone_csv, evaluation):
@@ -515,8 +524,49 @@ def test_run_step_turns_input_errors_into_one_last_stderr_line(capsys):
     capsys.readouterr()
     assert common.run_step("demo", step, common.InputError("x.csv: bad; expected y")) == 1
     assert capsys.readouterr().err.splitlines() == ["demo: x.csv: bad; expected y"]
-    with pytest.raises(KeyError):  # only bad input is reported this way; bugs keep a traceback
-        common.run_step("demo", step, KeyError("bug"))
+    # Anything else too: the traceback goes to the job log, then the one-line reason, last.
+    assert common.run_step("demo", step, KeyError("bug")) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "Traceback (most recent call last):"
+    assert re.fullmatch(
+        r"demo: unexpected error, KeyError: 'bug' \(at test_step_scripts\.py:\d+\); "
+        r"the job log has the details",
+        err[-1],
+    )
+    assert common.run_step("demo", step, MemoryError()) == 1
+    assert "demo: unexpected error, out of memory" in capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        ("InputError('x.csv: ' + 'é' * 2000)", "step: x.csv: éé"),
+        ("ZeroDivisionError('division by zero')", "step: unexpected error, ZeroDivisionError"),
+        ("OSError(28, 'No space left on device')", "step: unexpected error, no space left"),
+    ],
+)
+def test_every_failure_writes_a_one_line_exit_message_within_sagemakers_limit(
+    tmp_path, error, expected
+):
+    """In a processing job layout (<root>/input/code/) the reason lands in
+    <root>/output/message, which SageMaker returns as ExitMessage (first 1 KB, UTF-8)."""
+    code = tmp_path / "ml" / "processing" / "input" / "code"  # /opt/ml/processing/input/code
+    code.mkdir(parents=True)
+    (code / "step_common.py").write_text((SCRIPTS / "step_common.py").read_text())
+    (code / "step.py").write_text(
+        "import sys\nfrom step_common import InputError, run_step\n"
+        f"def step():\n    raise {error}\n"
+        "sys.exit(run_step('step', step))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(code / "step.py")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    message = (tmp_path / "ml" / "output" / "message").read_bytes()  # /opt/ml/output/message
+    assert len(message) <= 1024
+    text = message.decode("utf-8")  # SageMaker fails the job if it is not UTF-8
+    assert "\n" not in text and text.startswith(expected)
+    assert last_line(result.stderr) == text
 
 
 # --- model_quality --------------------------------------------------------------------------
