@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,9 @@ def moto_account(env_file: Path):
         try:
             host, port = server.get_host_and_port()
             endpoint = f"http://{host}:{port}"
+            # moto's backends live in this process, shared by every server it starts: begin
+            # each account empty, whatever an earlier test created.
+            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", b""))
             session = boto3.Session(
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
