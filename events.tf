@@ -125,7 +125,7 @@ resource "aws_lambda_permission" "events_invoke_notifier" {
 # ---------------------------------------------------------------------- pipeline-start targets
 
 resource "aws_cloudwatch_event_target" "start_pipeline" {
-  for_each  = { for name, rule in local.rules : name => rule.target if rule.target != "notifier" }
+  for_each  = { for name, rule in local.rules : name => rule.target if contains(keys(local.pipeline_targets), rule.target) }
   rule      = aws_cloudwatch_event_rule.this[each.key].name
   target_id = "start-pipeline"
   arn       = local.pipeline_targets[each.value].pipeline_arn

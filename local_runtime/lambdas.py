@@ -24,6 +24,8 @@ CODE_DIR = Path(__file__).resolve().parents[1] / "code"
 FUNCTIONS = {
     "model-resolver": ("model_resolver/model_resolver.py", "handler"),
     "data-version": ("training_data_version/training_data_version.py", "handler"),
+    # Not a pipeline step: the EventBridge target of S3 batch uploads (router.py calls it).
+    "batch-dispatcher": ("batch_dispatcher/batch_dispatcher.py", "handler"),
 }
 
 _loaded: dict[Path, Callable] = {}

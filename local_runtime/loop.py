@@ -131,12 +131,15 @@ class Loop:
     def drain(self) -> None:
         """Runs the pipeline executions the rules started, in order, until none is pending."""
         while (start := self.router.next_start()) is not None:
-            pipeline, reason = start
+            pipeline, reason = start.pipeline, start.reason
             if self.options.only_pipeline and pipeline != self.options.only_pipeline:
                 self.progress.say(f"skipped {pipeline} ({reason}): --pipeline given")
                 continue
             self.progress.say(f"starting {pipeline} ({reason})")
-            self.executions.append((self.runner.start(pipeline), reason))
+            execution = self.runner.start(
+                pipeline, start.parameters, execution_arn=start.execution_arn
+            )
+            self.executions.append((execution, reason))
 
     def approve_newest(self) -> dict:
         """What a data scientist does after reviewing the metrics in the registry."""

@@ -21,8 +21,9 @@ from typing import Any
 from pipeline_scripts.config import REPO_ROOT, EnvConfig, ProjectConfig
 
 EVENTS_DIR = REPO_ROOT / "events"
-# What a rule can start; events.tf maps each to a Lambda function or a SageMaker pipeline.
-TARGETS = ("notifier", "start_training", "start_training_hpo", "start_inference")
+# What a rule can start; events.tf maps each to a Lambda function or a SageMaker pipeline
+# (dispatch_batch: the batch dispatcher Lambda of dispatcher.tf).
+TARGETS = ("notifier", "dispatch_batch", "start_training", "start_training_hpo", "start_inference")
 RULE_KEYS = ("description", "event_pattern", "input_transformer", "target")
 TRANSFORMER_KEYS = ("input_paths", "input_template")
 

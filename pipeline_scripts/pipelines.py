@@ -220,6 +220,13 @@ def build_training_pipeline(
     )
 
 
+def predictions_uri(config: ProjectConfig, batch_id) -> Join:
+    """Where a batch's predictions land: <bucket>/<bucket_prefix>/predictions/<batch id>/,
+    one `<batch file>.out` of `record_id,prediction` lines. Outside the inference prefix, so
+    writing them starts nothing; a re-uploaded batch (same id) replaces its predictions."""
+    return Join(on="/", values=[config.env.s3_base_uri, "predictions", batch_id])
+
+
 def build_inference_pipeline(
     config: ProjectConfig, session: PipelineSession, code: StepCode
 ) -> Pipeline:
@@ -230,7 +237,13 @@ def build_inference_pipeline(
     # mean equal data, and a reused result would silently score an old batch.
     steps = StepFactory(config, session, name, code, _image_uri(config), caching=False)
 
+    # One batch per execution: the dispatcher Lambda (code/batch_dispatcher) sets
+    # InferenceDataUrl to the batch object's URI and BatchId to its name; the defaults (the
+    # whole prefix, "all") are for a scheduled or manual run over every batch.
     data_url = ParameterString("InferenceDataUrl", default_value=env.inference_data_uri)
+    batch_id = ParameterString("BatchId", default_value="all")
+    batch_version = ParameterString("BatchVersionId", default_value="")
+    batch_etag = ParameterString("BatchETag", default_value="")
     threshold = _mse_threshold(config)
     fail_on_violation = ParameterBoolean(
         "FailOnDataQualityViolation", default_value=bool(env.fail_on_data_quality_violation)
@@ -248,7 +261,12 @@ def build_inference_pipeline(
         "preprocess.py",
         inputs={"data": data_url, "transform": resolved["transform_uri"]},
         outputs=["transform_input", "features", "ground_truth", "report"],
-        arguments=["--mode", "apply"],
+        # Reads only the batch object of the URI and checks its content against the event's
+        # ETag (a processing input cannot pin an S3 version: scripts/batch_input.py).
+        arguments=[
+            *("--mode", "apply", "--batch-uri", data_url),
+            *("--batch-version", batch_version, "--batch-etag", batch_etag),
+        ],
         property_files=[batch_report],
     )
     create_model = steps.create_model(
@@ -258,6 +276,7 @@ def build_inference_pipeline(
         "BatchTransform",
         model_name=create_model.properties.ModelName,
         input_uri=output(preprocess, "transform_input"),
+        output_path=predictions_uri(config, batch_id),
     )
 
     dq_summary = PropertyFile(
@@ -325,7 +344,7 @@ def build_inference_pipeline(
     )
     return Pipeline(
         name=name,
-        parameters=[data_url, threshold, fail_on_violation],
+        parameters=[data_url, batch_id, batch_version, batch_etag, threshold, fail_on_violation],
         steps=[
             model,
             preprocess,

@@ -204,7 +204,7 @@ def test_rules_start_the_intended_targets(rules):
         "model_package_approved": "notifier",
         "model_quality_failed": "start_training_hpo",
         "training_data_created": "start_training",
-        "inference_data_created": "start_inference",
+        "inference_data_created": "dispatch_batch",
     }
 
 
