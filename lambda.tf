@@ -38,6 +38,7 @@ locals {
       concurrency = 10 # one call per training execution
       environment = {}
     }
+    batch_dispatcher = local.batch_dispatcher_function # dispatcher.tf
   }
 
   # The helper names are a contract with pipeline_scripts/steps.py lambda_function_arn.
@@ -45,6 +46,8 @@ locals {
     notifier       = var.notification_function_name
     model_resolver = "${var.model_package_group_name}-model-resolver"
     data_version   = "${var.model_package_group_name}-data-version"
+    # local_runtime/router.py dispatcher_function_arn
+    batch_dispatcher = "${var.model_package_group_name}-batch-dispatcher"
   }
 
   # Functions join the jobs' VPC when it is set; the VPC then needs a route (NAT or interface
@@ -223,9 +226,10 @@ data "aws_iam_policy_document" "function" {
 
 locals {
   function_policies = {
-    notifier       = data.aws_iam_policy_document.notifier.json
-    model_resolver = data.aws_iam_policy_document.model_resolver.json
-    data_version   = data.aws_iam_policy_document.data_version.json
+    notifier         = data.aws_iam_policy_document.notifier.json
+    model_resolver   = data.aws_iam_policy_document.model_resolver.json
+    data_version     = data.aws_iam_policy_document.data_version.json
+    batch_dispatcher = data.aws_iam_policy_document.batch_dispatcher.json
   }
   model_package_group_arn  = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:model-package-group/${lower(var.model_package_group_name)}"
   model_package_arn_prefix = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:model-package"
