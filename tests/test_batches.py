@@ -167,3 +167,70 @@ def test_a_missing_or_overwritten_batch_fails_naming_the_key(tmp_path):
     (tmp_path / "b1.csv").write_text("a\n2\n")
     with pytest.raises(InputError, match=r"s3://bucket/in/b1.csv: content MD5 \w+ differs"):
         select_batch(tmp_path, "s3://bucket/in/b1.csv", "0" * 32)
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.e2e
+def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, monkeypatch):
+    import yaml
+
+    from local_runtime.loop import DEFAULT_BATCH_DATA, DEFAULT_TRAIN_DATA, Loop, Options, _inbox
+    from local_runtime.router import notifier_environment
+    from pipeline_scripts.cli import run as pipeline_cli
+    from pipeline_scripts.config import DEFAULT_SETTINGS_FILE
+
+    settings = yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text())
+    settings["training"]["hyperparameters"]["num_round"] = 30
+    settings_file = tmp_path / "pipelines.yaml"
+    settings_file.write_text(yaml.safe_dump(settings))
+    config = load_config(DEV_ENV, settings_file=settings_file)
+    env = config.env
+    lines = DEFAULT_BATCH_DATA.read_text().splitlines()
+    batches = {"b1": lines[:41], "b2": [lines[0], *lines[41:66]]}  # 40 and 25 rows
+    for name, rows in batches.items():
+        (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+
+    with embedded_aws(env.region):
+        s3 = boto3.client("s3")
+        s3.create_bucket(
+            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+        )
+        s3.put_bucket_versioning(
+            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
+        )
+        topic_arn, _ = _inbox(config)
+        for key, value in notifier_environment(config, topic_arn).items():
+            monkeypatch.setenv(key, value)
+        pipeline_cli("upsert", str(DEV_ENV), tmp_path / "pipelines", out=lambda line: None,
+                     settings_file=settings_file)  # fmt: skip
+        options = Options(str(DEV_ENV), tmp_path / "out", settings_file=settings_file)
+        loop = Loop(config, options, out=lambda line: None)
+        loop.upload(DEFAULT_TRAIN_DATA, env.train_data_uri)
+        loop.drain()
+        loop.approve_newest()
+        loop.upload(tmp_path / "b1.csv", env.inference_data_uri)
+        loop.upload(tmp_path / "b2.csv", env.inference_data_uri)
+        duplicate = [e for e in loop.router.events if e["source"] == "aws.s3"][-1]
+        loop._on_event(copy.deepcopy(duplicate))  # EventBridge delivered b2's event twice
+        loop.drain()
+
+        runs = [e for e, _ in loop.executions if e.pipeline_name == env.pipeline_inf]
+        assert len(runs) == 2
+        for run, (name, rows) in zip(runs, batches.items(), strict=True):
+            assert run.parameters["BatchId"] == name
+            assert run.parameters["InferenceDataUrl"].endswith(f"/{name}.csv")
+            report = run.steps["PreprocessBatch"].outputs["report"]
+            bucket, _, key = report.removeprefix("s3://").partition("/")
+            body = s3.get_object(Bucket=bucket, Key=f"{key}/batch_report.json")["Body"].read()
+            assert json.loads(body)["record_count"] == len(rows) - 1
+            prefix = f"{env.bucket_prefix}/predictions/{name}/"
+            listed = s3.list_objects_v2(Bucket=env.bucket_name, Prefix=prefix)["Contents"]
+            predictions = b"".join(
+                s3.get_object(Bucket=env.bucket_name, Key=o["Key"])["Body"].read() for o in listed
+            ).splitlines()
+            # Record ids are the batch's own rows, 0 .. n-1.
+            assert sorted(int(float(p.split(b",")[0])) for p in predictions) == list(
+                range(len(rows) - 1)
+            )
