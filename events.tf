@@ -13,6 +13,8 @@ locals {
     train_prefix             = local.data_prefixes.training
     inference_prefix         = local.data_prefixes.inference
     model_quality_step       = "ModelQualityCheck" # pipeline_scripts/pipelines.py MODEL_QUALITY_STEP
+    # pipeline_scripts/pipelines.py MODEL_QUALITY_FAILED_STEP
+    model_quality_failed_step = "ModelQualityBelowThreshold"
   }
 
   event_rules = {

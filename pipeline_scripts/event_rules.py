@@ -122,7 +122,7 @@ def pipeline_arn(env: EnvConfig, pipeline_name: str) -> str:
 def template_variables(config: ProjectConfig) -> dict[str, str]:
     """The values of the ${...} placeholders: local.event_template_vars in events.tf."""
     # Imported here: the pipeline builders pull in the SageMaker SDK, slow to import.
-    from pipeline_scripts.pipelines import MODEL_QUALITY_STEP
+    from pipeline_scripts.pipelines import MODEL_QUALITY_FAILED_STEP, MODEL_QUALITY_STEP
 
     env = config.env
     return {
@@ -134,6 +134,7 @@ def template_variables(config: ProjectConfig) -> dict[str, str]:
         "train_prefix": f"{env.bucket_prefix}/{env.bucket_train_prefix}/",
         "inference_prefix": f"{env.bucket_prefix}/{env.bucket_inf_prefix}/",
         "model_quality_step": MODEL_QUALITY_STEP,
+        "model_quality_failed_step": MODEL_QUALITY_FAILED_STEP,
     }
 
 

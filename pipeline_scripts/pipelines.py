@@ -33,6 +33,10 @@ from pipeline_scripts.steps import PROCESSING_ROOT, StepFactory
 
 # Step names referenced by event rules, the notifier and the local runtime.
 MODEL_QUALITY_STEP = "ModelQualityCheck"
+# The one step whose failure starts retraining: it runs only when ModelQualityCheck succeeded
+# and measured an MSE above the threshold on enough labels. A crash or bad input fails
+# ModelQualityCheck itself, which retrains nothing.
+MODEL_QUALITY_FAILED_STEP = "ModelQualityBelowThreshold"
 DATA_QUALITY_STEP = "DataQualityCheck"
 REGISTER_STEP = "RegisterModel"
 
@@ -302,8 +306,11 @@ def build_inference_pipeline(
     )
     data_quality = data_quality_steps[-1]
     # Runs whether or not the data drifted: a violation must never hide a model-quality
-    # failure, which is what triggers retraining. Its failure reason includes the
-    # data-quality summary so the alert explains the likely cause.
+    # failure, which is what triggers retraining. Its reason includes the data-quality
+    # summary so the alert explains the likely cause.
+    quality_report = PropertyFile(
+        name="ModelQualityReport", output_name="model_quality", path="statistics.json"
+    )
     model_quality = steps.processing(
         MODEL_QUALITY_STEP,
         "model_quality.py",
@@ -313,7 +320,21 @@ def build_inference_pipeline(
             "data_quality": output(data_quality, "data_quality"),
         },
         outputs=["model_quality"],
-        arguments=["--mse-threshold", Join(on="", values=[threshold])],
+        arguments=[
+            *("--mse-threshold", Join(on="", values=[threshold])),
+            *("--min-labels", str(config.settings.model_quality.min_labelled_records)),
+        ],
+        property_files=[quality_report],
+    )
+
+    def quality(path: str) -> JsonGet:
+        return JsonGet(step_name=model_quality.name, property_file=quality_report, json_path=path)
+
+    model_quality_gate = ConditionStep(
+        name="ModelQualityGate",
+        conditions=[ConditionEquals(left=quality("status"), right="failed")],
+        if_steps=[FailStep(name=MODEL_QUALITY_FAILED_STEP, error_message=quality("reason"))],
+        else_steps=[],
     )
     violation_count = JsonGet(
         step_name=data_quality.name, property_file=dq_summary, json_path="violation_count"
@@ -352,6 +373,7 @@ def build_inference_pipeline(
             transform,
             *data_quality_steps,
             model_quality,
+            model_quality_gate,
             data_quality_gate,
         ],
         sagemaker_session=session,

@@ -358,6 +358,9 @@ def test_inference_dag(definitions, config):
         "DataQualityCheck": {"PreprocessBatch", "ResolveApprovedModel"},
         pipelines.MODEL_QUALITY_STEP: {"BatchTransform", "PreprocessBatch", "DataQualityCheck"},
         "DataQualityGate": {"DataQualityCheck", pipelines.MODEL_QUALITY_STEP},
+        # Only a measured MSE above the threshold reaches the Fail step that retrains.
+        "ModelQualityGate": {pipelines.MODEL_QUALITY_STEP},
+        pipelines.MODEL_QUALITY_FAILED_STEP: {"ModelQualityGate", pipelines.MODEL_QUALITY_STEP},
         "DataQualityViolations": {"DataQualityGate", "DataQualityCheck", "ResolveApprovedModel"},
     }
 
