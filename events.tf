@@ -12,7 +12,6 @@ locals {
     bucket_name              = var.bucket_name
     train_prefix             = local.data_prefixes.training
     inference_prefix         = local.data_prefixes.inference
-    model_quality_step       = "ModelQualityCheck" # pipeline_scripts/pipelines.py MODEL_QUALITY_STEP
     # pipeline_scripts/pipelines.py MODEL_QUALITY_FAILED_STEP
     model_quality_failed_step = "ModelQualityBelowThreshold"
   }
@@ -56,12 +55,6 @@ locals {
   pipeline_targets = {
     start_training = {
       pipeline_arn = local.pipeline_arns.training
-      parameters = {
-        MseThreshold = tostring(var.accuracy_mse_threshold)
-      }
-    }
-    start_training_hpo = {
-      pipeline_arn = local.pipeline_arns.training_hpo
       parameters = {
         MseThreshold = tostring(var.accuracy_mse_threshold)
       }

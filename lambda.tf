@@ -39,6 +39,7 @@ locals {
       environment = {}
     }
     batch_dispatcher = local.batch_dispatcher_function # dispatcher.tf
+    retrain_gate     = local.retrain_gate_function     # dispatcher.tf
   }
 
   # The helper names are a contract with pipeline_scripts/steps.py lambda_function_arn.
@@ -48,6 +49,7 @@ locals {
     data_version   = "${var.model_package_group_name}-data-version"
     # local_runtime/router.py dispatcher_function_arn
     batch_dispatcher = "${var.model_package_group_name}-batch-dispatcher"
+    retrain_gate     = "${var.model_package_group_name}-retrain-gate"
   }
 
   # Functions join the jobs' VPC when it is set; the VPC then needs a route (NAT or interface
@@ -230,6 +232,7 @@ locals {
     model_resolver   = data.aws_iam_policy_document.model_resolver.json
     data_version     = data.aws_iam_policy_document.data_version.json
     batch_dispatcher = data.aws_iam_policy_document.batch_dispatcher.json
+    retrain_gate     = data.aws_iam_policy_document.retrain_gate.json
   }
   model_package_group_arn  = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:model-package-group/${lower(var.model_package_group_name)}"
   model_package_arn_prefix = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:model-package"

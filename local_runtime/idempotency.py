@@ -31,7 +31,12 @@ def honour_client_request_token() -> None:
             for arn, execution in pipeline.pipeline_executions.items():
                 if token and execution.client_request_token == token:
                     return {"PipelineExecutionArn": arn}
-            return original(self, pipeline_name, *args, **kwargs)
+            response = original(self, pipeline_name, *args, **kwargs)
+            # moto records a new execution as Succeeded; SageMaker's starts Executing (the
+            # runner then mirrors the real status into this record).
+            execution = pipeline.pipeline_executions[response["PipelineExecutionArn"]]
+            execution.pipeline_execution_status = "Executing"
+            return response
 
     start_pipeline_execution.honours_client_request_token = True
     SageMakerModelBackend.start_pipeline_execution = start_pipeline_execution

@@ -26,6 +26,7 @@ FUNCTIONS = {
     "data-version": ("training_data_version/training_data_version.py", "handler"),
     # Not a pipeline step: the EventBridge target of S3 batch uploads (router.py calls it).
     "batch-dispatcher": ("batch_dispatcher/batch_dispatcher.py", "handler"),
+    "retrain-gate": ("batch_dispatcher/retrain_gate.py", "handler"),
 }
 
 _loaded: dict[Path, Callable] = {}

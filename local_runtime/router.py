@@ -91,6 +91,8 @@ class EventRouter:
             outcome = f"published: {result['subject']}" if result["published"] else "not sent"
         elif rule.target == "dispatch_batch":
             outcome = self._dispatch(rule, event)
+        elif rule.target == "retrain_gate":
+            outcome = self._retrain_gate(rule, event)
         else:
             pipeline = self._pipelines[rule.target]
             self.pending_starts.append(Start(pipeline, f"EventBridge rule {rule.name}"))
@@ -100,7 +102,7 @@ class EventRouter:
     def _dispatch(self, rule: Rule, event: dict) -> str:
         """Runs the dispatcher's real handler; a new execution ARN is queued, a known one is
         the same batch version delivered again (SageMaker returned the first execution)."""
-        arn = dispatcher_function_arn(self.config)
+        arn = function_arn(self.config, "batch-dispatcher")
         with _environment(dispatcher_environment(self.config)):
             try:
                 result = lambdas.invoke(arn, rule.target_input(event))
@@ -114,6 +116,24 @@ class EventRouter:
         reason = f"EventBridge rule {rule.name}"
         self.pending_starts.append(
             Start(self.config.env.pipeline_inf, reason, parameters, execution)
+        )
+        return f"started {execution}"
+
+    def _retrain_gate(self, rule: Rule, event: dict) -> str:
+        """Runs the retrain gate's real handler: it starts the HPO pipeline (queued here) or
+        reports why not (published to the topic: the mailbox shows it)."""
+        arn = function_arn(self.config, "retrain-gate")
+        with _environment(retrain_gate_environment(self.config)):
+            try:
+                result = lambdas.invoke(arn, rule.target_input(event))
+            except Exception as error:
+                return f"retrain gate failed: {type(error).__name__}: {error}"
+        if not result["started"]:
+            return f"suppressed: {result['reason']}"
+        execution = result["PipelineExecutionArn"]
+        pipeline = self.config.env.pipeline_trainwhpo
+        self.pending_starts.append(
+            Start(pipeline, f"EventBridge rule {rule.name}", None, execution)
         )
         return f"started {execution}"
 
@@ -139,11 +159,20 @@ def notifier_environment(config: ProjectConfig, topic_arn: str) -> dict[str, str
     }
 
 
-def dispatcher_function_arn(config: ProjectConfig) -> str:
-    """The dispatcher as dispatcher.tf names it: <model_package_group_name>-batch-dispatcher."""
+def function_arn(config: ProjectConfig, function: str) -> str:
+    """A function of dispatcher.tf, named <model_package_group_name>-<function>."""
     env = config.env
-    name = f"{env.model_package_group_name}-batch-dispatcher"
+    name = f"{env.model_package_group_name}-{function}"
     return f"arn:{env.partition}:lambda:{env.region}:{env.account_id}:function:{name}"
+
+
+def retrain_gate_environment(config: ProjectConfig) -> dict[str, str]:
+    """The retrain gate's environment, as dispatcher.tf sets it (the topic: the notifier's)."""
+    return {
+        "PIPELINE_NAME": config.env.pipeline_trainwhpo,
+        "COOLDOWN_MINUTES": str(config.settings.model_quality.retrain_cooldown_minutes),
+        "SNS_TOPIC_ARN": os.environ.get("SNS_TOPIC_ARN", ""),
+    }
 
 
 def dispatcher_environment(config: ProjectConfig) -> dict[str, str]:

@@ -234,3 +234,109 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
             assert sorted(int(float(p.split(b",")[0])) for p in predictions) == list(
                 range(len(rows) - 1)
             )
+
+
+# -------------------------------------------------------------------------- retraining rules
+
+GATE_EVENT = json.loads(
+    (REPO_ROOT / "tests/events/pipeline_step_failed_model_quality_gate.json").read_text()
+)
+CRASH_EVENT = json.loads(
+    (REPO_ROOT / "tests/events/pipeline_step_failed_model_quality.json").read_text()
+)
+
+
+def test_only_a_measured_failure_reaches_the_retrain_gate(config):
+    rules = load_rules(config)
+    assert {r.target for r in matching_rules(rules, GATE_EVENT)} == {"notifier", "retrain_gate"}
+    # ModelQualityCheck itself failing (a crash, bad labels, a full disk) retrains nothing.
+    assert [r.target for r in matching_rules(rules, CRASH_EVENT)] == ["notifier"]
+
+
+def test_three_labels_are_insufficient_and_judge_nothing(tmp_path):
+    from model_quality import check
+
+    truth = tmp_path / "input" / "ground_truth" / "ground_truth.csv"
+    truth.parent.mkdir(parents=True)
+    truth.write_text("record_id,label\n0,1\n1,2\n2,3\n")
+    stats, status = check(tmp_path, threshold=6.0, min_labels=30)
+    assert status == 0 and stats["status"] == "insufficient_labels"
+    assert stats["reason"].startswith("insufficient labels: 3 labelled records, at least 30")
+    assert stats["regression_metrics"] == {}  # no MSE on 3 records, so nothing to fail on
+
+
+@pytest.fixture
+def retraining(config, monkeypatch):
+    """The embedded API with the HPO pipeline and a topic whose messages land in a queue."""
+    with embedded_aws(config.env.region):
+        sagemaker = boto3.client("sagemaker")
+        sagemaker.create_pipeline(
+            PipelineName=config.env.pipeline_trainwhpo,
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+            RoleArn=config.env.role_arn,
+        )
+        sns, sqs = boto3.client("sns"), boto3.client("sqs")
+        topic = sns.create_topic(Name="t")["TopicArn"]
+        queue = sqs.create_queue(QueueName="mailbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=topic, Protocol="sqs",
+                      Endpoint=queue_arn["Attributes"]["QueueArn"])  # fmt: skip
+        monkeypatch.setenv("SNS_TOPIC_ARN", topic)
+        yield sagemaker, sqs, queue
+
+
+def _failure(n: int) -> dict:
+    event = copy.deepcopy(GATE_EVENT)
+    event["detail"]["pipelineExecutionArn"] = event["detail"]["pipelineExecutionArn"] + str(n)
+    return event
+
+
+def test_five_failures_within_the_cooldown_start_one_retraining(config, retraining):
+    sagemaker, sqs, queue = retraining
+    router = EventRouter(config)
+    for n in range(5):
+        router(_failure(n))
+    router(_failure(0))  # a redelivered event
+    starts = list(router.pending_starts)
+    assert [(s.pipeline, s.reason) for s in starts] == [
+        (config.env.pipeline_trainwhpo, "EventBridge rule model_quality_failed")
+    ]
+    listed = sagemaker.list_pipeline_executions(PipelineName=config.env.pipeline_trainwhpo)
+    assert [e["PipelineExecutionArn"] for e in listed["PipelineExecutionSummaries"]] == [
+        starts[0].execution_arn
+    ]
+    outcomes = [d.outcome for d in router.deliveries if d.target == "retrain_gate"]
+    assert outcomes[0] == f"started {starts[0].execution_arn}"
+    assert all(o.startswith("suppressed: retraining ") for o in outcomes[1:]), outcomes
+    # Each suppressed trigger is reported, not lost.
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    subjects = [json.loads(m["Body"])["Subject"] for m in messages]
+    assert subjects.count("Retraining suppressed: a model-quality failure started no new run") == 5
+
+
+def test_the_cooldown_holds_after_the_retraining_finished(config, retraining):
+    from datetime import UTC, datetime, timedelta
+
+    gate = _load_module("retrain_gate")
+    now = datetime(2025, 6, 3, 12, tzinfo=UTC)
+    done = {"PipelineExecutionArn": "arn:x", "PipelineExecutionStatus": "Succeeded"}
+    cooldown = timedelta(minutes=360)
+    assert gate.decide([], now, cooldown)[0]
+    recent = {**done, "StartTime": now - timedelta(minutes=359)}
+    start, reason = gate.decide([recent], now, cooldown)
+    assert not start and "within the cooldown of 360 minutes" in reason
+    assert gate.decide([{**done, "StartTime": now - timedelta(minutes=361)}], now, cooldown)[0]
+    running = {
+        **recent,
+        "StartTime": now - timedelta(days=2),
+        "PipelineExecutionStatus": "Executing",
+    }
+    assert gate.decide([running], now, cooldown) == (False, "retraining arn:x is still running")
+
+
+def _load_module(name: str):
+    path = REPO_ROOT / "code" / "batch_dispatcher" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

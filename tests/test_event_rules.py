@@ -211,7 +211,7 @@ def test_rules_start_the_intended_targets(rules):
     assert {name: rule.target for name, rule in rules.items()} == {
         "pipeline_status": "notifier",
         "model_package_approved": "notifier",
-        "model_quality_failed": "start_training_hpo",
+        "model_quality_failed": "retrain_gate",
         "training_data_created": "start_training",
         "inference_data_created": "dispatch_batch",
     }
