@@ -210,6 +210,20 @@ def _data_quality(execution: Execution | None) -> tuple[list[dict], str | None]:
     return json.loads(body["Body"].read())["violations"], features
 
 
+def batch_fields(execution: Execution, config: ProjectConfig) -> dict:
+    """`batch` (the S3 URI an inference execution read) and `records_scored` (its rows, from
+    PreprocessBatch's batch_report.json in the job's sandbox); None for other pipelines."""
+    if execution.pipeline_name != config.env.pipeline_inf:
+        return {"batch": None, "records_scored": None}
+    step = execution.steps.get("PreprocessBatch")
+    report = step.workdir / "processing" / "output" / "report" / "batch_report.json" if (
+        step and step.workdir) else None  # fmt: skip
+    records = (
+        json.loads(report.read_text())["record_count"] if report and report.is_file() else None
+    )
+    return {"batch": execution.parameters.get("InferenceDataUrl"), "records_scored": records}
+
+
 def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
     config = load_config(options.env_file, settings_file=options.settings_file)
     env = config.env
@@ -274,6 +288,7 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
                 "execution_arn": e.execution_arn,
                 "trigger": reason,
                 "status": e.status,
+                **batch_fields(e, config),
                 "failure_reason": e.failure_reason,
                 "duration_seconds": e.duration_seconds,
                 "steps": [

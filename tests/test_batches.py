@@ -176,7 +176,14 @@ def test_a_missing_or_overwritten_batch_fails_naming_the_key(tmp_path):
 def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, monkeypatch):
     import yaml
 
-    from local_runtime.loop import DEFAULT_BATCH_DATA, DEFAULT_TRAIN_DATA, Loop, Options, _inbox
+    from local_runtime.loop import (
+        DEFAULT_BATCH_DATA,
+        DEFAULT_TRAIN_DATA,
+        Loop,
+        Options,
+        _inbox,
+        batch_fields,
+    )
     from local_runtime.router import notifier_environment
     from pipeline_scripts.cli import run as pipeline_cli
     from pipeline_scripts.config import DEFAULT_SETTINGS_FILE
@@ -230,6 +237,11 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
             predictions = b"".join(
                 s3.get_object(Bucket=env.bucket_name, Key=o["Key"])["Body"].read() for o in listed
             ).splitlines()
+            assert batch_fields(run, config) == {
+                "batch": f"s3://{env.bucket_name}/{env.bucket_prefix}/{env.bucket_inf_prefix}/"
+                f"{name}.csv",
+                "records_scored": len(rows) - 1,
+            }
             # Record ids are the batch's own rows, 0 .. n-1.
             assert sorted(int(float(p.split(b",")[0])) for p in predictions) == list(
                 range(len(rows) - 1)
