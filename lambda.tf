@@ -19,6 +19,11 @@ locals {
           execution = var.notify_execution_statuses
           step      = var.notify_step_statuses
         })
+        # A Succeeded batch run's e-mail names data-quality violations and skipped or
+        # under-labelled model quality, read from these outputs (pipeline_scripts/config.py
+        # artifacts_uri).
+        INFERENCE_PIPELINE = var.pipeline_inf
+        ARTIFACTS_URI      = "s3://${var.bucket_name}/${var.bucket_prefix}/artifacts"
       }
     }
     model_resolver = {
@@ -250,6 +255,26 @@ data "aws_iam_policy_document" "notifier" {
     sid       = "ReadFailedProcessingJobReason"
     actions   = ["sagemaker:DescribeProcessingJob"]
     resources = ["arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:processing-job/pipelines-*"]
+  }
+  # The two result files a Succeeded batch run's subject is based on (notifier OUTCOME_FILES).
+  statement {
+    sid     = "ReadBatchQualityResults"
+    actions = ["s3:GetObject"]
+    resources = [
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}/*/DataQualityCheck/data_quality/summary.json",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}/*/ModelQualityCheck/model_quality/statistics.json",
+    ]
+  }
+  # The outputs are encrypted with the jobs' key (kms_key); S3 decrypts them for the reader.
+  statement {
+    sid       = "DecryptBatchQualityResults"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
   }
 }
 

@@ -146,6 +146,8 @@ def notifier_environment(config: ProjectConfig, topic_arn: str) -> dict[str, str
     """The notifier Lambda's environment, as lambda.tf sets it."""
     return {
         "SNS_TOPIC_ARN": topic_arn,
+        "INFERENCE_PIPELINE": config.env.pipeline_inf,
+        "ARTIFACTS_URI": config.env.artifacts_uri,
         "CUSTOM_NOTIFICATION_CONFIG": json.dumps(
             [
                 {

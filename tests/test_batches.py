@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from local_runtime.aws import embedded_aws
-from local_runtime.router import EventRouter, dispatcher_environment
+from local_runtime.router import EventRouter, dispatcher_environment, notifier_environment
 from pipeline_scripts.config import load_config
 from pipeline_scripts.event_rules import load_rules, matching_rules
 from tests.conftest import REPO_ROOT
@@ -349,6 +349,67 @@ def test_the_cooldown_holds_after_the_retraining_finished(config, retraining):
 def _load_module(name: str):
     path = REPO_ROOT / "code" / "batch_dispatcher" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------ e-mails that tell the truth
+
+
+@pytest.mark.parametrize(
+    ("violations", "quality", "subject_start"),
+    [
+        (0, "passed", "Succeeded: pipeline"),
+        (2, "passed", "Succeeded with 2 data-quality violations: pipeline"),
+        (0, "skipped", "Succeeded with model quality skipped (no labels): pipeline"),
+        (1, "insufficient_labels", "Succeeded with 1 data-quality violation, insufficient labels:"),
+    ],
+)
+def test_a_succeeded_batch_run_says_what_its_checks_found(
+    config, monkeypatch, violations, quality, subject_start
+):
+    from moto import mock_aws
+
+    env = config.env
+    event = json.loads((REPO_ROOT / "tests/events/pipeline_execution_succeeded.json").read_text())
+    arn = event["detail"]["pipelineExecutionArn"].replace(
+        "pipeline/training-pipeline-dev", f"pipeline/{env.pipeline_inf}"
+    )
+    event["detail"].update(pipelineArn=arn.rsplit("/execution/", 1)[0], pipelineExecutionArn=arn)
+    execution_id = arn.rsplit("/", 1)[1]
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", env.region)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=env.region)
+        s3.create_bucket(
+            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+        )
+        base = f"{env.bucket_prefix}/artifacts/{env.pipeline_inf}/{execution_id}"
+        s3.put_object(Bucket=env.bucket_name,
+                      Key=f"{base}/DataQualityCheck/data_quality/summary.json",
+                      Body=json.dumps({"violation_count": violations, "message": "m"}))  # fmt: skip
+        s3.put_object(Bucket=env.bucket_name,
+                      Key=f"{base}/ModelQualityCheck/model_quality/statistics.json",
+                      Body=json.dumps({"status": quality, "reason": "r"}))  # fmt: skip
+        topic = boto3.client("sns", region_name=env.region).create_topic(Name="t")["TopicArn"]
+        environment = notifier_environment(config, topic)
+        for key, value in environment.items():
+            monkeypatch.setenv(key, value)
+        assert environment["ARTIFACTS_URI"] == env.artifacts_uri  # what lambda.tf sets
+        notifier = _load_module_at("lambda_function/notifier.py")
+        result = notifier.handler(event, None)
+        assert result["subject"].startswith(subject_start), result["subject"]
+        # Unreadable results are a caveat too, never a silent "Succeeded".
+        s3.delete_object(Bucket=env.bucket_name,
+                         Key=f"{base}/ModelQualityCheck/model_quality/statistics.json")  # fmt: skip
+        assert "quality results unreadable" in notifier.handler(event, None)["subject"]
+
+
+def _load_module_at(relative: str):
+    path = REPO_ROOT / "code" / relative
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
