@@ -333,6 +333,11 @@ def test_helper_functions_have_the_names_the_pipelines_call(env_file, locals_):
     config = load_config(env_file)
     for key, suffix in (("model_resolver", "model-resolver"), ("data_version", "data-version")):
         assert lambda_function_arn(config, suffix).endswith(f":function:{names[key]}")
+    # The EventBridge-invoked functions of dispatcher.tf, as the local router calls them.
+    from local_runtime.router import function_arn
+
+    for key, suffix in (("batch_dispatcher", "batch-dispatcher"), ("retrain_gate", "retrain-gate")):
+        assert function_arn(config, suffix).endswith(f":function:{names[key]}")
 
 
 def test_pipeline_start_parameters_are_parameters_of_the_started_pipeline(locals_):
