@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
 
 # PipelineExecutionStatus values of an execution that has not finished (botocore sagemaker
-# model, PipelineExecutionStatus enum: Executing, Stopping, Stopped, Failed, Succeeded).
+# model, PipelineExecutionStatus enum: Executing, Stopping, Stopped, Failed, Succeeded,
+# CompletedWithFailures).
 UNFINISHED = {"Executing", "Stopping"}
 
 
@@ -53,6 +54,9 @@ def handler(event, context):
     pipeline = os.environ["PIPELINE_NAME"]
     cooldown = timedelta(minutes=float(os.environ["COOLDOWN_MINUTES"]))
     sagemaker = boto3.client("sagemaker")
+    # A week back at least, far longer than a retraining runs with this project's settings
+    # (each job stops after processing/training max_runtime_seconds), so an unfinished one is
+    # listed; older executions are irrelevant to both the running check and the cooldown.
     pages = sagemaker.get_paginator("list_pipeline_executions").paginate(
         PipelineName=pipeline,
         CreatedAfter=datetime.now(UTC) - max(cooldown, timedelta(days=7)),
