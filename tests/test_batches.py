@@ -20,9 +20,23 @@ from tests.conftest import REPO_ROOT
 
 DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
 S3_EVENT = json.loads((REPO_ROOT / "tests/events/s3_object_created_inference.json").read_text())
-sys.path.insert(0, str(REPO_ROOT / "scripts"))  # as in the processing container
-from batch_input import select_batch  # noqa: E402
-from step_common import InputError  # noqa: E402
+
+
+def _script(name: str):
+    """A module of scripts/, imported as the processing container does (beside step_common)."""
+    scripts = str(REPO_ROOT / "scripts")
+    sys.path.insert(0, scripts)
+    try:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(scripts)
+    return module
+
+
+batch_input = _script("batch_input")
+select_batch, InputError = batch_input.select_batch, batch_input.InputError
 
 
 def _load_dispatcher():
@@ -266,7 +280,7 @@ def test_only_a_measured_failure_reaches_the_retrain_gate(config):
 
 
 def test_three_labels_are_insufficient_and_judge_nothing(tmp_path):
-    from model_quality import check
+    check = _script("model_quality").check
 
     truth = tmp_path / "input" / "ground_truth" / "ground_truth.csv"
     truth.parent.mkdir(parents=True)
