@@ -51,7 +51,8 @@ locals {
   # EventBridge starts uses the deployed configuration even if a pipeline was upserted from
   # another branch. EventBridge can only fill a parameter with a whole JSON path of the event,
   # and an S3 event holds no s3:// URI of its object, so the data URL parameters keep their
-  # defaults: the whole training / inference prefix.
+  # defaults: the whole training prefix, or the whole inference prefix for the schedule. A
+  # batch upload goes to the batch dispatcher instead (dispatcher.tf), which passes its URI.
   pipeline_targets = {
     start_training = {
       pipeline_arn = local.pipeline_arns.training
