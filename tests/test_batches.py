@@ -239,6 +239,15 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
 
         runs = [e for e, _ in loop.executions if e.pipeline_name == env.pipeline_inf]
         assert len(runs) == 2
+
+        # A batch deleted before its execution read it: the run fails naming the key.
+        loop.upload(tmp_path / "b1.csv", f"{env.inference_data_uri}gone/")
+        deleted = [e for e in loop.router.events if e["source"] == "aws.s3"][-1]["detail"]
+        s3.delete_object(Bucket=env.bucket_name, Key=deleted["object"]["key"])
+        loop.drain()
+        gone = loop.executions[-1][0]
+        assert gone.status == "Failed"
+        assert f"s3://{env.bucket_name}/{deleted['object']['key']}" in gone.failure_reason
         for run, (name, rows) in zip(runs, batches.items(), strict=True):
             assert run.parameters["BatchId"] == name
             assert run.parameters["InferenceDataUrl"].endswith(f"/{name}.csv")
