@@ -196,6 +196,7 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
         Loop,
         Options,
         _inbox,
+        _mail,
         batch_fields,
     )
     from local_runtime.router import notifier_environment
@@ -221,7 +222,7 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
         s3.put_bucket_versioning(
             Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
         )
-        topic_arn, _ = _inbox(config)
+        topic_arn, mailbox = _inbox(config)
         for key, value in notifier_environment(config, topic_arn).items():
             monkeypatch.setenv(key, value)
         pipeline_cli("upsert", str(DEV_ENV), tmp_path / "pipelines", out=lambda line: None,
@@ -239,6 +240,13 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
 
         runs = [e for e, _ in loop.executions if e.pipeline_name == env.pipeline_inf]
         assert len(runs) == 2
+
+        # b2's 25 labels are too few to judge: its run succeeds and its e-mail says why.
+        assert [r.status for r in runs] == ["Failed", "Succeeded"]
+        assert runs[0].failure_reason.startswith("MSE ")  # b1: 40 labels, judged and failed
+        subjects = [m["subject"] for m in _mail(mailbox)]
+        b2_mail = next(s for s in subjects if s.startswith("Succeeded") and "batch-" in s)
+        assert "insufficient labels" in b2_mail, subjects
 
         # A batch deleted before its execution read it: the run fails naming the key.
         loop.upload(tmp_path / "b1.csv", f"{env.inference_data_uri}gone/")
