@@ -137,7 +137,10 @@ class Loop:
                 continue
             self.progress.say(f"starting {pipeline} ({reason})")
             execution = self.runner.start(
-                pipeline, start.parameters, execution_arn=start.execution_arn
+                pipeline,
+                start.parameters,
+                execution_arn=start.execution_arn,
+                display_name=start.display_name,
             )
             self.executions.append((execution, reason))
 

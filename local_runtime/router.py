@@ -56,6 +56,7 @@ class Start(NamedTuple):
     reason: str
     parameters: dict | None = None
     execution_arn: str | None = None
+    display_name: str | None = None
 
 
 @dataclass
@@ -114,8 +115,9 @@ class EventRouter:
         self._dispatched.add(execution)
         parameters = {p["Name"]: p["Value"] for p in result["PipelineParameters"]}
         reason = f"EventBridge rule {rule.name}"
+        display = result["PipelineExecutionDisplayName"]
         self.pending_starts.append(
-            Start(self.config.env.pipeline_inf, reason, parameters, execution)
+            Start(self.config.env.pipeline_inf, reason, parameters, execution, display)
         )
         return f"started {execution}"
 

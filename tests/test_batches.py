@@ -245,8 +245,9 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
         assert [r.status for r in runs] == ["Failed", "Succeeded"]
         assert runs[0].failure_reason.startswith("MSE ")  # b1: 40 labels, judged and failed
         subjects = [m["subject"] for m in _mail(mailbox)]
-        b2_mail = next(s for s in subjects if s.startswith("Succeeded") and "batch-" in s)
-        assert "insufficient labels" in b2_mail, subjects
+        assert any(
+            s.startswith("Succeeded with") and "insufficient labels" in s for s in subjects
+        ), subjects
 
         # A batch deleted before its execution read it: the run fails naming the key.
         loop.upload(tmp_path / "b1.csv", f"{env.inference_data_uri}gone/")
@@ -258,6 +259,7 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
         assert f"s3://{env.bucket_name}/{deleted['object']['key']}" in gone.failure_reason
         for run, (name, rows) in zip(runs, batches.items(), strict=True):
             assert run.parameters["BatchId"] == name
+            assert run.display_name.startswith(f"{name}-")  # as the dispatcher named it
             assert run.parameters["InferenceDataUrl"].endswith(f"/{name}.csv")
             report = run.steps["PreprocessBatch"].outputs["report"]
             bucket, _, key = report.removeprefix("s3://").partition("/")

@@ -12,7 +12,8 @@ event:   S3 "Object Created" event (Amazon S3 user guide, "EventBridge event mes
 env:     PIPELINE_NAME (the batch-inference pipeline), INFERENCE_PREFIX (key prefix of batches,
          ending in "/"), PIPELINE_PARAMETERS (JSON object of further parameters, e.g.
          MseThreshold, passed unchanged)
-returns: {"PipelineExecutionArn", "ClientRequestToken", "PipelineParameters"}
+returns: {"PipelineExecutionArn", "PipelineExecutionDisplayName", "ClientRequestToken",
+          "PipelineParameters"}
 IAM:     sagemaker:StartPipelineExecution on the batch-inference pipeline only
 """
 
@@ -121,6 +122,7 @@ def handler(event, context):
     )
     return {
         "PipelineExecutionArn": arn,
+        "PipelineExecutionDisplayName": request["PipelineExecutionDisplayName"],
         "ClientRequestToken": request["ClientRequestToken"],
         "PipelineParameters": request["PipelineParameters"],
     }
