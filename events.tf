@@ -12,7 +12,8 @@ locals {
     bucket_name              = var.bucket_name
     train_prefix             = local.data_prefixes.training
     inference_prefix         = local.data_prefixes.inference
-    model_quality_step       = "ModelQualityCheck" # pipeline_scripts/pipelines.py MODEL_QUALITY_STEP
+    # pipeline_scripts/pipelines.py MODEL_QUALITY_FAILED_STEP
+    model_quality_failed_step = "ModelQualityBelowThreshold"
   }
 
   event_rules = {
@@ -50,16 +51,11 @@ locals {
   # EventBridge starts uses the deployed configuration even if a pipeline was upserted from
   # another branch. EventBridge can only fill a parameter with a whole JSON path of the event,
   # and an S3 event holds no s3:// URI of its object, so the data URL parameters keep their
-  # defaults: the whole training / inference prefix.
+  # defaults: the whole training prefix, or the whole inference prefix for the schedule. A
+  # batch upload goes to the batch dispatcher instead (dispatcher.tf), which passes its URI.
   pipeline_targets = {
     start_training = {
       pipeline_arn = local.pipeline_arns.training
-      parameters = {
-        MseThreshold = tostring(var.accuracy_mse_threshold)
-      }
-    }
-    start_training_hpo = {
-      pipeline_arn = local.pipeline_arns.training_hpo
       parameters = {
         MseThreshold = tostring(var.accuracy_mse_threshold)
       }
@@ -125,7 +121,7 @@ resource "aws_lambda_permission" "events_invoke_notifier" {
 # ---------------------------------------------------------------------- pipeline-start targets
 
 resource "aws_cloudwatch_event_target" "start_pipeline" {
-  for_each  = { for name, rule in local.rules : name => rule.target if rule.target != "notifier" }
+  for_each  = { for name, rule in local.rules : name => rule.target if contains(keys(local.pipeline_targets), rule.target) }
   rule      = aws_cloudwatch_event_rule.this[each.key].name
   target_id = "start-pipeline"
   arn       = local.pipeline_targets[each.value].pipeline_arn

@@ -16,6 +16,11 @@ locals {
           execution = var.notify_execution_statuses
           step      = var.notify_step_statuses
         })
+        # A Succeeded batch run's e-mail names data-quality violations and skipped or
+        # under-labelled model quality, read from these outputs (pipeline_scripts/config.py
+        # artifacts_uri).
+        INFERENCE_PIPELINE = var.pipeline_inf
+        ARTIFACTS_URI      = "s3://${var.bucket_name}/${var.bucket_prefix}/artifacts"
       }
     }
     model_resolver = {
@@ -33,6 +38,8 @@ locals {
       timeout     = 300
       environment = {}
     }
+    batch_dispatcher = local.batch_dispatcher_function # dispatcher.tf
+    retrain_gate     = local.retrain_gate_function     # dispatcher.tf
   }
 
   # The helper names are a contract with pipeline_scripts/steps.py lambda_function_arn.
@@ -40,6 +47,9 @@ locals {
     notifier       = var.notification_function_name
     model_resolver = "${var.model_package_group_name}-model-resolver"
     data_version   = "${var.model_package_group_name}-data-version"
+    # local_runtime/router.py dispatcher_function_arn
+    batch_dispatcher = "${var.model_package_group_name}-batch-dispatcher"
+    retrain_gate     = "${var.model_package_group_name}-retrain-gate"
   }
 
   # Functions join the jobs' VPC when it is set; the VPC then needs a route (NAT or interface
@@ -220,9 +230,11 @@ data "aws_iam_policy_document" "function" {
 
 locals {
   function_policies = {
-    notifier       = data.aws_iam_policy_document.notifier.json
-    model_resolver = data.aws_iam_policy_document.model_resolver.json
-    data_version   = data.aws_iam_policy_document.data_version.json
+    notifier         = data.aws_iam_policy_document.notifier.json
+    model_resolver   = data.aws_iam_policy_document.model_resolver.json
+    data_version     = data.aws_iam_policy_document.data_version.json
+    batch_dispatcher = data.aws_iam_policy_document.batch_dispatcher.json
+    retrain_gate     = data.aws_iam_policy_document.retrain_gate.json
   }
   model_package_group_arn  = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:model-package-group/${lower(var.model_package_group_name)}"
   model_package_arn_prefix = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:model-package"
@@ -240,6 +252,26 @@ data "aws_iam_policy_document" "notifier" {
     sid       = "ReadFailedProcessingJobReason"
     actions   = ["sagemaker:DescribeProcessingJob"]
     resources = ["arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:processing-job/pipelines-*"]
+  }
+  # The two result files a Succeeded batch run's subject is based on (notifier OUTCOME_FILES).
+  statement {
+    sid     = "ReadBatchQualityResults"
+    actions = ["s3:GetObject"]
+    resources = [
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}/*/DataQualityCheck/data_quality/summary.json",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}/*/ModelQualityCheck/model_quality/statistics.json",
+    ]
+  }
+  # The outputs are encrypted with the jobs' key (kms_key); S3 decrypts them for the reader.
+  statement {
+    sid       = "DecryptBatchQualityResults"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
   }
 }
 

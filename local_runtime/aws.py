@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import boto3
 from moto.server import ThreadedMotoServer
 
+from local_runtime.idempotency import honour_client_request_token
 from pipeline_scripts.api_model import validate_client_request
 
 # moto accepts any credentials; fixed ones keep real ones from being read or sent anywhere.
@@ -40,6 +41,7 @@ def embedded_aws(region: str) -> Iterator[str]:
     port = _free_loopback_port()
     # The server logs one line per API call; the runtime prints what matters itself.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    honour_client_request_token()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"

@@ -44,6 +44,9 @@ LAMBDA_TF = REPO_DIR / "lambda.tf"
 FUNCTIONS = {
     "model-resolver": ("model_resolver/model_resolver.py", "handler", "model_resolver"),
     "data-version": ("training_data_version/training_data_version.py", "handler", "data_version"),
+    # Not pipeline steps: EventBridge targets (router.py calls them).
+    "batch-dispatcher": ("batch_dispatcher/batch_dispatcher.py", "handler", "batch_dispatcher"),
+    "retrain-gate": ("batch_dispatcher/retrain_gate.py", "handler", "retrain_gate"),
 }
 # Lambda's limit for a synchronous invocation's request, and its error (quoted in
 # pelmers/streetwarp-web#14): "Request must be smaller than 6291456 bytes for the

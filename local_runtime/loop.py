@@ -139,12 +139,18 @@ class Loop:
     def drain(self) -> None:
         """Runs the pipeline executions the rules started, in order, until none is pending."""
         while (start := self.router.next_start()) is not None:
-            pipeline, reason = start
+            pipeline, reason = start.pipeline, start.reason
             if self.options.only_pipeline and pipeline != self.options.only_pipeline:
                 self.progress.say(f"skipped {pipeline} ({reason}): --pipeline given")
                 continue
             self.progress.say(f"starting {pipeline} ({reason})")
-            self.executions.append((self.runner.start(pipeline), reason))
+            execution = self.runner.start(
+                pipeline,
+                start.parameters,
+                execution_arn=start.execution_arn,
+                display_name=start.display_name,
+            )
+            self.executions.append((execution, reason))
 
     def approve_newest(self) -> dict:
         """What a data scientist does after reviewing the metrics in the registry."""
@@ -235,6 +241,20 @@ class _Problems(list):
             return default
 
 
+def batch_fields(execution: Execution, config: ProjectConfig) -> dict:
+    """`batch` (the S3 URI an inference execution read) and `records_scored` (its rows, from
+    PreprocessBatch's batch_report.json in the job's sandbox); None for other pipelines."""
+    if execution.pipeline_name != config.env.pipeline_inf:
+        return {"batch": None, "records_scored": None}
+    step = execution.steps.get("PreprocessBatch")
+    report = step.workdir / "processing" / "output" / "report" / "batch_report.json" if (
+        step and step.workdir) else None  # fmt: skip
+    records = (
+        json.loads(report.read_text())["record_count"] if report and report.is_file() else None
+    )
+    return {"batch": execution.parameters.get("InferenceDataUrl"), "records_scored": records}
+
+
 def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
     """Runs the loop and always writes summary.json and report.html once the configuration
     is valid: an unexpected failure is recorded as the summary's "error" (one line per problem)."""
@@ -312,6 +332,7 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
                 "execution_arn": e.execution_arn,
                 "trigger": reason,
                 "status": e.status,
+                **batch_fields(e, config),
                 "failure_reason": e.failure_reason,
                 "duration_seconds": e.duration_seconds,
                 "steps": [

@@ -5,19 +5,27 @@ renders into EventBridge, and match with moto's EventBridge pattern matcher. Tar
 delivered as EventBridge would: the notifier Lambda's handler is called in-process with the
 rule's input transformer output (it publishes to the embedded SNS), and pipeline starts are
 queued, because EventBridge starts them asynchronously, after the event that caused them.
+The batch dispatcher Lambda (dispatch_batch) is called in-process too: it calls
+StartPipelineExecution on the embedded API (which honours its ClientRequestToken, see
+idempotency.py), and an execution ARN not seen before is queued to run with its parameters.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import threading
 import uuid
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
+from local_runtime import lambdas
 from local_runtime.events import event_time
+from local_runtime.expressions import as_text
 from pipeline_scripts.config import REPO_ROOT, ProjectConfig
 from pipeline_scripts.event_rules import Rule, load_rules
 
@@ -41,11 +49,21 @@ class Delivery:
     outcome: str
 
 
+class Start(NamedTuple):
+    """A pipeline execution a target asked for; execution_arn when already registered."""
+
+    pipeline: str
+    reason: str
+    parameters: dict | None = None
+    execution_arn: str | None = None
+    display_name: str | None = None
+
+
 @dataclass
 class EventRouter:
     config: ProjectConfig
     rules: dict[str, Rule] = field(default_factory=dict)
-    pending_starts: deque = field(default_factory=deque)  # (pipeline name, reason)
+    pending_starts: deque = field(default_factory=deque)  # of Start
     deliveries: list[Delivery] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
 
@@ -59,6 +77,7 @@ class EventRouter:
             "start_training_hpo": env.pipeline_trainwhpo,
             "start_inference": env.pipeline_inf,
         }
+        self._dispatched: set[str] = set()  # execution ARNs the dispatcher started
 
     def __call__(self, event: dict) -> None:
         with self._lock:
@@ -80,13 +99,56 @@ class EventRouter:
                 # Locally the outcome is recorded in summary.json's event_deliveries instead.
                 reason = (str(error).strip().splitlines() or [""])[0]
                 outcome = f"failed: {type(error).__name__}: {reason}"
+        elif rule.target == "dispatch_batch":
+            outcome = self._dispatch(rule, event)
+        elif rule.target == "retrain_gate":
+            outcome = self._retrain_gate(rule, event)
         else:
             pipeline = self._pipelines[rule.target]
-            self.pending_starts.append((pipeline, f"EventBridge rule {rule.name}"))
+            self.pending_starts.append(Start(pipeline, f"EventBridge rule {rule.name}"))
             outcome = f"start {pipeline}"
         self.deliveries.append(Delivery(rule.name, rule.target, event["detail-type"], outcome))
 
-    def next_start(self) -> tuple[str, str] | None:
+    def _dispatch(self, rule: Rule, event: dict) -> str:
+        """Runs the dispatcher's real handler; a new execution ARN is queued, a known one is
+        the same batch version delivered again (SageMaker returned the first execution)."""
+        arn = function_arn(self.config, "batch-dispatcher")
+        with _environment(dispatcher_environment(self.config)):
+            try:
+                result = lambdas.invoke(arn, rule.target_input(event))
+            except Exception as error:  # Lambda reports it; EventBridge retries, then its DLQ
+                return f"dispatcher failed: {type(error).__name__}: {error}"
+        execution = result["PipelineExecutionArn"]
+        if execution in self._dispatched:
+            return f"duplicate of {execution}: no new execution"
+        self._dispatched.add(execution)
+        parameters = {p["Name"]: p["Value"] for p in result["PipelineParameters"]}
+        reason = f"EventBridge rule {rule.name}"
+        display = result["PipelineExecutionDisplayName"]
+        self.pending_starts.append(
+            Start(self.config.env.pipeline_inf, reason, parameters, execution, display)
+        )
+        return f"started {execution}"
+
+    def _retrain_gate(self, rule: Rule, event: dict) -> str:
+        """Runs the retrain gate's real handler: it starts the HPO pipeline (queued here) or
+        reports why not (published to the topic: the mailbox shows it)."""
+        arn = function_arn(self.config, "retrain-gate")
+        with _environment(retrain_gate_environment(self.config)):
+            try:
+                result = lambdas.invoke(arn, rule.target_input(event))
+            except Exception as error:
+                return f"retrain gate failed: {type(error).__name__}: {error}"
+        if not result["started"]:
+            return f"suppressed: {result['reason']}"
+        execution = result["PipelineExecutionArn"]
+        pipeline = self.config.env.pipeline_trainwhpo
+        self.pending_starts.append(
+            Start(pipeline, f"EventBridge rule {rule.name}", None, execution)
+        )
+        return f"started {execution}"
+
+    def next_start(self) -> Start | None:
         with self._lock:
             return self.pending_starts.popleft() if self.pending_starts else None
 
@@ -97,6 +159,8 @@ def notifier_environment(config: ProjectConfig, topic_arn: str) -> dict[str, str
     env = config.env
     return {
         "SNS_TOPIC_ARN": topic_arn,
+        "INFERENCE_PIPELINE": env.pipeline_inf,
+        "ARTIFACTS_URI": env.artifacts_uri,
         "CUSTOM_NOTIFICATION_CONFIG": json.dumps(
             [
                 {
@@ -114,6 +178,51 @@ def notifier_environment(config: ProjectConfig, topic_arn: str) -> dict[str, str
             }
         ),
     }
+
+
+def function_arn(config: ProjectConfig, function: str) -> str:
+    """A function of dispatcher.tf, named <model_package_group_name>-<function>."""
+    env = config.env
+    name = f"{env.model_package_group_name}-{function}"
+    return f"arn:{env.partition}:lambda:{env.region}:{env.account_id}:function:{name}"
+
+
+def retrain_gate_environment(config: ProjectConfig) -> dict[str, str]:
+    """The retrain gate's environment, as dispatcher.tf sets it (the topic: the notifier's)."""
+    return {
+        "PIPELINE_NAME": config.env.pipeline_trainwhpo,
+        "COOLDOWN_MINUTES": str(config.settings.model_quality.retrain_cooldown_minutes),
+        "SNS_TOPIC_ARN": os.environ.get("SNS_TOPIC_ARN", ""),
+    }
+
+
+def dispatcher_environment(config: ProjectConfig) -> dict[str, str]:
+    """The dispatcher Lambda's environment, as dispatcher.tf sets it."""
+    env = config.env
+    return {
+        "PIPELINE_NAME": env.pipeline_inf,
+        "INFERENCE_PREFIX": f"{env.bucket_prefix}/{env.bucket_inf_prefix}/",
+        "PIPELINE_PARAMETERS": json.dumps(
+            {
+                "MseThreshold": as_text(float(env.accuracy_mse_threshold)),
+                "FailOnDataQualityViolation": as_text(bool(env.fail_on_data_quality_violation)),
+            }
+        ),
+    }
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def s3_object_created(bucket: str, key: str, head: dict, region: str, account: str) -> dict:

@@ -434,12 +434,17 @@ class PipelineRunner:
         *,
         display_name: str | None = None,
         description: str | None = None,
+        execution_arn: str | None = None,
     ) -> Execution:
-        """Runs the pipeline's stored definition as a new execution, registered in the API."""
+        """Runs the pipeline's stored definition as a new execution, registered in the API;
+        with `execution_arn`, runs that execution, already started through the API (e.g. by
+        the batch dispatcher's StartPipelineExecution call)."""
         sagemaker = boto3.client("sagemaker")
         pipeline = sagemaker.describe_pipeline(PipelineName=pipeline_name)
 
         def register(values: dict, display: str) -> str:
+            if execution_arn:
+                return execution_arn
             request = {
                 "PipelineName": pipeline_name,
                 "PipelineExecutionDisplayName": display,

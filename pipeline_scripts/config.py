@@ -982,6 +982,14 @@ class DataQualitySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelQualitySettings:
+    """When a batch's model-quality result may start retraining (README "Retraining")."""
+
+    min_labelled_records: int = _field(_between(1), default=30)
+    retrain_cooldown_minutes: int = _field(_between(0), default=360)
+
+
+@dataclass(frozen=True, kw_only=True)
 class CachingSettings:
     enabled: bool = _field()
     expire_after: str = _field(_iso_duration)
@@ -1007,6 +1015,7 @@ class PipelineSettings:
     preprocessing: PreprocessingSettings = _field()
     transform: TransformSettings = _field()
     data_quality: DataQualitySettings = _field()
+    model_quality: ModelQualitySettings = _field(default=ModelQualitySettings())
     caching: CachingSettings = _field()
     retry: RetrySettings = _field()
 

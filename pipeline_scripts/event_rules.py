@@ -21,8 +21,15 @@ from typing import Any
 from pipeline_scripts.config import REPO_ROOT, EnvConfig, ProjectConfig
 
 EVENTS_DIR = REPO_ROOT / "events"
-# What a rule can start; events.tf maps each to a Lambda function or a SageMaker pipeline.
-TARGETS = ("notifier", "start_training", "start_training_hpo", "start_inference")
+# What a rule can start; events.tf maps each to a Lambda function or a SageMaker pipeline
+# (dispatch_batch and retrain_gate: the Lambda functions of dispatcher.tf).
+TARGETS = (
+    "notifier",
+    "dispatch_batch",
+    "retrain_gate",  # starts training with HPO, one at a time, after a cooldown
+    "start_training",
+    "start_inference",
+)
 RULE_KEYS = ("description", "event_pattern", "input_transformer", "target")
 TRANSFORMER_KEYS = ("input_paths", "input_template")
 
@@ -121,7 +128,7 @@ def pipeline_arn(env: EnvConfig, pipeline_name: str) -> str:
 def template_variables(config: ProjectConfig) -> dict[str, str]:
     """The values of the ${...} placeholders: local.event_template_vars in events.tf."""
     # Imported here: the pipeline builders pull in the SageMaker SDK, slow to import.
-    from pipeline_scripts.pipelines import MODEL_QUALITY_STEP
+    from pipeline_scripts.pipelines import MODEL_QUALITY_FAILED_STEP
 
     env = config.env
     return {
@@ -132,7 +139,7 @@ def template_variables(config: ProjectConfig) -> dict[str, str]:
         "bucket_name": env.bucket_name,
         "train_prefix": f"{env.bucket_prefix}/{env.bucket_train_prefix}/",
         "inference_prefix": f"{env.bucket_prefix}/{env.bucket_inf_prefix}/",
-        "model_quality_step": MODEL_QUALITY_STEP,
+        "model_quality_failed_step": MODEL_QUALITY_FAILED_STEP,
     }
 
 

@@ -33,6 +33,10 @@ from pipeline_scripts.steps import PROCESSING_ROOT, StepFactory
 
 # Step names referenced by event rules, the notifier and the local runtime.
 MODEL_QUALITY_STEP = "ModelQualityCheck"
+# The one step whose failure starts retraining: it runs only when ModelQualityCheck succeeded
+# and measured an MSE above the threshold on enough labels. A crash or bad input fails
+# ModelQualityCheck itself, which retrains nothing.
+MODEL_QUALITY_FAILED_STEP = "ModelQualityBelowThreshold"
 DATA_QUALITY_STEP = "DataQualityCheck"
 REGISTER_STEP = "RegisterModel"
 COMPARE_STEP = "CompareWithNewestVersion"
@@ -256,6 +260,13 @@ def build_training_pipeline(
     )
 
 
+def predictions_uri(config: ProjectConfig, batch_id) -> Join:
+    """Where a batch's predictions land: <bucket>/<bucket_prefix>/predictions/<batch id>/,
+    one `<batch file>.out` of `record_id,prediction` lines. Outside the inference prefix, so
+    writing them starts nothing; a re-uploaded batch (same id) replaces its predictions."""
+    return Join(on="/", values=[config.env.s3_base_uri, "predictions", batch_id])
+
+
 def build_inference_pipeline(
     config: ProjectConfig, session: PipelineSession, code: StepCode
 ) -> Pipeline:
@@ -266,7 +277,13 @@ def build_inference_pipeline(
     # mean equal data, and a reused result would silently score an old batch.
     steps = StepFactory(config, session, name, code, _image_uri(config), caching=False)
 
+    # One batch per execution: the dispatcher Lambda (code/batch_dispatcher) sets
+    # InferenceDataUrl to the batch object's URI and BatchId to its name; the defaults (the
+    # whole prefix, "all") are for a scheduled or manual run over every batch.
     data_url = ParameterString("InferenceDataUrl", default_value=env.inference_data_uri)
+    batch_id = ParameterString("BatchId", default_value="all")
+    batch_version = ParameterString("BatchVersionId", default_value="")
+    batch_etag = ParameterString("BatchETag", default_value="")
     threshold = _mse_threshold(config)
     fail_on_violation = ParameterBoolean(
         "FailOnDataQualityViolation", default_value=bool(env.fail_on_data_quality_violation)
@@ -284,7 +301,12 @@ def build_inference_pipeline(
         "preprocess.py",
         inputs={"data": data_url, "transform": resolved["transform_uri"]},
         outputs=["transform_input", "features", "ground_truth", "report"],
-        arguments=["--mode", "apply"],
+        # Reads only the batch object of the URI and checks its content against the event's
+        # ETag (a processing input cannot pin an S3 version: scripts/batch_input.py).
+        arguments=[
+            *("--mode", "apply", "--batch-uri", data_url),
+            *("--batch-version", batch_version, "--batch-etag", batch_etag),
+        ],
         property_files=[batch_report],
     )
     create_model = steps.create_model(
@@ -294,6 +316,7 @@ def build_inference_pipeline(
         "BatchTransform",
         model_name=create_model.properties.ModelName,
         input_uri=output(preprocess, "transform_input"),
+        output_path=predictions_uri(config, batch_id),
     )
 
     dq_summary = PropertyFile(
@@ -319,8 +342,11 @@ def build_inference_pipeline(
     )
     data_quality = data_quality_steps[-1]
     # Runs whether or not the data drifted: a violation must never hide a model-quality
-    # failure, which is what triggers retraining. Its failure reason includes the
-    # data-quality summary so the alert explains the likely cause.
+    # failure, which is what triggers retraining. Its reason includes the data-quality
+    # summary so the alert explains the likely cause.
+    quality_report = PropertyFile(
+        name="ModelQualityReport", output_name="model_quality", path="statistics.json"
+    )
     model_quality = steps.processing(
         MODEL_QUALITY_STEP,
         "model_quality.py",
@@ -330,7 +356,21 @@ def build_inference_pipeline(
             "data_quality": output(data_quality, "data_quality"),
         },
         outputs=["model_quality"],
-        arguments=["--mse-threshold", Join(on="", values=[threshold])],
+        arguments=[
+            *("--mse-threshold", Join(on="", values=[threshold])),
+            *("--min-labels", str(config.settings.model_quality.min_labelled_records)),
+        ],
+        property_files=[quality_report],
+    )
+
+    def quality(path: str) -> JsonGet:
+        return JsonGet(step_name=model_quality.name, property_file=quality_report, json_path=path)
+
+    model_quality_gate = ConditionStep(
+        name="ModelQualityGate",
+        conditions=[ConditionEquals(left=quality("status"), right="failed")],
+        if_steps=[FailStep(name=MODEL_QUALITY_FAILED_STEP, error_message=quality("reason"))],
+        else_steps=[],
     )
     violation_count = JsonGet(
         step_name=data_quality.name, property_file=dq_summary, json_path="violation_count"
@@ -361,7 +401,7 @@ def build_inference_pipeline(
     )
     return Pipeline(
         name=name,
-        parameters=[data_url, threshold, fail_on_violation],
+        parameters=[data_url, batch_id, batch_version, batch_etag, threshold, fail_on_violation],
         steps=[
             model,
             preprocess,
@@ -369,6 +409,7 @@ def build_inference_pipeline(
             transform,
             *data_quality_steps,
             model_quality,
+            model_quality_gate,
             data_quality_gate,
         ],
         sagemaker_session=session,

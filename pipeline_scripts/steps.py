@@ -530,11 +530,12 @@ class StepFactory:
         )
         return ModelStep(name=name, step_args=step_args, retry_policies=self._step_retries())
 
-    def batch_transform(self, name: str, model_name, input_uri) -> TransformStep:
+    def batch_transform(self, name: str, model_name, input_uri, output_path=None) -> TransformStep:
         """Scores `record_id,features...` lines; output lines are `record_id,prediction`.
 
         The record id is filtered out before the model sees the line and joined back after,
-        so predictions stay tied to their records whatever the batching.
+        so predictions stay tied to their records whatever the batching. `output_path`
+        replaces the per-execution location (the inference pipeline's per-batch one).
         """
         transform = self.settings.transform
         transformer = Transformer(
@@ -543,7 +544,7 @@ class StepFactory:
             instance_type=transform.instance_type,
             strategy=transform.batch_strategy,
             assemble_with="Line",
-            output_path=self.output_uri(name, "predictions"),
+            output_path=output_path or self.output_uri(name, "predictions"),
             output_kms_key=self.env.kms_key,
             volume_kms_key=self.env.kms_key,
             accept=CSV,

@@ -4,10 +4,14 @@ in:  <base>/input/predictions/*.out (batch transform output, no header, `record_
      <base>/input/ground_truth/ground_truth.csv (`record_id,label`),
      <base>/input/data_quality/summary.json (optional; the data-quality check's summary)
 out: <base>/output/model_quality/statistics.json: Model Monitor regression statistics plus
-     "threshold", "status" (passed | failed | skipped) and a one-line "reason".
-Exit 0 when passed or skipped (no ground truth), 1 when the MSE exceeds the threshold: the reason
-is then the LAST stderr line, which SageMaker shows as the step's failure reason. Bad input
-also exits 1, with one stderr line naming the file and what was expected.
+     "threshold", "status" and a one-line "reason". status is one of
+     passed | failed (MSE above the threshold) | skipped (no ground truth) |
+     insufficient_labels (fewer than --min-labels labelled records: an MSE on so few records
+     says nothing, so nothing is judged and nothing retrains).
+Exit 0 for every status: a quality FAILURE is a result, not a crash. The pipeline's
+ModelQualityGate reads "status" and fails its own Fail step (ModelQualityBelowThreshold), the
+one step whose failure starts retraining. Bad input or a crash exits 1 (one stderr line naming
+the file and what was expected), so it fails this step and never retrains.
 """
 
 import argparse
@@ -23,7 +27,6 @@ from step_common import (
     InputError,
     default_base_dir,
     regression_metrics,
-    report_failure,
     run_step,
 )
 
@@ -120,7 +123,7 @@ def data_quality_note(path):
     return f"data quality: {count} violation{plural}" + (f" ({details})" if details else "") + below
 
 
-def check(base, threshold):
+def check(base, threshold, min_labels=1):
     """(statistics dict, exit status)."""
     truth_path = base / "input" / "ground_truth" / "ground_truth.csv"
     truth = read_ground_truth(truth_path)
@@ -131,6 +134,14 @@ def check(base, threshold):
             f"no ground truth: {truth_path} has no rows, so model quality was not measured; {note}"
         )
         return {**stats, "regression_metrics": {}, "status": "skipped", "reason": reason}, 0
+
+    if len(truth) < min_labels:
+        reason = (
+            f"insufficient labels: {len(truth)} labelled records, at least {min_labels} needed "
+            f"(model_quality.min_labelled_records), so model quality was not judged; {note}"
+        )
+        return {**stats, "regression_metrics": {}, "status": "insufficient_labels",
+                "reason": reason}, 0  # fmt: skip
 
     predictions = read_predictions(base / "input" / "predictions")
     unmatched = truth["record_id"][~truth["record_id"].isin(predictions.index)]
@@ -151,18 +162,16 @@ def check(base, threshold):
         f"MAE {value['mae']:.2f}, R2 {r2}); {note}"
     )
     status = "failed" if failed else "passed"
-    return {**stats, "regression_metrics": metrics, "status": status, "reason": reason}, int(failed)
+    return {**stats, "regression_metrics": metrics, "status": status, "reason": reason}, 0
 
 
-def report(base, threshold):
-    """Write statistics.json; the exit status (1 when the MSE exceeds the threshold)."""
-    stats, status = check(base, threshold)
+def report(base, threshold, min_labels=1):
+    """Write statistics.json; the exit status (0: every outcome is a result)."""
+    stats, status = check(base, threshold, min_labels)
     out = base / "output" / "model_quality" / "statistics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(stats, indent=2, allow_nan=False) + "\n")
     print(f"{PROG}: {stats['status']}: {stats['reason']}")
-    if status:
-        report_failure(stats["reason"])
     return status
 
 
@@ -177,8 +186,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--base-dir", type=Path, default=default_base_dir())
     parser.add_argument("--mse-threshold", type=positive, default=6.0)
+    parser.add_argument("--min-labels", type=int, default=1, help="fewer: insufficient_labels")
     args = parser.parse_args(argv)
-    return run_step(PROG, report, args.base_dir, args.mse_threshold)
+    return run_step(PROG, report, args.base_dir, args.mse_threshold, args.min_labels)
 
 
 if __name__ == "__main__":

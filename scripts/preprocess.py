@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from batch_input import select_batch
 from step_common import (
     MISSING_TOKENS,
     NUMBER_PATTERN,
@@ -476,21 +477,24 @@ def apply_fast(spec, folder, out):
     return n, len(present)
 
 
-def apply(base):
+def apply(base, batch_uri="", batch_etag="", batch_version=""):
     spec = load_transform(base / "input" / "transform" / "transform.json")
     out = base / "output"
-    counts = apply_fast(spec, base / "input" / "data", out)
+    folder = select_batch(base / "input" / "data", batch_uri, batch_etag)
+    counts = apply_fast(spec, folder, out)
     if counts is None:
-        counts = apply_slow(spec, base, out)
+        counts = apply_slow(spec, folder, out)
     report = {"record_count": counts[0], "ground_truth_count": counts[1]}
+    if batch_uri:  # which object (and S3 version) this execution scored
+        report.update(batch_uri=batch_uri, batch_version=batch_version, batch_etag=batch_etag)
     (out / "report").mkdir(parents=True, exist_ok=True)
     (out / "report" / "batch_report.json").write_text(json.dumps(report) + "\n")
     print(f"{PROG}: transformed {counts[0]} records; ground truth for {counts[1]}")
 
 
-def apply_slow(spec, base, out):
+def apply_slow(spec, folder, out):
     target, features = spec["target"], spec["features"]
-    raw, origins = read_folder(base / "input" / "data", features, same_columns=False)
+    raw, origins = read_folder(folder, features, same_columns=False)
     parsed = raw.copy()
     for column in spec["numeric"]:
         parsed[column] = to_numbers(raw, column, origins, strict=False)
@@ -528,6 +532,10 @@ def parse_args(argv):
     # Unused by the computation: it makes the step's arguments, and so SageMaker's step-cache
     # key, change whenever the data behind an unchanged S3 prefix changes.
     parser.add_argument("--data-version", default="", help="S3 version/ETag of the input data")
+    # apply mode: the batch object (else every file of the input) and its upload ETag.
+    parser.add_argument("--batch-uri", default="", help="s3:// URI of the batch object")
+    parser.add_argument("--batch-etag", default="", help="ETag from the upload event")
+    parser.add_argument("--batch-version", default="", help="S3 version id from the event")
     parser.add_argument(
         "--categorical",
         default="sex",
@@ -544,7 +552,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.mode == "fit":
         return run_step(PROG, fit, args, args.base_dir)
-    return run_step(PROG, apply, args.base_dir)
+    return run_step(PROG, apply, args.base_dir, args.batch_uri, args.batch_etag, args.batch_version)
 
 
 if __name__ == "__main__":

@@ -91,36 +91,45 @@ CASES = [
         ),
         set(),
     ),
-    # step status changes; only the inference pipeline's ModelQualityCheck failing retrains
+    # step status changes; only the inference pipeline's ModelQualityBelowThreshold Fail step
+    # (a measured MSE above the threshold) retrains; a crash of ModelQualityCheck does not
     (
         "model-quality-failed",
-        fixture("pipeline_step_failed_model_quality"),
+        fixture("pipeline_step_failed_model_quality_gate"),
         {"pipeline_status", "model_quality_failed"},
     ),
     (
+        "model-quality-check-crashed",
+        fixture("pipeline_step_failed_model_quality"),
+        {"pipeline_status"},
+    ),
+    (
         "model-quality-succeeded",
-        changed("pipeline_step_failed_model_quality", currentStepStatus="Succeeded"),
+        changed("pipeline_step_failed_model_quality_gate", currentStepStatus="Succeeded"),
         {"pipeline_status"},
     ),
     (
         "model-quality-executing",
-        changed("pipeline_step_failed_model_quality", currentStepStatus="Executing"),
+        changed("pipeline_step_failed_model_quality_gate", currentStepStatus="Executing"),
         {"pipeline_status"},
     ),
     (
         "data-quality-check-failed",
-        changed("pipeline_step_failed_model_quality", stepName="DataQualityCheck"),
+        changed("pipeline_step_failed_model_quality_gate", stepName="DataQualityCheck"),
         {"pipeline_status"},
     ),
     (
         "model-quality-step-failed-in-training-pipeline",
-        changed("pipeline_step_failed_model_quality", pipelineArn=ARN + "training-pipeline-dev"),
+        changed(
+            "pipeline_step_failed_model_quality_gate", pipelineArn=ARN + "training-pipeline-dev"
+        ),
         {"pipeline_status"},
     ),
     (
         "model-quality-failed-in-another-pipeline",
         changed(
-            "pipeline_step_failed_model_quality", pipelineArn=ARN + "batch-inference-pipeline-prod"
+            "pipeline_step_failed_model_quality_gate",
+            pipelineArn=ARN + "batch-inference-pipeline-prod",
         ),
         set(),
     ),
@@ -226,9 +235,9 @@ def test_rules_start_the_intended_targets(rules):
     assert {name: rule.target for name, rule in rules.items()} == {
         "pipeline_status": "notifier",
         "model_package_approved": "notifier",
-        "model_quality_failed": "start_training_hpo",
+        "model_quality_failed": "retrain_gate",
         "training_data_created": "start_training",
-        "inference_data_created": "start_inference",
+        "inference_data_created": "dispatch_batch",
     }
 
 

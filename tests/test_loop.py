@@ -46,9 +46,12 @@ def test_the_loop_trains_approves_detects_and_retrains(demo):
     inference = summary["executions"][1]
     steps = {s["name"]: s for s in inference["steps"]}
     assert steps["DataQualityCheck"]["status"] == "Succeeded"
-    assert steps["ModelQualityCheck"]["status"] == "Failed"
-    assert "exceeds threshold 6.00" in steps["ModelQualityCheck"]["failure_reason"]
-    assert steps["DataQualityGate"]["status"] == "NotExecuted"
+    # The check measured the failure; its Fail step (the one that retrains) reports it.
+    assert steps["ModelQualityCheck"]["status"] == "Succeeded"
+    assert steps["ModelQualityBelowThreshold"]["status"] == "Failed"
+    assert "exceeds threshold 6.00" in steps["ModelQualityBelowThreshold"]["failure_reason"]
+    # Ready together with ModelQualityGate: it runs or, once the Fail step failed, never starts.
+    assert steps["DataQualityGate"]["status"] in ("Succeeded", "NotExecuted")
     assert [(v["version"], v["approval_status"]) for v in summary["model_versions"]] == [
         (1, "Approved"),
         (2, "PendingManualApproval"),
@@ -66,7 +69,7 @@ def test_every_execution_sent_a_notification(demo):
     subjects = [n["subject"] for n in summary["notifications"]]
     for execution in summary["executions"]:
         assert any(execution["pipeline"] in s for s in subjects), execution["pipeline"]
-    assert any(s.startswith("Failed: ModelQualityCheck") and "MSE" in s for s in subjects)
+    assert any(s.startswith("Failed: ModelQualityBelowThreshold") and "MSE" in s for s in subjects)
     assert "Approved: model abalone-rings-dev version 1" in subjects
     custom = next(n for n in summary["notifications"] if "RegisterModel" in n["subject"])
     assert "waiting for approval" in custom["body"]
@@ -80,7 +83,7 @@ def test_report_and_summary_are_written(demo):
     page = (out_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # distributions and metrics plots
     assert "MSE 13." in page or "exceeds threshold" in page
-    assert any("ModelQualityCheck" in line and "Failed" in line for line in lines)
+    assert any("ModelQualityBelowThreshold" in line and "Failed" in line for line in lines)
 
 
 def _fast_settings(tmp) -> str:

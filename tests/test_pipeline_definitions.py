@@ -331,6 +331,9 @@ def test_inference_dag(definitions, config):
         "DataQualityCheck": {"PreprocessBatch", "ResolveApprovedModel"},
         pipelines.MODEL_QUALITY_STEP: {"BatchTransform", "PreprocessBatch", "DataQualityCheck"},
         "DataQualityGate": {"DataQualityCheck", pipelines.MODEL_QUALITY_STEP},
+        # Only a measured MSE above the threshold reaches the Fail step that retrains.
+        "ModelQualityGate": {pipelines.MODEL_QUALITY_STEP},
+        pipelines.MODEL_QUALITY_FAILED_STEP: {"ModelQualityGate", pipelines.MODEL_QUALITY_STEP},
         "DataQualityViolations": {"DataQualityGate", "DataQualityCheck", "ResolveApprovedModel"},
     }
 
@@ -359,6 +362,9 @@ def test_parameters_are_declared_used_and_default_to_the_config(definitions, con
         },
         env.pipeline_inf: {
             "InferenceDataUrl": env.inference_data_uri,
+            "BatchId": "all",
+            "BatchVersionId": "",
+            "BatchETag": "",
             "MseThreshold": env.accuracy_mse_threshold,
             "FailOnDataQualityViolation": env.fail_on_data_quality_violation,
         },
@@ -480,8 +486,10 @@ def test_every_job_is_encrypted_tagged_retried_and_writes_per_execution(definiti
                 assert arguments["TransformOutput"]["KmsKeyId"] == kms
                 assert arguments["TransformResources"]["VolumeKmsKeyId"] == kms
                 outputs = [arguments["TransformOutput"]["S3OutputPath"]]
+            # Predictions land per batch (a stable place consumers read), all else per execution.
+            scope = {"Get": "Parameters.BatchId"} if kind == "Transform" else execution_scoped
             for uri in outputs:
-                assert execution_scoped in uri["Std:Join"]["Values"], step["Name"]
+                assert scope in uri["Std:Join"]["Values"], step["Name"]
 
 
 def test_every_job_runs_code_from_the_uploaded_bundle(config, definitions):

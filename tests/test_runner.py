@@ -200,15 +200,18 @@ def test_without_an_approved_model_the_resolver_fails_the_inference_pipeline(loo
 def test_drifted_batch_fails_model_quality_with_the_scripts_reason(loop, aws):
     execution = loop["inference"]
     assert execution.status == "Failed"
+    # The check measures the failure; the Fail step it leads to (the retraining trigger) fails.
     check = execution.step("ModelQualityCheck")
-    assert check.status == "Failed"
-    reason = check.failure_reason
+    assert check.status == "Succeeded"
+    failed = execution.step("ModelQualityBelowThreshold")
+    assert failed.status == "Failed"
+    reason = failed.failure_reason
     assert re.match(r"MSE \d+\.\d+ exceeds threshold 6\.00 on 1000 records", reason), reason
     assert "data quality:" in reason
-    # The script's last stderr line, kept in the step's log.
-    assert reason in check.log_path.read_text().splitlines()
-    assert f"ModelQualityCheck: {reason}" in execution.failure_reason
-    assert execution.step("DataQualityGate").status == "NotExecuted"
+    # The script's result line, kept in the check's log.
+    assert any(reason in line for line in check.log_path.read_text().splitlines())
+    assert reason in execution.failure_reason
+    assert execution.step("DataQualityGate").status in ("Succeeded", "NotExecuted")
     assert execution.step("DataQualityViolations").status == "NotExecuted"
 
     quality = execution.step("DataQualityCheck")
@@ -294,14 +297,23 @@ def test_events_follow_every_status_change_in_order_with_the_documented_shape(lo
         assert changes == [(None, "Starting"), ("Starting", "Executing"), ("Executing", final)]
 
     failed = next(e["detail"] for e in events if e["detail"].get("currentStepStatus") == "Failed")
-    record = execution.step("ModelQualityCheck")
+    record = execution.step("ModelQualityBelowThreshold")  # the Fail step
+    assert failed["stepName"] == record.name and failed["stepType"] == "Fail"
     assert failed["failureReason"] == record.failure_reason
-    job_arn = failed["metadata"]["processingJob"]["arn"]
+    assert failed["metadata"] == {"fail": {"errorMessage": record.failure_reason}}
+    assert EVENT_TIME.match(failed["stepStartTime"]) and EVENT_TIME.match(failed["stepEndTime"])
+    check = execution.step("ModelQualityCheck")
+    succeeded = next(
+        e["detail"]
+        for e in events
+        if e["detail"].get("stepName") == check.name
+        and e["detail"]["currentStepStatus"] == "Succeeded"
+    )
+    job_arn = succeeded["metadata"]["processingJob"]["arn"]
     assert (
         job_arn
-        == f"arn:aws:sagemaker:eu-west-1:123456789012:processing-job/{record.job_name.lower()}"
+        == f"arn:aws:sagemaker:eu-west-1:123456789012:processing-job/{check.job_name.lower()}"
     )
-    assert EVENT_TIME.match(failed["stepStartTime"]) and EVENT_TIME.match(failed["stepEndTime"])
 
 
 def test_emitted_events_have_the_keys_of_the_real_event_fixtures(loop):
@@ -309,9 +321,9 @@ def test_emitted_events_have_the_keys_of_the_real_event_fixtures(loop):
     fixtures = REPO_ROOT / "tests" / "events"
     pairs = {
         "pipeline_execution_failed.json": (loop["inference"], None, "Failed"),
-        "pipeline_step_failed_model_quality.json": (
+        "pipeline_step_failed_model_quality_gate.json": (
             loop["inference"],
-            "ModelQualityCheck",
+            "ModelQualityBelowThreshold",
             "Failed",
         ),
         "pipeline_step_succeeded_register_model.json": (

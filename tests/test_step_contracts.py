@@ -288,10 +288,14 @@ def test_trained_model_passes_the_gate_and_beats_the_mean_predictor(loop):
 
 
 def test_drifted_batch_fails_model_quality_with_the_reason_and_reports_drift(loop):
-    """The step that triggers retraining fails, and says why in its last stderr line."""
+    """The check measures the failure (exit 0, status failed) and gives the reason that the
+    Fail step ModelQualityBelowThreshold, the one that triggers retraining, reports."""
     result = loop["model_quality"]
-    assert result.returncode != 0
-    reason = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 0
+    statistics = loop["jobs"]["ModelQualityCheck"].output("model_quality") / "statistics.json"
+    stats = json.loads(statistics.read_text())
+    assert stats["status"] == "failed"
+    reason = stats["reason"]
     threshold = loop["config"].env.accuracy_mse_threshold
     assert "MSE" in reason and f"{threshold:.2f}" in reason and "data quality" in reason
     summary = loop["jobs"]["DataQualityCheck"].output("data_quality") / "summary.json"

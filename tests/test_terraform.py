@@ -352,8 +352,11 @@ def test_pipeline_arns_are_lowercased_on_both_sides(locals_):
 
 def test_rules_target_what_events_tf_deploys(locals_):
     targets = {rule.target for rule in event_rules.load_rules(load_config(ENV_FILES[0])).values()}
-    assert targets == set(event_rules.TARGETS)
-    assert set(locals_["pipeline_targets"]) == set(event_rules.TARGETS) - {"notifier"}
+    # start_inference: the inference_schedule rule of events.tf (a prefix run, no batch).
+    assert targets | {"start_inference"} == set(event_rules.TARGETS)
+    # Function targets; the others start pipelines.
+    lambdas = {"notifier", "dispatch_batch", "retrain_gate"}
+    assert set(locals_["pipeline_targets"]) == set(event_rules.TARGETS) - lambdas
 
 
 @pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda p: p.name)
@@ -364,6 +367,11 @@ def test_helper_functions_have_the_names_the_pipelines_call(env_file, locals_):
     config = load_config(env_file)
     for key, suffix in (("model_resolver", "model-resolver"), ("data_version", "data-version")):
         assert lambda_function_arn(config, suffix).endswith(f":function:{names[key]}")
+    # The EventBridge-invoked functions of dispatcher.tf, as the local router calls them.
+    from local_runtime.router import function_arn
+
+    for key, suffix in (("batch_dispatcher", "batch-dispatcher"), ("retrain_gate", "retrain-gate")):
+        assert function_arn(config, suffix).endswith(f":function:{names[key]}")
 
 
 def test_pipeline_start_parameters_are_parameters_of_the_started_pipeline(locals_):

@@ -14,10 +14,14 @@ env:     SNS_TOPIC_ARN (required); CUSTOM_NOTIFICATION_CONFIG, a JSON list of
          send e-mail (default: execution Succeeded, Failed, Stopped; step Failed).
          A malformed CUSTOM_NOTIFICATION_CONFIG / NOTIFY_STATUSES is logged once per container
          and listed at the bottom of every message; the valid entries / the defaults apply.
+         INFERENCE_PIPELINE and ARTIFACTS_URI (optional): a Succeeded execution of that
+         pipeline reads its data- and model-quality results from the artifacts and says in the
+         subject when there were violations or model quality was skipped or had too few labels.
 returns: {"published": bool, "subject": str | None, "reason": str} (+ "message_id" when sent)
 raises:  only when publishing fails or SNS_TOPIC_ARN is unusable, so Lambda's retries and
          dead-letter queue keep the event.
-IAM:     sns:Publish on SNS_TOPIC_ARN (and kms:GenerateDataKey, kms:Decrypt on its key).
+IAM:     sns:Publish on SNS_TOPIC_ARN (and kms:GenerateDataKey, kms:Decrypt on its key);
+         s3:GetObject on the inference pipeline's quality outputs (and kms:Decrypt on their key).
 """
 
 import functools
@@ -359,7 +363,11 @@ def _execution(event: dict, detail: dict, config: Config) -> Notification:
     display = _get(detail, "pipelineExecutionDisplayName") or execution_id
     start, end = _get(detail, "executionStartTime"), _get(detail, "executionEndTime")
     failure = _get(detail, "failureReason")
-    headline = f"SageMaker pipeline {pipeline}: execution {display} {status}."
+    warnings, outcome_rows = [], []
+    if status == "Succeeded":
+        warnings, outcome_rows = _batch_outcome(pipeline, execution_id)
+    caveats = f" with {', '.join(warnings)}" if warnings else ""
+    headline = f"SageMaker pipeline {pipeline}: execution {display} {status}{caveats}."
     if status == "Failed" and not failure:
         headline += " The failed step's own notification carries the failure reason."
     body = _body(
@@ -376,17 +384,64 @@ def _execution(event: dict, detail: dict, config: Config) -> Notification:
             ("Ended", end),
             ("Duration", _duration(start, end)),
             ("Execution ARN", arn),
+            *outcome_rows,
         ],
         links=[
             "Open the execution in the SageMaker console (or Studio > Pipelines):",
             _execution_url(region, pipeline, execution_id),
         ],
     )
+    # The caveats first: a long subject is cut at its end.
+    qualified = f"{status} with {', '.join(warnings)}" if warnings else status
     return Notification(
-        _subject(f"{status}: pipeline {pipeline}, execution {display}"),
+        _subject(f"{qualified}: pipeline {pipeline}, execution {display}"),
         body,
         f"execution status {status} notified",
     )
+
+
+# Where the batch-inference steps write their results: <ARTIFACTS_URI>/<pipeline>/<execution
+# id>/<step>/<output>/ (pipeline_scripts/steps.py StepFactory.output_uri).
+OUTCOME_FILES = {
+    "data_quality": ("DataQualityCheck", "data_quality", "summary.json"),
+    "model_quality": ("ModelQualityCheck", "model_quality", "statistics.json"),
+}
+
+
+def _batch_outcome(pipeline: str, execution_id: str) -> tuple[list, list]:
+    """(subject caveats, body rows) of a Succeeded batch-inference execution: data-quality
+    violations, model quality skipped or with insufficient labels. Other pipelines: none."""
+    name = os.environ.get("INFERENCE_PIPELINE", "")
+    base = os.environ.get("ARTIFACTS_URI", "").rstrip("/")
+    # Pipeline ARNs carry the name in lower case.
+    if not name or not base.startswith("s3://") or name.lower() != pipeline.lower():
+        return [], []
+    bucket, _, prefix = base.removeprefix("s3://").partition("/")
+    results = {}
+    for kind, (step, output, file) in OUTCOME_FILES.items():
+        key = "/".join(filter(None, [prefix, name, execution_id, step, output, file]))
+        try:
+            body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            results[kind] = json.loads(body)
+        except Exception as error:  # noqa: BLE001 - a caveat in the subject, never a lost mail
+            _log("quality result unavailable", logging.WARNING, key=key, error=str(error))
+    warnings, rows = [], []
+    dq, mq = results.get("data_quality"), results.get("model_quality")
+    if not isinstance(dq, dict) or not isinstance(mq, dict):
+        warnings.append("quality results unreadable")
+    if isinstance(dq, dict):
+        count = dq.get("violation_count")
+        if isinstance(count, int) and count > 0:
+            warnings.append(f"{count} data-quality violation{'s' if count != 1 else ''}")
+        rows.append(("Data quality", dq.get("message") or f"{count} violation(s)"))
+    if isinstance(mq, dict):
+        state = mq.get("status")
+        if state == "skipped":
+            warnings.append("model quality skipped (no labels)")
+        elif state == "insufficient_labels":
+            warnings.append("insufficient labels")
+        rows.append(("Model quality", f"{state}: {mq.get('reason', '')}"))
+    return warnings, rows
 
 
 def _words(name: str) -> str:

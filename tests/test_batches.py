@@ -1,0 +1,448 @@
+"""One execution per batch, exactly once: the dispatcher Lambda, the embedded API's idempotency,
+the router, the preprocess step's batch selection, and (e2e) the whole path."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import sys
+
+import boto3
+import pytest
+
+from local_runtime.aws import embedded_aws
+from local_runtime.router import EventRouter, dispatcher_environment, notifier_environment
+from pipeline_scripts.config import load_config
+from pipeline_scripts.event_rules import load_rules, matching_rules
+from tests.conftest import REPO_ROOT
+
+DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
+S3_EVENT = json.loads((REPO_ROOT / "tests/events/s3_object_created_inference.json").read_text())
+
+
+def _script(name: str):
+    """A module of scripts/, imported as the processing container does (beside step_common)."""
+    scripts = str(REPO_ROOT / "scripts")
+    sys.path.insert(0, scripts)
+    try:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(scripts)
+    return module
+
+
+batch_input = _script("batch_input")
+select_batch, InputError = batch_input.select_batch, batch_input.InputError
+
+
+def _load_dispatcher():
+    path = REPO_ROOT / "code" / "batch_dispatcher" / "batch_dispatcher.py"
+    spec = importlib.util.spec_from_file_location("batch_dispatcher_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+dispatcher = _load_dispatcher()
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(DEV_ENV)
+
+
+def _event(config, key: str, version: str | None = "v1", etag: str = "0" * 32) -> dict:
+    event = copy.deepcopy(S3_EVENT)
+    event["detail"]["bucket"]["name"] = config.env.bucket_name
+    event["detail"]["object"].update(key=key, etag=etag)
+    if version is None:
+        event["detail"]["object"].pop("version-id")
+    else:
+        event["detail"]["object"]["version-id"] = version
+    return event
+
+
+def _prefix(config) -> str:
+    return dispatcher_environment(config)["INFERENCE_PREFIX"]
+
+
+# ------------------------------------------------------------------------ the dispatcher
+
+
+def test_the_real_s3_event_becomes_a_request_for_exactly_that_object(config):
+    assert matching_rules(load_rules(config), S3_EVENT)[0].target == "dispatch_batch"
+    prefix = "pipeline_shared/batch-scoring/batch-scoring/data/raw/"
+    request = dispatcher.start_request(S3_EVENT, "p", prefix, {"MseThreshold": "6.0"})
+    parameters = {p["Name"]: p["Value"] for p in request["PipelineParameters"]}
+    obj = S3_EVENT["detail"]["object"]
+    assert parameters == {
+        "MseThreshold": "6.0",
+        "InferenceDataUrl": f"s3://{S3_EVENT['detail']['bucket']['name']}/{obj['key']}",
+        "BatchId": "2025-06-03-batch-0001",
+        "BatchVersionId": obj["version-id"],
+        "BatchETag": obj["etag"],
+    }
+    # botocore: ClientRequestToken is an IdempotencyToken of 32 to 128 characters.
+    assert 32 <= len(request["ClientRequestToken"]) <= 128
+    assert request["PipelineExecutionDisplayName"].startswith("2025-06-03-batch-0001-")
+
+
+def test_the_token_is_the_object_version(config):
+    prefix = _prefix(config)
+    key = f"{prefix}day/b1.CSV.gz"
+
+    def token(event):
+        return dispatcher.start_request(event, "p", prefix, {})["ClientRequestToken"]
+
+    first = token(_event(config, key, "v1"))
+    assert token(_event(config, key, "v1")) == first  # retried or duplicated event
+    assert token(_event(config, key, "v2")) != first  # a new version is a new batch
+    assert token(_event(config, f"{prefix}day/b2.csv", "v1")) != first
+    # Unversioned bucket: the ETag tells the contents apart.
+    unversioned = token(_event(config, key, None, etag="a" * 32))
+    assert unversioned != token(_event(config, key, None, etag="b" * 32))
+    assert dispatcher.batch_id(key, prefix) == "day-b1"
+
+
+@pytest.mark.parametrize("key", ["elsewhere/b1.csv", "{prefix}b1.txt"])
+def test_an_object_that_is_not_a_batch_is_refused_naming_it(config, key):
+    key = key.format(prefix=_prefix(config))
+    with pytest.raises(dispatcher.BatchEventError, match=f"s3://{config.env.bucket_name}/{key}"):
+        dispatcher.start_request(_event(config, key), "p", _prefix(config), {})
+
+
+# -------------------------------------------------------------- exactly once, in the router
+
+
+@pytest.fixture
+def embedded(config):
+    with embedded_aws(config.env.region):
+        sagemaker = boto3.client("sagemaker")
+        sagemaker.create_pipeline(
+            PipelineName=config.env.pipeline_inf,
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+            RoleArn=config.env.role_arn,
+        )
+        yield sagemaker
+
+
+def test_the_same_event_twice_starts_one_execution(config, embedded):
+    router = EventRouter(config)
+    key = f"{_prefix(config)}b1.csv"
+    router(_event(config, key, "v1"))
+    router(_event(config, key, "v1"))  # EventBridge delivers at least once
+    router(_event(config, key, "v2"))  # the object overwritten: a new batch version
+    starts = list(router.pending_starts)
+    assert [s.parameters["BatchVersionId"] for s in starts] == ["v1", "v2"]
+    assert {s.parameters["InferenceDataUrl"] for s in starts} == {
+        f"s3://{config.env.bucket_name}/{key}"
+    }
+    executions = embedded.list_pipeline_executions(PipelineName=config.env.pipeline_inf)
+    arns = {e["PipelineExecutionArn"] for e in executions["PipelineExecutionSummaries"]}
+    assert arns == {s.execution_arn for s in starts}
+    outcomes = [d.outcome for d in router.deliveries if d.target == "dispatch_batch"]
+    assert outcomes[1] == f"duplicate of {starts[0].execution_arn}: no new execution"
+
+
+def test_a_repeated_token_returns_the_first_execution(config, embedded):
+    request = {"PipelineName": config.env.pipeline_inf, "ClientRequestToken": "t" * 32}
+    first = embedded.start_pipeline_execution(**request)["PipelineExecutionArn"]
+    assert embedded.start_pipeline_execution(**request)["PipelineExecutionArn"] == first
+    other = embedded.start_pipeline_execution(**{**request, "ClientRequestToken": "u" * 32})
+    assert other["PipelineExecutionArn"] != first
+
+
+# --------------------------------------------------------------- the preprocess step's input
+
+
+def test_only_the_batch_file_is_read(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    content = b"a,b\n1,2\n"
+    for name in ["b1.csv", "b1.csv.gz", "b1.csv2.csv", "other.csv"]:
+        (folder / name).write_bytes(content if name == "b1.csv" else b"x,y\n")
+    etag = hashlib.md5(content).hexdigest()
+    chosen = select_batch(folder, "s3://bucket/in/b1.csv", etag)
+    assert [p.name for p in chosen.iterdir()] == ["b1.csv"]
+    assert (chosen / "b1.csv").read_bytes() == content
+    assert select_batch(folder, "s3://bucket/in/", "") == folder  # a prefix run reads all
+    # A multipart ETag depends on the part size: not checked.
+    assert select_batch(folder, "s3://bucket/in/b1.csv", "abc-2") != folder
+
+
+def test_a_missing_or_overwritten_batch_fails_naming_the_key(tmp_path):
+    (tmp_path / "b1.csv.bak").write_text("a\n1\n")
+    with pytest.raises(InputError, match=r"s3://bucket/in/b1.csv: the batch object is missing"):
+        select_batch(tmp_path, "s3://bucket/in/b1.csv", "")
+    (tmp_path / "b1.csv").write_text("a\n2\n")
+    with pytest.raises(InputError, match=r"s3://bucket/in/b1.csv: content MD5 \w+ differs"):
+        select_batch(tmp_path, "s3://bucket/in/b1.csv", "0" * 32)
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.e2e
+def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, monkeypatch):
+    import yaml
+
+    from local_runtime.loop import (
+        DEFAULT_BATCH_DATA,
+        DEFAULT_TRAIN_DATA,
+        Loop,
+        Options,
+        _inbox,
+        _mail,
+        batch_fields,
+    )
+    from local_runtime.router import notifier_environment
+    from pipeline_scripts.cli import run as pipeline_cli
+    from pipeline_scripts.config import DEFAULT_SETTINGS_FILE
+
+    settings = yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text())
+    settings["training"]["hyperparameters"]["num_round"] = 30
+    settings_file = tmp_path / "pipelines.yaml"
+    settings_file.write_text(yaml.safe_dump(settings))
+    config = load_config(DEV_ENV, settings_file=settings_file)
+    env = config.env
+    lines = DEFAULT_BATCH_DATA.read_text().splitlines()
+    batches = {"b1": lines[:41], "b2": [lines[0], *lines[41:66]]}  # 40 and 25 rows
+    for name, rows in batches.items():
+        (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+
+    with embedded_aws(env.region):
+        s3 = boto3.client("s3")
+        s3.create_bucket(
+            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+        )
+        s3.put_bucket_versioning(
+            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
+        )
+        topic_arn, mailbox = _inbox(config)
+        for key, value in notifier_environment(config, topic_arn).items():
+            monkeypatch.setenv(key, value)
+        pipeline_cli("upsert", str(DEV_ENV), tmp_path / "pipelines", out=lambda line: None,
+                     settings_file=settings_file)  # fmt: skip
+        options = Options(str(DEV_ENV), tmp_path / "out", settings_file=settings_file)
+        loop = Loop(config, options, out=lambda line: None)
+        loop.upload(DEFAULT_TRAIN_DATA, env.train_data_uri)
+        loop.drain()
+        loop.approve_newest()
+        loop.upload(tmp_path / "b1.csv", env.inference_data_uri)
+        loop.upload(tmp_path / "b2.csv", env.inference_data_uri)
+        duplicate = [e for e in loop.router.events if e["source"] == "aws.s3"][-1]
+        loop._on_event(copy.deepcopy(duplicate))  # EventBridge delivered b2's event twice
+        loop.drain()
+
+        runs = [e for e, _ in loop.executions if e.pipeline_name == env.pipeline_inf]
+        assert len(runs) == 2
+
+        # b2's 25 labels are too few to judge: its run succeeds and its e-mail says why.
+        assert [r.status for r in runs] == ["Failed", "Succeeded"]
+        assert runs[0].failure_reason.startswith("MSE ")  # b1: 40 labels, judged and failed
+        subjects = [m["subject"] for m in _mail(mailbox)]
+        assert any(
+            s.startswith("Succeeded with") and "insufficient labels" in s for s in subjects
+        ), subjects
+
+        # A batch deleted before its execution read it: the run fails naming the key.
+        loop.upload(tmp_path / "b1.csv", f"{env.inference_data_uri}gone/")
+        deleted = [e for e in loop.router.events if e["source"] == "aws.s3"][-1]["detail"]
+        s3.delete_object(Bucket=env.bucket_name, Key=deleted["object"]["key"])
+        loop.drain()
+        gone = loop.executions[-1][0]
+        assert gone.status == "Failed"
+        assert f"s3://{env.bucket_name}/{deleted['object']['key']}" in gone.failure_reason
+        for run, (name, rows) in zip(runs, batches.items(), strict=True):
+            assert run.parameters["BatchId"] == name
+            assert run.display_name.startswith(f"{name}-")  # as the dispatcher named it
+            assert run.parameters["InferenceDataUrl"].endswith(f"/{name}.csv")
+            report = run.steps["PreprocessBatch"].outputs["report"]
+            bucket, _, key = report.removeprefix("s3://").partition("/")
+            body = s3.get_object(Bucket=bucket, Key=f"{key}/batch_report.json")["Body"].read()
+            assert json.loads(body)["record_count"] == len(rows) - 1
+            prefix = f"{env.bucket_prefix}/predictions/{name}/"
+            listed = s3.list_objects_v2(Bucket=env.bucket_name, Prefix=prefix)["Contents"]
+            predictions = b"".join(
+                s3.get_object(Bucket=env.bucket_name, Key=o["Key"])["Body"].read() for o in listed
+            ).splitlines()
+            assert batch_fields(run, config) == {
+                "batch": f"s3://{env.bucket_name}/{env.bucket_prefix}/{env.bucket_inf_prefix}/"
+                f"{name}.csv",
+                "records_scored": len(rows) - 1,
+            }
+            # Record ids are the batch's own rows, 0 .. n-1.
+            assert sorted(int(float(p.split(b",")[0])) for p in predictions) == list(
+                range(len(rows) - 1)
+            )
+
+
+# -------------------------------------------------------------------------- retraining rules
+
+GATE_EVENT = json.loads(
+    (REPO_ROOT / "tests/events/pipeline_step_failed_model_quality_gate.json").read_text()
+)
+CRASH_EVENT = json.loads(
+    (REPO_ROOT / "tests/events/pipeline_step_failed_model_quality.json").read_text()
+)
+
+
+def test_only_a_measured_failure_reaches_the_retrain_gate(config):
+    rules = load_rules(config)
+    assert {r.target for r in matching_rules(rules, GATE_EVENT)} == {"notifier", "retrain_gate"}
+    # ModelQualityCheck itself failing (a crash, bad labels, a full disk) retrains nothing.
+    assert [r.target for r in matching_rules(rules, CRASH_EVENT)] == ["notifier"]
+
+
+def test_three_labels_are_insufficient_and_judge_nothing(tmp_path):
+    check = _script("model_quality").check
+
+    truth = tmp_path / "input" / "ground_truth" / "ground_truth.csv"
+    truth.parent.mkdir(parents=True)
+    truth.write_text("record_id,label\n0,1\n1,2\n2,3\n")
+    stats, status = check(tmp_path, threshold=6.0, min_labels=30)
+    assert status == 0 and stats["status"] == "insufficient_labels"
+    assert stats["reason"].startswith("insufficient labels: 3 labelled records, at least 30")
+    assert stats["regression_metrics"] == {}  # no MSE on 3 records, so nothing to fail on
+
+
+@pytest.fixture
+def retraining(config, monkeypatch):
+    """The embedded API with the HPO pipeline and a topic whose messages land in a queue."""
+    with embedded_aws(config.env.region):
+        sagemaker = boto3.client("sagemaker")
+        sagemaker.create_pipeline(
+            PipelineName=config.env.pipeline_trainwhpo,
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+            RoleArn=config.env.role_arn,
+        )
+        sns, sqs = boto3.client("sns"), boto3.client("sqs")
+        topic = sns.create_topic(Name="t")["TopicArn"]
+        queue = sqs.create_queue(QueueName="mailbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=topic, Protocol="sqs",
+                      Endpoint=queue_arn["Attributes"]["QueueArn"])  # fmt: skip
+        monkeypatch.setenv("SNS_TOPIC_ARN", topic)
+        yield sagemaker, sqs, queue
+
+
+def _failure(n: int) -> dict:
+    event = copy.deepcopy(GATE_EVENT)
+    event["detail"]["pipelineExecutionArn"] = event["detail"]["pipelineExecutionArn"] + str(n)
+    return event
+
+
+def test_five_failures_within_the_cooldown_start_one_retraining(config, retraining):
+    sagemaker, sqs, queue = retraining
+    router = EventRouter(config)
+    for n in range(5):
+        router(_failure(n))
+    router(_failure(0))  # a redelivered event
+    starts = list(router.pending_starts)
+    assert [(s.pipeline, s.reason) for s in starts] == [
+        (config.env.pipeline_trainwhpo, "EventBridge rule model_quality_failed")
+    ]
+    listed = sagemaker.list_pipeline_executions(PipelineName=config.env.pipeline_trainwhpo)
+    assert [e["PipelineExecutionArn"] for e in listed["PipelineExecutionSummaries"]] == [
+        starts[0].execution_arn
+    ]
+    outcomes = [d.outcome for d in router.deliveries if d.target == "retrain_gate"]
+    assert outcomes[0] == f"started {starts[0].execution_arn}"
+    assert all(o.startswith("suppressed: retraining ") for o in outcomes[1:]), outcomes
+    # Each suppressed trigger is reported, not lost.
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    subjects = [json.loads(m["Body"])["Subject"] for m in messages]
+    assert subjects.count("Retraining suppressed: a model-quality failure started no new run") == 5
+
+
+def test_the_cooldown_holds_after_the_retraining_finished(config, retraining):
+    from datetime import UTC, datetime, timedelta
+
+    gate = _load_module("retrain_gate")
+    now = datetime(2025, 6, 3, 12, tzinfo=UTC)
+    done = {"PipelineExecutionArn": "arn:x", "PipelineExecutionStatus": "Succeeded"}
+    cooldown = timedelta(minutes=360)
+    assert gate.decide([], now, cooldown)[0]
+    recent = {**done, "StartTime": now - timedelta(minutes=359)}
+    start, reason = gate.decide([recent], now, cooldown)
+    assert not start and "within the cooldown of 360 minutes" in reason
+    assert gate.decide([{**done, "StartTime": now - timedelta(minutes=361)}], now, cooldown)[0]
+    running = {
+        **recent,
+        "StartTime": now - timedelta(days=2),
+        "PipelineExecutionStatus": "Executing",
+    }
+    assert gate.decide([running], now, cooldown) == (False, "retraining arn:x is still running")
+
+
+def _load_module(name: str):
+    path = REPO_ROOT / "code" / "batch_dispatcher" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------ e-mails that tell the truth
+
+
+@pytest.mark.parametrize(
+    ("violations", "quality", "subject_start"),
+    [
+        (0, "passed", "Succeeded: pipeline"),
+        (2, "passed", "Succeeded with 2 data-quality violations: pipeline"),
+        (0, "skipped", "Succeeded with model quality skipped (no labels): pipeline"),
+        (1, "insufficient_labels", "Succeeded with 1 data-quality violation, insufficient labels:"),
+    ],
+)
+def test_a_succeeded_batch_run_says_what_its_checks_found(
+    config, monkeypatch, violations, quality, subject_start
+):
+    from moto import mock_aws
+
+    env = config.env
+    event = json.loads((REPO_ROOT / "tests/events/pipeline_execution_succeeded.json").read_text())
+    arn = event["detail"]["pipelineExecutionArn"].replace(
+        "pipeline/training-pipeline-dev", f"pipeline/{env.pipeline_inf}"
+    )
+    event["detail"].update(pipelineArn=arn.rsplit("/execution/", 1)[0], pipelineExecutionArn=arn)
+    execution_id = arn.rsplit("/", 1)[1]
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", env.region)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=env.region)
+        s3.create_bucket(
+            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+        )
+        base = f"{env.bucket_prefix}/artifacts/{env.pipeline_inf}/{execution_id}"
+        s3.put_object(Bucket=env.bucket_name,
+                      Key=f"{base}/DataQualityCheck/data_quality/summary.json",
+                      Body=json.dumps({"violation_count": violations, "message": "m"}))  # fmt: skip
+        s3.put_object(Bucket=env.bucket_name,
+                      Key=f"{base}/ModelQualityCheck/model_quality/statistics.json",
+                      Body=json.dumps({"status": quality, "reason": "r"}))  # fmt: skip
+        topic = boto3.client("sns", region_name=env.region).create_topic(Name="t")["TopicArn"]
+        environment = notifier_environment(config, topic)
+        for key, value in environment.items():
+            monkeypatch.setenv(key, value)
+        assert environment["ARTIFACTS_URI"] == env.artifacts_uri  # what lambda.tf sets
+        notifier = _load_module_at("lambda_function/notifier.py")
+        result = notifier.handler(event, None)
+        assert result["subject"].startswith(subject_start), result["subject"]
+        # Unreadable results are a caveat too, never a silent "Succeeded".
+        s3.delete_object(Bucket=env.bucket_name,
+                         Key=f"{base}/ModelQualityCheck/model_quality/statistics.json")  # fmt: skip
+        assert "quality results unreadable" in notifier.handler(event, None)["subject"]
+
+
+def _load_module_at(relative: str):
+    path = REPO_ROOT / "code" / relative
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
