@@ -120,6 +120,9 @@ def workdir(tf_env, terraform_bin, tmp_path_factory) -> Path:
         shutil.copy(path, work)
     for folder in ("events", "data", "env_files"):
         shutil.copytree(REPO_ROOT / folder, work / folder)
+    # dispatcher.tf reads the retrain cooldown from the pipeline settings.
+    (work / "pipeline_scripts").mkdir()
+    shutil.copy(REPO_ROOT / "pipeline_scripts" / "pipelines.yaml", work / "pipeline_scripts")
     lambda_package.package_all(work / "build" / "lambda")
     (work / "moto_override.tf").write_text(OVERRIDE)
     # -lockfile=readonly: the committed lock file must already verify the mirror's provider.
