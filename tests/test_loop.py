@@ -155,6 +155,10 @@ def _terraform_value(expression: str, variables: dict, topic_arn: str) -> str:
     body = expression.removeprefix("${").removesuffix("}")
     if body == "aws_sns_topic.notifications.arn":
         return topic_arn
+    if reference := re.fullmatch(r"var\.(\w+)", body):
+        return variables[reference.group(1)]
+    if not body.startswith("jsonencode("):  # a string template of var.X interpolations
+        return re.sub(r"\$\{var\.(\w+)\}", lambda m: str(variables[m.group(1)]), expression)
     inner = re.fullmatch(r"jsonencode\((.*)\)", body, re.DOTALL)
     assert inner, f"lambda.tf notifier environment: unsupported expression {expression}"
 
@@ -195,10 +199,10 @@ def test_the_local_notifier_gets_the_environment_lambda_tf_sets(tmp_path):
     assert set(local) == set(deployed)
     for name, expression in deployed.items():
         expected = _terraform_value(expression, variables, topic)
-        if name == "SNS_TOPIC_ARN":
-            assert local[name] == expected
-        else:
+        if expression.startswith("${jsonencode("):
             assert json.loads(local[name]) == json.loads(expected), name
+        else:
+            assert local[name] == expected, name
     statuses = {"execution": ["Failed"], "step": ["Failed", "Stopped"]}
     assert json.loads(local["NOTIFY_STATUSES"]) == statuses
 
