@@ -386,7 +386,7 @@ class EnvConfig:
         default="",
     )
     lambda_reserved_concurrency: float = _var(
-        "Concurrent executions reserved for each of the three Lambda functions; 0 reserves "
+        "Concurrent executions reserved for each of the Lambda functions; 0 reserves "
         "none (accounts with the concurrency quota of new accounts, 10, cannot reserve any).",
         _reserved_concurrency,
         default=0,
