@@ -87,18 +87,21 @@ def compare(check: dict, previous: dict, target: str, version: str) -> dict:
     lines = findings(check, previous, target)
     rows_before = previous.get("dataset", {}).get("item_count")
     rows_now = check["statistics.json"]["dataset"]["item_count"]
-    count = f"rows {rows_before} to {rows_now}"
-    if target not in _numbers(previous):  # a version registered before targets were profiled
+    count = f". rows {rows_before} to {rows_now}"
+    if not any(f.get("name") == target for f in previous.get("features", [])):
+        # A version registered before training-data profiles: its data-quality baseline (the
+        # train split's features) has no target, and its row count is not comparable.
+        lines = [line for line in lines if not line.startswith(f"target {target} ")]
         lines.append(f"target {target} not compared: version {version} has no profile of it")
-    head = f"training data vs version {version}: "
+        count = ""
     n = len(lines)
     text = f"{n} finding{'s' * (n != 1)}: " + ". ".join(lines) if lines else "no findings"
     return {
         "previous_version": version,
-        "finding_count": len(lines),
+        "finding_count": n,
         "findings": lines,
         "rows": {"previous": rows_before, "new": rows_now},
-        "summary": metadata_value(f"{head}{text}. {count}"),
+        "summary": metadata_value(f"training data vs version {version}: {text}{count}"),
         "message": check["summary.json"]["message"],
     }
 

@@ -200,3 +200,23 @@ def test_registered_version_email_shows_the_findings():
     body = notifier.build_notification(event, config).body
     assert re.search(rf"^Training data vs previous: +{re.escape(summary)}$", body, re.M), body
     assert "s3://b/p/comparison/comparison.json" in body
+
+
+def test_a_version_without_a_training_data_profile_is_compared_without_its_target(
+    definitions, first, tmp_path
+):
+    """Versions registered before this step give their data-quality baseline (features only):
+    the features are compared, the target is named as not compared, no false finding."""
+    data, job, _ = first
+    previous = tmp_path / "previous"
+    previous.mkdir()
+    for name in ("statistics.json", "constraints.json"):
+        document = json.loads((job.output("profile") / name).read_text())
+        document["features"] = [f for f in document["features"] if f["name"] != "rings"]
+        (previous / name).write_text(json.dumps(document))
+    _, report = _run(definitions, tmp_path / "run", data, previous, "4")
+    assert report["findings"] == ["target rings not compared: version 4 has no profile of it"]
+    assert report["summary"] == (
+        "training data vs version 4: 1 finding: target rings not compared: version 4 has no "
+        "profile of it"
+    )
