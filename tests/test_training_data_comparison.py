@@ -220,3 +220,31 @@ def test_a_version_without_a_training_data_profile_is_compared_without_its_targe
         "training data vs version 4: 1 finding: target rings not compared: version 4 has no "
         "profile of it"
     )
+
+
+def test_the_register_step_email_shows_the_registered_versions_findings(sm):  # noqa: F811
+    """The registration e-mail is the RegisterModel step's (the model-package rule sends only
+    approvals): the notifier reads the findings from the version the step registered."""
+    from tests.test_pipeline_lambdas import _notifier
+
+    notifier = _notifier()
+    summary = "training data vs version 1: no findings. rows 4177 to 4177"
+    uri = "s3://b/p/CompareTrainingData/comparison/comparison.json"
+    arn = _register(
+        sm,
+        "v2",
+        CustomerMetadataProperties={
+            "training_data_comparison": summary,
+            "training_data_comparison_uri": uri,
+        },
+    )
+    path = Path(__file__).parent / "events" / "pipeline_step_succeeded_register_model.json"
+    event = json.loads(path.read_text())
+    event["detail"]["metadata"]["registerModel"]["arn"] = arn
+    config = notifier.load_config(None, json.dumps(notifier.KNOWN_STATUSES))
+    body = notifier.build_notification(event, config).body
+    assert re.search(rf"^Training data vs previous: +{re.escape(summary)}$", body, re.M), body
+    assert uri in body
+    # A version it cannot read: the e-mail goes out without the rows.
+    event["detail"]["metadata"]["registerModel"]["arn"] = arn.replace("/1", "/99")
+    assert "Training data" not in notifier.build_notification(event, config).body

@@ -538,6 +538,13 @@ def _step(event: dict, detail: dict, config: Config) -> Notification:
         if exit_message and exit_message not in (failure or ""):
             failure = f"{exit_message}\n({failure})" if failure else exit_message
     metadata_rows, job_links = _step_metadata(detail, region)
+    # The registration e-mail (the model-package rule sends only approvals): the new
+    # version's training-data findings, read from the version the step registered.
+    metadata = detail.get("metadata")
+    register = metadata.get("registerModel") if isinstance(metadata, dict) else None
+    registered = register.get("arn") if isinstance(register, dict) else None
+    if isinstance(registered, str) and status == "Succeeded":
+        metadata_rows += _training_data_rows({"ModelPackageArn": registered}, region)
     body = _body(
         event,
         config,
