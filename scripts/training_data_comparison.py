@@ -48,31 +48,28 @@ def metadata_value(text: str) -> str:
     return value if len(value) <= METADATA_MAX else value[: METADATA_MAX - 3] + "..."
 
 
-def _numbers(statistics: dict) -> dict:
-    """feature -> (mean, std_dev, present count) of the numeric features of statistics.json."""
-    found = {}
-    for feature in statistics.get("features", []):
-        numeric = feature.get("numerical_statistics")
-        if numeric and numeric.get("mean") is not None:
-            count = numeric["common"]["num_present"]
-            found[feature["name"]] = (numeric["mean"], numeric.get("std_dev"), count)
-    return found
+def _means(statistics: dict) -> dict:
+    """feature -> mean, for the numeric features of a statistics.json."""
+    return {
+        f["name"]: f["numerical_statistics"]["mean"]
+        for f in statistics.get("features", [])
+        if (f.get("numerical_statistics") or {}).get("mean") is not None
+    }
 
 
 def findings(check: dict, previous: dict, target: str) -> list[str]:
     """One short line per finding of the check, the target's first."""
     summary = check["summary.json"]
-    new_numbers = _numbers(check["statistics.json"])
-    old_numbers = _numbers(previous)
+    new_means, old_means = _means(check["statistics.json"]), _means(previous)
     drift = (summary.get("drift") or {}).get("features", {})
     lines = []
     for violation in check["constraint_violations.json"]["violations"]:
         name, kind = violation["feature_name"], violation["constraint_check_type"]
         label = f"target {name}" if name == target else name
-        if kind == "baseline_drift_check" and name in new_numbers and name in old_numbers:
+        if kind == "baseline_drift_check" and name in new_means and name in old_means:
             shift = drift.get(name, {}).get("shift_sd")
             sd = f" {shift:+.2g} sd" if shift is not None else ""
-            line = f"{label} mean {old_numbers[name][0]:.3g} to {new_numbers[name][0]:.3g}{sd}"
+            line = f"{label} mean {old_means[name]:.3g} to {new_means[name]:.3g}{sd}"
         elif kind == "baseline_drift_check":
             share = drift.get(name, {}).get("share_change", 0.0)
             line = f"{label} category shares moved {100 * share:.0f} points"
@@ -130,7 +127,7 @@ def _main(args: argparse.Namespace, settings: list) -> int:
             "previous_version": NO_PREVIOUS,
             "finding_count": 0,
             "findings": [],
-            "summary": "training data: first approved version - nothing to compare",
+            "summary": "training data: no approved version yet - nothing to compare",
         }
     else:
         previous = base / "input" / "previous"

@@ -71,7 +71,7 @@ def test_each_version_records_its_training_data_against_the_previous_approved(de
     summary, _, _ = demo
     first, second = (v["lineage"] for v in summary["model_versions"])
     assert first["training_data_comparison"] == (
-        "training data: first approved version - nothing to compare"
+        "training data: no approved version yet - nothing to compare"
     )
     assert second["training_data_comparison"].startswith("training data vs version 1: ")
     assert "no findings" in second["training_data_comparison"]  # the same training data
