@@ -253,6 +253,13 @@ data "aws_iam_policy_document" "notifier" {
     actions   = ["sagemaker:DescribeProcessingJob"]
     resources = ["arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:processing-job/pipelines-*"]
   }
+  # A registered version's training-data findings (CustomerMetadataProperties) for its e-mail,
+  # when the event does not carry them (notifier _training_data_rows). This group's versions only.
+  statement {
+    sid       = "ReadModelVersionFindings"
+    actions   = ["sagemaker:DescribeModelPackage"]
+    resources = ["${local.model_package_arn_prefix}/${lower(var.model_package_group_name)}/*"]
+  }
   # The two result files a Succeeded batch run's subject is based on (notifier OUTCOME_FILES).
   statement {
     sid     = "ReadBatchQualityResults"

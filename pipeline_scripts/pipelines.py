@@ -142,6 +142,9 @@ def build_training_pipeline(
         steps, config, "DataQualityBaseline", "baseline", output(preprocess, "baseline")
     )
     baseline = baseline_steps[-1]
+    comparison_steps, comparison_metadata = _training_data_comparison(
+        steps, config, data_url, data_version, output(baseline, "data_quality")
+    )
 
     train_uri, validation_uri = output(preprocess, "train"), output(preprocess, "validation")
     if tuning:
@@ -204,6 +207,7 @@ def build_training_pipeline(
             "transform_uri": Join(
                 on="/", values=[output(preprocess, "transform"), "transform.json"]
             ),
+            **comparison_metadata,
         },
         description=f"Trained by the {name} pipeline",
     )
@@ -251,6 +255,7 @@ def build_training_pipeline(
             data_version,
             preprocess,
             *baseline_steps,
+            *comparison_steps,
             model_step,
             evaluate,
             novelty,
@@ -258,6 +263,48 @@ def build_training_pipeline(
         ],
         sagemaker_session=session,
     )
+
+
+COMPARISON_STEP = "CompareTrainingData"
+
+
+def _training_data_comparison(steps: StepFactory, config: ProjectConfig, data_url, data_version,
+                              baseline_uri) -> tuple[list, dict]:  # fmt: skip
+    """Issue 11.6: the new training data (target included) against the newest Approved
+    version's training-data profile (scripts/training_data_comparison.py). Returns the steps
+    and the metadata they put on the new version; findings never block registration."""
+    previous = steps.previous_training_data("FindPreviousTrainingData", baseline_uri)
+    found = previous.properties.Outputs
+    report = PropertyFile(
+        name="TrainingDataComparison", output_name="comparison", path="comparison.json"
+    )
+    compare = steps.processing(
+        COMPARISON_STEP,
+        "training_data_comparison.py",
+        inputs={"data": data_url, "previous": found["previous_profile_uri"]},
+        outputs=["profile", "comparison"],
+        arguments=[
+            *("--previous-version", found["previous_version"]),
+            *("--target", config.settings.preprocessing.target),
+            # Part of the step-cache key: new data under the same prefix is a cache miss.
+            *("--data-version", data_version.properties.Outputs["data_version"]),
+            *_data_quality_arguments(config)[2:],  # the settings, without --output-dir
+        ],
+        property_files=[report],
+    )
+    outputs = compare.properties.ProcessingOutputConfig.Outputs
+    # Valid CustomerMetadataValues: the summary is sanitised by the script, the URIs are
+    # execution-scoped S3 URIs like transform_uri.
+    metadata = {
+        "training_data_comparison": JsonGet(
+            step_name=compare.name, property_file=report, json_path="summary"
+        ),
+        "training_data_comparison_uri": Join(
+            on="/", values=[outputs["comparison"].S3Output.S3Uri, "comparison.json"]
+        ),
+        "training_data_profile_uri": outputs["profile"].S3Output.S3Uri,
+    }
+    return [previous, compare], metadata
 
 
 def predictions_uri(config: ProjectConfig, batch_id) -> Join:

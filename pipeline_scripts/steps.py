@@ -273,6 +273,27 @@ class StepFactory:
             ],
         )
 
+    def previous_training_data(self, name: str, fallback_uri) -> LambdaStep:
+        """The newest Approved version (at run time) and its training-data profile folder, or
+        previous_version 'none' and `fallback_uri` when nothing is approved
+        (code/model_resolver, action previous_training_data)."""
+        return LambdaStep(
+            name=name,
+            lambda_func=Lambda(
+                function_arn=lambda_function_arn(self.config, MODEL_RESOLVER_LAMBDA),
+                session=self.session,
+            ),
+            inputs={
+                "action": "previous_training_data",
+                "model_package_group_name": self.env.model_package_group_name,
+                "fallback_uri": fallback_uri,
+            },
+            outputs=[
+                LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String)
+                for o in ("previous_version", "previous_profile_uri", "message")
+            ],
+        )
+
     def resolve_approved_model(self, name: str) -> LambdaStep:
         """Finds the newest Approved model version when the pipeline runs (not at build time)."""
         outputs = [

@@ -64,6 +64,27 @@ def test_the_loop_trains_approves_detects_and_retrains(demo):
     }
 
 
+@pytest.mark.e2e
+def test_each_version_records_its_training_data_against_the_previous_approved(demo):
+    """Issue 11.6: version 1 had nothing approved to compare with; version 2 (retrained on the
+    same data) is compared with version 1, and its registration e-mail says so."""
+    summary, _, _ = demo
+    first, second = (v["lineage"] for v in summary["model_versions"])
+    assert first["training_data_comparison"] == (
+        "training data: no approved version yet - nothing to compare"
+    )
+    assert second["training_data_comparison"].startswith("training data vs version 1: ")
+    assert "no findings" in second["training_data_comparison"]  # the same training data
+    for lineage in (first, second):
+        assert lineage["training_data_comparison_uri"].endswith("/comparison.json")
+        assert lineage["training_data_profile_uri"].startswith("s3://")
+    registered = next(
+        n for n in summary["notifications"]
+        if n["subject"] == "Succeeded: RegisterModel in training-hpo-pipeline-dev"
+    )  # fmt: skip
+    assert second["training_data_comparison"] in registered["body"]
+
+
 def test_every_execution_sent_a_notification(demo):
     summary, _, _ = demo
     subjects = [n["subject"] for n in summary["notifications"]]

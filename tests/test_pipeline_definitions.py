@@ -297,6 +297,9 @@ TRAINING_DAG = {
     "RecordTrainingDataVersion": set(),
     "Preprocess": {"RecordTrainingDataVersion"},
     "DataQualityBaseline": {"Preprocess"},
+    # Issue 11.6: the new training data against the previous approved version's.
+    "FindPreviousTrainingData": {"DataQualityBaseline"},
+    "CompareTrainingData": {"FindPreviousTrainingData", "RecordTrainingDataVersion"},
     "<model>": {"Preprocess"},
     "EvaluateModel": {"<model>", "Preprocess"},
     "CheckModelAccuracy": {"EvaluateModel"},
@@ -304,7 +307,7 @@ TRAINING_DAG = {
     "CheckModelIsNew": {"CheckModelAccuracy", "CompareWithNewestVersion"},
     "RegisterModel": {
         "CheckModelIsNew", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
-        "RecordTrainingDataVersion", "CompareWithNewestVersion",
+        "RecordTrainingDataVersion", "CompareWithNewestVersion", "CompareTrainingData",
     },
     "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
 }  # fmt: skip
@@ -404,6 +407,8 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
         assert set(metadata) == {
             "git_commit", "training_data_version", "pipeline_execution_arn", "transform_uri",
             "model_fingerprint",
+            # issue 11.6 (tests/test_training_data_comparison.py)
+            "training_data_comparison", "training_data_comparison_uri", "training_data_profile_uri",
         }  # fmt: skip
         assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
         assert metadata["training_data_version"] == {
@@ -450,7 +455,10 @@ def test_registered_metadata_values_are_valid_at_run_time(definitions, config):
             key: _sample(value, definition, config.env)
             for key, value in register["Arguments"]["CustomerMetadataProperties"].items()
             # Lambda outputs: checked against the same shape in test_pipeline_lambdas.
+            # A property file's value: checked where the script writes it (the summary in
+            # test_training_data_comparison).
             if not (isinstance(value, dict) and "OutputParameters" in str(value))
+            and not (isinstance(value, dict) and "Std:JsonGet" in value)
         }
         assert constraint_errors(metadata, shape, "customerMetadataProperties") == [], name
 

@@ -139,6 +139,15 @@ def loop(tmp_path_factory):
         training, "DataQualityBaseline", tmp, {"data": prep.output("baseline")}
     )
     assert result.returncode == 0, result.stderr
+    # Against the new baseline (features only), as for a version registered before training-data
+    # profiles existed; tests/test_training_data_comparison.py covers the other cases.
+    jobs["CompareTrainingData"], result = run_processing(
+        training,
+        "CompareTrainingData",
+        tmp,
+        {"data": training_csv, "previous": jobs["DataQualityBaseline"].output("data_quality")},
+    )
+    assert result.returncode == 0, result.stderr
 
     train_step = next(s for s in training["Steps"] if s["Name"] == "TrainModel")
     model_dir, train_log = _train(train_step, prep, tmp)

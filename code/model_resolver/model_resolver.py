@@ -150,13 +150,65 @@ def compare_fingerprint(event) -> dict:
     return result
 
 
+# The registered versions' metadata key of their training-data profile folder (statistics.json,
+# constraints.json, target included: pipeline_scripts/pipelines.py, training_data_comparison.py).
+PROFILE_KEY = "training_data_profile_uri"
+
+
+def previous_training_data(event) -> dict:
+    """The newest Approved version's training-data profile folder, to compare new training data
+    with; versions registered before profiles existed give their data-quality baseline folder
+    (DriftCheckBaselines, features only). Nothing approved: previous_version 'none' and the
+    event's fallback_uri (a processing input cannot be empty; the step then compares nothing)."""
+    group = _field(event, "model_package_group_name")
+    fallback = _field(event, "fallback_uri")
+    sagemaker = boto3.client("sagemaker")
+    try:
+        newest = next(_list_pages(sagemaker, group, ModelApprovalStatus="Approved"), None)
+    except ClientError as error:  # no group yet: this is the first version
+        if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
+            raise
+        newest = None
+    result = {"previous_version": "none", "previous_profile_uri": fallback}
+    if newest is None:
+        result["message"] = f"group '{group}' has no Approved version: nothing to compare"
+    else:
+        package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+        profile = (package.get("CustomerMetadataProperties") or {}).get(PROFILE_KEY)
+        statistics = _dig(package, REQUIRED_FIELDS["baseline_statistics_uri"])
+        folder = profile or (statistics.rsplit("/", 1)[0] if statistics else None)
+        if folder is None:
+            raise ModelResolutionError(
+                f"Approved version {newest['ModelPackageArn']} has neither "
+                f"CustomerMetadataProperties.{PROFILE_KEY} nor DriftCheckBaselines statistics; "
+                "expected a version registered by the training pipeline"
+            )
+        result["previous_version"] = str(package["ModelPackageVersion"])
+        result["previous_profile_uri"] = folder
+        result["message"] = f"comparing with version {result['previous_version']}: {folder}"
+    _log(
+        "found previous training data",
+        model_package_group_name=group,
+        previous_version=result["previous_version"],
+        previous_profile_uri=result["previous_profile_uri"],
+        outcome=result["message"],
+    )
+    return result
+
+
+ACTIONS = {
+    "compare_fingerprint": compare_fingerprint,
+    "previous_training_data": previous_training_data,
+}
+
+
 def handler(event, context):
     if isinstance(event, dict) and event.get("action", "resolve") != "resolve":
-        if event["action"] == "compare_fingerprint":
-            return compare_fingerprint(event)
+        if event["action"] in ACTIONS:
+            return ACTIONS[event["action"]](event)
         raise ModelResolutionError(
             f"event field 'action' is {event['action']!r}; expected 'resolve' (the default) "
-            "or 'compare_fingerprint'"
+            f"or one of {sorted(ACTIONS)}"
         )
     group = event.get("model_package_group_name") if isinstance(event, dict) else None
     if not isinstance(group, str) or not group.strip():
