@@ -298,13 +298,17 @@ TRAINING_DAG = {
     "Preprocess": {"RecordTrainingDataVersion"},
     "DataQualityBaseline": {"Preprocess"},
     "<model>": {"Preprocess"},
-    "EvaluateModel": {"<model>", "Preprocess"},
+    # Champion vs challenger and integrity (issue 10 points 5, 6): Lambda steps on the new
+    # model's artifacts; evaluation reads the champion's.
+    "ResolveChampion": {"<model>", "Preprocess"},
+    "RecordArtifactIntegrity": {"<model>", "Preprocess"},
+    "EvaluateModel": {"<model>", "Preprocess", "ResolveChampion"},
     "CheckModelAccuracy": {"EvaluateModel"},
     "CompareWithNewestVersion": {"RecordTrainingDataVersion"},
     "CheckModelIsNew": {"CheckModelAccuracy", "CompareWithNewestVersion"},
     "RegisterModel": {
         "CheckModelIsNew", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
-        "RecordTrainingDataVersion", "CompareWithNewestVersion",
+        "RecordTrainingDataVersion", "CompareWithNewestVersion", "RecordArtifactIntegrity",
     },
     "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
 }  # fmt: skip
@@ -325,8 +329,10 @@ def test_inference_dag(definitions, config):
     check whatever it found, and the data-quality gate only after the model-quality check."""
     assert dependencies(definitions[config.env.pipeline_inf]) == {
         "ResolveApprovedModel": set(),
-        "PreprocessBatch": {"ResolveApprovedModel"},
-        "CreateModel": {"ResolveApprovedModel"},
+        # Nothing reads the model or transform before their integrity is verified.
+        "VerifyModelArtifacts": {"ResolveApprovedModel"},
+        "PreprocessBatch": {"VerifyModelArtifacts"},
+        "CreateModel": {"ResolveApprovedModel", "VerifyModelArtifacts"},
         "BatchTransform": {"CreateModel", "PreprocessBatch"},
         "DataQualityCheck": {"PreprocessBatch", "ResolveApprovedModel"},
         pipelines.MODEL_QUALITY_STEP: {"BatchTransform", "PreprocessBatch", "DataQualityCheck"},
@@ -403,7 +409,8 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
         metadata = arguments["CustomerMetadataProperties"]
         assert set(metadata) == {
             "git_commit", "training_data_version", "pipeline_execution_arn", "transform_uri",
-            "model_fingerprint",
+            "model_fingerprint", "model_sha256", "model_version_id", "transform_sha256",
+            "transform_version_id", "champion_version", "champion_mse",
         }  # fmt: skip
         assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
         assert metadata["training_data_version"] == {
@@ -449,8 +456,12 @@ def test_registered_metadata_values_are_valid_at_run_time(definitions, config):
         metadata = {
             key: _sample(value, definition, config.env)
             for key, value in register["Arguments"]["CustomerMetadataProperties"].items()
-            # Lambda outputs: checked against the same shape in test_pipeline_lambdas.
-            if not (isinstance(value, dict) and "OutputParameters" in str(value))
+            # Lambda outputs: checked against the same shape in test_pipeline_lambdas; the
+            # evaluation report's values (JsonGet) in test_champion, on real reports.
+            if not (
+                isinstance(value, dict)
+                and ("OutputParameters" in str(value) or "Std:JsonGet" in value)
+            )
         }
         assert constraint_errors(metadata, shape, "customerMetadataProperties") == [], name
 
