@@ -309,3 +309,105 @@ def test_the_champion_is_the_newest_approved_version_or_none(aws):
     # The resolver hands the recorded integrity values to the verification step.
     resolved = model_resolver.handler({"model_package_group_name": GROUP}, None)
     assert {key: resolved[key] for key in model_resolver.INTEGRITY_KEYS} == integrity
+
+
+def test_the_report_shows_challenger_and_champion_per_version(tmp_path):
+    from local_runtime.report import write_report
+
+    versions = [
+        {"version": 1, "approval_status": "Approved", "metrics": {"mse": 5.9},
+         "mean_predictor_mse": 10.0, "threshold": 6.0, "champion": {"version": "none"}},
+        {"version": 2, "approval_status": "PendingManualApproval", "metrics": {"mse": 4.1},
+         "mean_predictor_mse": 10.0, "threshold": 6.0,
+         "champion": {"version": "1", "item_count": 1200,
+                      "regression_metrics": {"mse": {"value": 5.9}}}},
+    ]  # fmt: skip
+    _, page_path = write_report({"executions": [], "model_versions": versions}, tmp_path)
+    page = page_path.read_text()
+    assert "<td>v2</td><td>PendingManualApproval</td><td>4.10</td>" in page
+    assert "v1: MSE 5.90 on the same 1,200 records" in page
+    assert "no Approved version then: challenger only" in page
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.e2e
+def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_refused(
+    tmp_path, monkeypatch
+):
+    """Local runtime, as `make demo` runs it: v1 (no champion) is approved; v2, trained on more
+    data, records v1 as its champion with both MSEs on the same test rows and the integrity of
+    its artifacts; then v1's model.tar.gz is overwritten and the next batch run fails naming it."""
+    import yaml
+
+    from local_runtime.aws import embedded_aws
+    from local_runtime.loop import DEFAULT_BATCH_DATA, Loop, Options
+    from pipeline_scripts.cli import run as pipeline_cli
+    from pipeline_scripts.config import DEFAULT_SETTINGS_FILE, load_config
+
+    dev_env = REPO_ROOT / "env_files" / "dev_env.tfvars"
+    settings = yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text())
+    settings["training"]["hyperparameters"]["num_round"] = 20
+    settings_file = tmp_path / "pipelines.yaml"
+    settings_file.write_text(yaml.safe_dump(settings))
+    config = load_config(dev_env, settings_file=settings_file)
+    env = config.env
+    lines = TRAIN_DATA.read_text().splitlines()
+    (tmp_path / "first.csv").write_text("\n".join(lines[:1001]) + "\n")
+    (tmp_path / "second.csv").write_text("\n".join([lines[0], *lines[1001:2001]]) + "\n")
+    batch = tmp_path / "batch.csv"
+    batch.write_text("\n".join(DEFAULT_BATCH_DATA.read_text().splitlines()[:61]) + "\n")
+
+    with embedded_aws(env.region):
+        s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+        s3.create_bucket(
+            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+        )
+        s3.put_bucket_versioning(
+            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
+        )
+        pipeline_cli("upsert", str(dev_env), tmp_path / "pipelines", out=lambda line: None,
+                     settings_file=settings_file)  # fmt: skip
+        options = Options(str(dev_env), tmp_path / "out", settings_file=settings_file)
+        loop = Loop(config, options, out=lambda line: None)
+        loop.upload(tmp_path / "first.csv", env.train_data_uri)
+        loop.drain()
+        v1 = loop.approve_newest()
+        assert v1["CustomerMetadataProperties"]["champion_version"] == "none"
+        assert v1["CustomerMetadataProperties"]["champion_mse"] == "none"
+
+        loop.upload(tmp_path / "second.csv", env.train_data_uri)
+        loop.drain()
+        group = env.model_package_group_name
+        newest = sm.list_model_packages(
+            ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"
+        )["ModelPackageSummaryList"][0]
+        v2 = sm.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+        assert v2["ModelPackageVersion"] == 2
+        metadata = v2["CustomerMetadataProperties"]
+        assert metadata["champion_version"] == "1"
+        evaluation_uri = v2["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+        bucket, _, key = evaluation_uri.removeprefix("s3://").partition("/")
+        report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert report["champion"]["version"] == "1"
+        assert report["champion"]["item_count"] == report["dataset"]["item_count"]
+        assert metadata["champion_mse"] == report["formatted"]["champion_mse"] != "none"
+        # The recorded integrity is the registered model's current object.
+        model_url = v2["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        bucket, _, key = model_url.removeprefix("s3://").partition("/")
+        body = s3.get_object(Bucket=bucket, Key=key)
+        assert metadata["model_sha256"] == hashlib.sha256(body["Body"].read()).hexdigest()
+        assert metadata["model_version_id"] == body["VersionId"]
+
+        # v1 stays the approved one; its model is overwritten after approval.
+        model_url = v1["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        bucket, _, key = model_url.removeprefix("s3://").partition("/")
+        s3.put_object(Bucket=bucket, Key=key, Body=b"not the approved model")
+        loop.upload(batch, env.inference_data_uri)
+        loop.drain()
+        run = loop.executions[-1][0]
+        assert run.pipeline_name == env.pipeline_inf
+        assert run.status == "Failed"
+        assert model_url in run.failure_reason and "model_sha256" in run.failure_reason
+        assert "CreateModel" not in run.steps  # nothing used the tampered model
