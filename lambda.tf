@@ -311,12 +311,12 @@ data "aws_iam_policy_document" "data_version" {
   statement {
     sid     = "ReadModelArtifactsForIntegrity"
     actions = ["s3:GetObject", "s3:GetObjectVersion"]
-    resources = flatten([
-      for pipeline in [var.pipeline_train, var.pipeline_trainwhpo] : [
-        "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${pipeline}/*/model.tar.gz",
-        "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${pipeline}/*/transform.json",
-      ]
-    ])
+    resources = [
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_train}/*/model.tar.gz",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_train}/*/transform.json",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_trainwhpo}/*/model.tar.gz",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_trainwhpo}/*/transform.json",
+    ]
   }
   # The pipelines write them encrypted with the jobs' key (kms_key); S3 decrypts for the reader.
   statement {

@@ -198,8 +198,7 @@ def build_training_pipeline(
     novelty = steps.compare_with_newest_version(
         COMPARE_STEP, data_version.properties.Outputs["data_version"], tuning=tuning
     )
-    register = steps.register_model(
-        REGISTER_STEP,
+    register_arguments = dict(
         model_data_url=model_data_url,
         evaluation_uri=Join(on="/", values=[output(evaluate, "evaluation"), "evaluation.json"]),
         statistics_uri=Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"]),
@@ -222,6 +221,7 @@ def build_training_pipeline(
         },
         description=f"Trained by the {name} pipeline",
     )
+    register = steps.register_model(REGISTER_STEP, **register_arguments)
     too_inaccurate = FailStep(
         name="ModelAccuracyBelowThreshold",
         error_message=Join(
@@ -250,7 +250,7 @@ def build_training_pipeline(
     novelty_gate = ConditionStep(
         name=NOVELTY_STEP,
         conditions=[ConditionEquals(left=novelty.properties.Outputs["is_new"], right=True)],
-        if_steps=[register],
+        if_steps=[_champion_gate(steps, config, register, register_arguments, evaluation)],
         else_steps=[],
     )
     accuracy_gate = ConditionStep(
@@ -284,6 +284,39 @@ def _champion_and_integrity(steps: StepFactory, model_data_url, transform_uri):
     champion = steps.champion("ResolveChampion", model_data_url, transform_uri)
     integrity = steps.record_integrity("RecordArtifactIntegrity", model_data_url, transform_uri)
     return champion, integrity
+
+
+def _champion_gate(steps, config, register, register_arguments: dict, evaluation):
+    """`register`, or with registration.reject_if_not_better a condition: a challenger whose
+    MSE is not below the champion's (evaluate.py challenger_is_better) is registered Rejected,
+    the reason as its description (ModelBuilder.register of the pinned SDK takes no
+    ApprovalDescription)."""
+    if not config.settings.registration.reject_if_not_better:
+        return register
+    reason = Join(
+        on=" ",
+        values=[
+            "Rejected: challenger MSE",
+            evaluation("formatted.mse"),
+            "is not below champion version",
+            evaluation("formatted.champion_version"),
+            "MSE",
+            evaluation("formatted.champion_mse"),
+            "on the same",
+            evaluation("formatted.record_count"),
+            "test records",
+        ],
+    )
+    rejected = steps.register_model(
+        f"{REGISTER_STEP}Rejected",
+        **{**register_arguments, "approval_status": "Rejected", "description": reason},
+    )
+    return ConditionStep(
+        name="CheckBeatsChampion",
+        conditions=[ConditionEquals(left=evaluation("challenger_is_better"), right=True)],
+        if_steps=[register],
+        else_steps=[rejected],
+    )
 
 
 def predictions_uri(config: ProjectConfig, batch_id) -> Join:

@@ -551,7 +551,7 @@ class StepFactory:
         constraints_uri,
         approval_status,
         metadata: Mapping[str, object],
-        description: str,
+        description,  # str or a pipeline expression (e.g. a Join with the reason)
     ) -> ModelStep:
         """A new model version with its metrics, drift baselines and lineage."""
         instance_type = self.settings.transform.instance_type

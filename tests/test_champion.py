@@ -333,12 +333,13 @@ def test_the_report_shows_challenger_and_champion_per_version(tmp_path):
 
 
 @pytest.mark.e2e
-def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_refused(
-    tmp_path, monkeypatch
-):
-    """Local runtime, as `make demo` runs it: v1 (no champion) is approved; v2, trained on more
-    data, records v1 as its champion with both MSEs on the same test rows and the integrity of
-    its artifacts; then v1's model.tar.gz is overwritten and the next batch run fails naming it."""
+def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_refused(tmp_path):
+    """Local runtime, as `make demo` runs it: v1 (no champion) is approved; v2 (2 boosting
+    rounds, with registration.reject_if_not_better) records v1 as its champion with both MSEs
+    on the same test rows and is registered Rejected saying why; both record the integrity of
+    their artifacts; then v1's model.tar.gz is overwritten and the next batch run fails naming
+    it before anything uses the model. (accuracy_mse_threshold is raised so that the weak v2
+    reaches registration: the champion comparison, not the threshold, rejects it.)"""
     import yaml
 
     from local_runtime.aws import embedded_aws
@@ -346,16 +347,25 @@ def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_ref
     from pipeline_scripts.cli import run as pipeline_cli
     from pipeline_scripts.config import DEFAULT_SETTINGS_FILE, load_config
 
-    dev_env = REPO_ROOT / "env_files" / "dev_env.tfvars"
+    source_env = (REPO_ROOT / "env_files" / "dev_env.tfvars").read_text()
+    assert "accuracy_mse_threshold = 6.0" in source_env
+    dev_env = tmp_path / "dev_env.tfvars"
+    dev_env.write_text(
+        source_env.replace("accuracy_mse_threshold = 6.0", "accuracy_mse_threshold = 50.0")
+    )
     settings = yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text())
-    settings["training"]["hyperparameters"]["num_round"] = 20
+    settings["training"]["hyperparameters"]["num_round"] = 30
     settings_file = tmp_path / "pipelines.yaml"
     settings_file.write_text(yaml.safe_dump(settings))
+    settings["training"]["hyperparameters"]["num_round"] = 2
+    settings["registration"]["reject_if_not_better"] = True
+    weak_settings = tmp_path / "weak.yaml"
+    weak_settings.write_text(yaml.safe_dump(settings))
     config = load_config(dev_env, settings_file=settings_file)
     env = config.env
     lines = TRAIN_DATA.read_text().splitlines()
-    (tmp_path / "first.csv").write_text("\n".join(lines[:1001]) + "\n")
-    (tmp_path / "second.csv").write_text("\n".join([lines[0], *lines[1001:2001]]) + "\n")
+    (tmp_path / "first.csv").write_text("\n".join(lines[:2001]) + "\n")
+    (tmp_path / "second.csv").write_text("\n".join([lines[0], *lines[2001:]]) + "\n")
     batch = tmp_path / "batch.csv"
     batch.write_text("\n".join(DEFAULT_BATCH_DATA.read_text().splitlines()[:61]) + "\n")
 
@@ -377,6 +387,9 @@ def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_ref
         assert v1["CustomerMetadataProperties"]["champion_version"] == "none"
         assert v1["CustomerMetadataProperties"]["champion_mse"] == "none"
 
+        # The pipelines redeployed with 2 rounds and the reject setting (as CI would upsert).
+        pipeline_cli("upsert", str(dev_env), tmp_path / "pipelines", out=lambda line: None,
+                     settings_file=weak_settings)  # fmt: skip
         loop.upload(tmp_path / "second.csv", env.train_data_uri)
         loop.drain()
         group = env.model_package_group_name
@@ -393,6 +406,13 @@ def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_ref
         assert report["champion"]["version"] == "1"
         assert report["champion"]["item_count"] == report["dataset"]["item_count"]
         assert metadata["champion_mse"] == report["formatted"]["champion_mse"] != "none"
+        assert report["challenger_is_better"] is False
+        assert v2["ModelApprovalStatus"] == "Rejected"
+        formatted = report["formatted"]
+        assert v2["ModelPackageDescription"] == (
+            f"Rejected: challenger MSE {formatted['mse']} is not below champion version 1 MSE "
+            f"{formatted['champion_mse']} on the same {formatted['record_count']} test records"
+        )
         # The recorded integrity is the registered model's current object.
         model_url = v2["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
         bucket, _, key = model_url.removeprefix("s3://").partition("/")
@@ -410,4 +430,6 @@ def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_ref
         assert run.pipeline_name == env.pipeline_inf
         assert run.status == "Failed"
         assert model_url in run.failure_reason and "model_sha256" in run.failure_reason
-        assert "CreateModel" not in run.steps  # nothing used the tampered model
+        # Nothing used the tampered model or its transform.
+        for step in ("PreprocessBatch", "CreateModel", "BatchTransform"):
+            assert run.steps[step].status == "NotExecuted", step
