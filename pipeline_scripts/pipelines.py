@@ -218,6 +218,8 @@ def build_training_pipeline(
             # Champion vs challenger (point 5), as evaluate.py formats them ("none": no champion).
             "champion_version": evaluation("formatted.champion_version"),
             "champion_mse": evaluation("formatted.champion_mse"),
+            "challenger_mse": evaluation("formatted.mse"),
+            "evaluation_records": evaluation("formatted.record_count"),
         },
         description=f"Trained by the {name} pipeline",
     )

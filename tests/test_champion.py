@@ -225,7 +225,13 @@ def test_recorded_integrity_is_the_objects_sha256_and_version(aws, versioned):
     assert (model_version == "null") is not versioned
     # Registered as metadata, with the evaluation's champion values: CreateModelPackage's
     # own constraints accept every one.
-    metadata = {**recorded, "champion_version": "3", "champion_mse": "5.90"}
+    metadata = {
+        **recorded,
+        "champion_version": "3",
+        "champion_mse": "5.90",
+        "challenger_mse": "NaN",
+        "evaluation_records": "1200",
+    }
     assert constraint_errors(metadata, METADATA, "customerMetadataProperties") == []
     assert data_version.handler({"action": "verify_integrity", **URIS, **recorded}, None) == URIS
 
@@ -329,6 +335,31 @@ def test_the_report_shows_challenger_and_champion_per_version(tmp_path):
     assert "no Approved version then: challenger only" in page
 
 
+def test_the_registry_e_mail_says_challenger_versus_champion():
+    """The notifier's e-mail for a registered version, from the real event shape plus the
+    metadata the training pipelines record."""
+    from tests.test_notifier import fields, fixture, notifier
+
+    config = notifier.load_config(None, None)
+    event = fixture("model_package_registered_pending")
+    metadata = {
+        "challenger_mse": "4.10",
+        "champion_version": "2",
+        "champion_mse": "5.90",
+        "evaluation_records": "1200",
+    }
+    event["detail"]["CustomerMetadataProperties"] = metadata
+    body = notifier.build_notification(event, config).body
+    assert fields(body)["Champion vs challenger"] == (
+        "challenger MSE 4.10 vs champion (version 2) 5.90 on the same 1,200 records"
+    )
+    metadata["champion_version"] = "none"
+    body = notifier.build_notification(event, config).body
+    assert fields(body)["Champion vs challenger"] == (
+        "MSE 4.10 on 1,200 test records; no Approved version to compare with"
+    )
+
+
 # ------------------------------------------------------------------------------ end to end
 
 
@@ -406,6 +437,8 @@ def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_ref
         assert report["champion"]["version"] == "1"
         assert report["champion"]["item_count"] == report["dataset"]["item_count"]
         assert metadata["champion_mse"] == report["formatted"]["champion_mse"] != "none"
+        assert metadata["challenger_mse"] == report["formatted"]["mse"]
+        assert metadata["evaluation_records"] == str(report["dataset"]["item_count"])
         assert report["challenger_is_better"] is False
         assert v2["ModelApprovalStatus"] == "Rejected"
         formatted = report["formatted"]

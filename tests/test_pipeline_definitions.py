@@ -410,7 +410,8 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
         assert set(metadata) == {
             "git_commit", "training_data_version", "pipeline_execution_arn", "transform_uri",
             "model_fingerprint", "model_sha256", "model_version_id", "transform_sha256",
-            "transform_version_id", "champion_version", "champion_mse",
+            "transform_version_id", "champion_version", "champion_mse", "challenger_mse",
+            "evaluation_records",
         }  # fmt: skip
         assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
         assert metadata["training_data_version"] == {
