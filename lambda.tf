@@ -313,6 +313,29 @@ data "aws_iam_policy_document" "data_version" {
       values   = ["${local.data_prefixes.training}*"]
     }
   }
+  # Integrity of registered models (issue 10 point 6): record_integrity and verify_integrity
+  # read (GetObject, GetObjectVersion) the training pipelines' model.tar.gz and transform.json.
+  statement {
+    sid     = "ReadModelArtifactsForIntegrity"
+    actions = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_train}/*/model.tar.gz",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_train}/*/transform.json",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_trainwhpo}/*/model.tar.gz",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_trainwhpo}/*/transform.json",
+    ]
+  }
+  # The pipelines write them encrypted with the jobs' key (kms_key); S3 decrypts for the reader.
+  statement {
+    sid       = "DecryptModelArtifacts"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
+  }
 }
 
 # The pipelines' execution role (role_arn, not created here) may call the two helpers.

@@ -195,6 +195,8 @@ def model_versions(config: ProjectConfig) -> list[dict]:
                 "approval_status": package["ModelApprovalStatus"],
                 "metrics": {k: v["value"] for k, v in report["regression_metrics"].items()},
                 "mean_predictor_mse": report["baseline_mean_predictor"]["mse"]["value"],
+                # Champion vs challenger on the same test rows (scripts/evaluate.py).
+                "champion": report.get("champion", {"version": "none"}),
                 "threshold": config.env.accuracy_mse_threshold,
                 "lineage": package.get("CustomerMetadataProperties", {}),
             }

@@ -982,6 +982,14 @@ class DataQualitySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RegistrationSettings:
+    """How a new model version is registered next to the champion (issue 10 point 5)."""
+
+    # True: a challenger whose test MSE is not below the champion's is registered Rejected.
+    reject_if_not_better: bool = _field(default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelQualitySettings:
     """When a batch's model-quality result may start retraining (README "Retraining")."""
 
@@ -1016,6 +1024,7 @@ class PipelineSettings:
     transform: TransformSettings = _field()
     data_quality: DataQualitySettings = _field()
     model_quality: ModelQualitySettings = _field(default=ModelQualitySettings())
+    registration: RegistrationSettings = _field(default=RegistrationSettings())
     caching: CachingSettings = _field()
     retry: RetrySettings = _field()
 

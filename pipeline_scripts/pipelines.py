@@ -29,7 +29,7 @@ from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from pipeline_scripts.assets import REPO_ROOT, StepCode
 from pipeline_scripts.config import ProjectConfig
-from pipeline_scripts.steps import PROCESSING_ROOT, StepFactory
+from pipeline_scripts.steps import INTEGRITY_OUTPUTS, PROCESSING_ROOT, StepFactory
 
 # Step names referenced by event rules, the notifier and the local runtime.
 MODEL_QUALITY_STEP = "ModelQualityCheck"
@@ -117,7 +117,7 @@ def build_training_pipeline(
         "Preprocess",
         "preprocess.py",
         inputs={"data": data_url},
-        outputs=["train", "validation", "test", "transform", "baseline"],
+        outputs=["train", "validation", "test", "transform", "baseline", "test_raw"],
         arguments=[
             "--mode",
             "fit",
@@ -164,6 +164,8 @@ def build_training_pipeline(
         model_step = steps.training("TrainModel", train_uri, validation_uri)
         model_data_url = model_step.properties.ModelArtifacts.S3ModelArtifacts
 
+    transform_uri = Join(on="/", values=[output(preprocess, "transform"), "transform.json"])
+    champion, integrity = _champion_and_integrity(steps, model_data_url, transform_uri)
     evaluation_report = PropertyFile(
         name="EvaluationReport", output_name="evaluation", path="evaluation.json"
     )
@@ -174,11 +176,21 @@ def build_training_pipeline(
             "model": model_data_url,
             "test": output(preprocess, "test"),
             "train": train_uri,
+            # Champion vs challenger (issue 10 point 5): the Approved version's own model and
+            # transform, scored on the same raw test rows.
+            "test_raw": output(preprocess, "test_raw"),
+            "champion_model": champion.properties.Outputs["champion_model_data_url"],
+            "champion_transform": champion.properties.Outputs["champion_transform_uri"],
         },
         outputs=["evaluation"],
+        arguments=["--champion-version", champion.properties.Outputs["champion_version"]],
         property_files=[evaluation_report],
         depends_on=[model_step],
     )
+
+    def evaluation(path: str) -> JsonGet:
+        return JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path=path)
+
     model_mse = JsonGet(
         step_name=evaluate.name, property_file=evaluation_report, json_path=MSE_JSON_PATH
     )
@@ -189,8 +201,7 @@ def build_training_pipeline(
     novelty = steps.compare_with_newest_version(
         COMPARE_STEP, data_version.properties.Outputs["data_version"], tuning=tuning
     )
-    register = steps.register_model(
-        REGISTER_STEP,
+    register_arguments = dict(
         model_data_url=model_data_url,
         evaluation_uri=Join(on="/", values=[output(evaluate, "evaluation"), "evaluation.json"]),
         statistics_uri=Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"]),
@@ -204,13 +215,19 @@ def build_training_pipeline(
             "training_data_version": data_version.properties.Outputs["data_version"],
             "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
             FINGERPRINT_KEY: novelty.properties.Outputs["model_fingerprint"],
-            "transform_uri": Join(
-                on="/", values=[output(preprocess, "transform"), "transform.json"]
-            ),
+            "transform_uri": transform_uri,
+            # Integrity (point 6): what inference verifies before use.
+            **{key: integrity.properties.Outputs[key] for key in INTEGRITY_OUTPUTS},
+            # Champion vs challenger (point 5), as evaluate.py formats them ("none": no champion).
+            "champion_version": evaluation("formatted.champion_version"),
+            "champion_mse": evaluation("formatted.champion_mse"),
+            "challenger_mse": evaluation("formatted.mse"),
+            "evaluation_records": evaluation("formatted.record_count"),
             **comparison_metadata,
         },
         description=f"Trained by the {name} pipeline",
     )
+    register = steps.register_model(REGISTER_STEP, **register_arguments)
     too_inaccurate = FailStep(
         name="ModelAccuracyBelowThreshold",
         error_message=Join(
@@ -239,7 +256,7 @@ def build_training_pipeline(
     novelty_gate = ConditionStep(
         name=NOVELTY_STEP,
         conditions=[ConditionEquals(left=novelty.properties.Outputs["is_new"], right=True)],
-        if_steps=[register],
+        if_steps=[_champion_gate(steps, config, register, register_arguments, evaluation)],
         else_steps=[],
     )
     accuracy_gate = ConditionStep(
@@ -257,6 +274,8 @@ def build_training_pipeline(
             *baseline_steps,
             *comparison_steps,
             model_step,
+            champion,
+            integrity,
             evaluate,
             novelty,
             accuracy_gate,
@@ -307,6 +326,48 @@ def _training_data_comparison(steps: StepFactory, config: ProjectConfig, data_ur
     return [previous, compare], metadata
 
 
+def _champion_and_integrity(steps: StepFactory, model_data_url, transform_uri):
+    """The Lambda steps around evaluation (issue 10 points 5 and 6): the current champion
+    (newest Approved version; the challenger's own artifacts when there is none) and the sha256
+    and S3 version id of the new model.tar.gz and transform.json, registered with the version."""
+    champion = steps.champion("ResolveChampion", model_data_url, transform_uri)
+    integrity = steps.record_integrity("RecordArtifactIntegrity", model_data_url, transform_uri)
+    return champion, integrity
+
+
+def _champion_gate(steps, config, register, register_arguments: dict, evaluation):
+    """`register`, or with registration.reject_if_not_better a condition: a challenger whose
+    MSE is not below the champion's (evaluate.py challenger_is_better) is registered Rejected,
+    the reason as its description (ModelBuilder.register of the pinned SDK takes no
+    ApprovalDescription)."""
+    if not config.settings.registration.reject_if_not_better:
+        return register
+    reason = Join(
+        on=" ",
+        values=[
+            "Rejected: challenger MSE",
+            evaluation("formatted.mse"),
+            "is not below champion version",
+            evaluation("formatted.champion_version"),
+            "MSE",
+            evaluation("formatted.champion_mse"),
+            "on the same",
+            evaluation("formatted.record_count"),
+            "test records",
+        ],
+    )
+    rejected = steps.register_model(
+        f"{REGISTER_STEP}Rejected",
+        **{**register_arguments, "approval_status": "Rejected", "description": reason},
+    )
+    return ConditionStep(
+        name="CheckBeatsChampion",
+        conditions=[ConditionEquals(left=evaluation("challenger_is_better"), right=True)],
+        if_steps=[register],
+        else_steps=[rejected],
+    )
+
+
 def predictions_uri(config: ProjectConfig, batch_id) -> Join:
     """Where a batch's predictions land: <bucket>/<bucket_prefix>/predictions/<batch id>/,
     one `<batch file>.out` of `record_id,prediction` lines. Outside the inference prefix, so
@@ -338,6 +399,10 @@ def build_inference_pipeline(
 
     model = steps.resolve_approved_model("ResolveApprovedModel")
     resolved = model.properties.Outputs
+    # Integrity (issue 10 point 6): the model and transform are used only through this step's
+    # outputs, so nothing reads them before their sha256 and S3 version id are checked
+    # against the ones recorded at registration.
+    verified = steps.verify_integrity("VerifyModelArtifacts", resolved)
 
     def output(step, output_name):
         return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
@@ -346,7 +411,7 @@ def build_inference_pipeline(
     preprocess = steps.processing(
         "PreprocessBatch",
         "preprocess.py",
-        inputs={"data": data_url, "transform": resolved["transform_uri"]},
+        inputs={"data": data_url, "transform": verified.properties.Outputs["transform_uri"]},
         outputs=["transform_input", "features", "ground_truth", "report"],
         # Reads only the batch object of the URI and checks its content against the event's
         # ETag (a processing input cannot pin an S3 version: scripts/batch_input.py).
@@ -357,7 +422,9 @@ def build_inference_pipeline(
         property_files=[batch_report],
     )
     create_model = steps.create_model(
-        "CreateModel", image_uri=resolved["image_uri"], model_data_url=resolved["model_data_url"]
+        "CreateModel",
+        image_uri=resolved["image_uri"],
+        model_data_url=verified.properties.Outputs["model_uri"],
     )
     transform = steps.batch_transform(
         "BatchTransform",
@@ -451,6 +518,7 @@ def build_inference_pipeline(
         parameters=[data_url, batch_id, batch_version, batch_etag, threshold, fail_on_violation],
         steps=[
             model,
+            verified,
             preprocess,
             create_model,
             transform,

@@ -120,6 +120,11 @@ MODEL_RESOLVER_LAMBDA = "model-resolver"
 SAGEMAKER_LAMBDAS = (DATA_VERSION_LAMBDA, MODEL_RESOLVER_LAMBDA)
 
 
+# Integrity values of a version's artifacts: Lambda outputs and metadata keys alike
+# (code/training_data_version record_integrity, code/model_resolver INTEGRITY_KEYS).
+INTEGRITY_OUTPUTS = ("model_sha256", "model_version_id", "transform_sha256", "transform_version_id")
+
+
 def lambda_function_arn(config: ProjectConfig, function: str) -> str:
     """ARN of a helper Lambda that Terraform deploys as `<model_package_group_name>-<function>`."""
     env = config.env
@@ -304,6 +309,7 @@ class StepFactory:
             "transform_uri",
             "baseline_statistics_uri",
             "baseline_constraints_uri",
+            *INTEGRITY_OUTPUTS,
         ]
         return LambdaStep(
             name=name,
@@ -317,6 +323,52 @@ class StepFactory:
                 for o in outputs
             ],
         )
+
+    # -- integrity and champion (issue 10 points 5 and 6) ----------------------------------
+
+    def _string_lambda(self, name: str, function: str, inputs: dict, outputs) -> LambdaStep:
+        return LambdaStep(
+            name=name,
+            lambda_func=Lambda(
+                function_arn=lambda_function_arn(self.config, function), session=self.session
+            ),
+            inputs=inputs,
+            outputs=[
+                LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String)
+                for o in outputs
+            ],
+        )
+
+    def record_integrity(self, name: str, model_uri, transform_uri) -> LambdaStep:
+        """sha256 and S3 version id of model.tar.gz and transform.json, to register with them."""
+        return self._string_lambda(
+            name,
+            DATA_VERSION_LAMBDA,
+            {"action": "record_integrity", "model_uri": model_uri, "transform_uri": transform_uri},
+            INTEGRITY_OUTPUTS,
+        )
+
+    def verify_integrity(self, name: str, resolved) -> LambdaStep:
+        """Fails unless the resolved version's artifacts are still the ones registered; its
+        outputs (the same URIs) are what the steps after it read, so they wait for it."""
+        inputs = {"action": "verify_integrity"}
+        inputs["model_uri"] = resolved["model_data_url"]
+        inputs["transform_uri"] = resolved["transform_uri"]
+        inputs.update({key: resolved[key] for key in INTEGRITY_OUTPUTS})
+        return self._string_lambda(
+            name, DATA_VERSION_LAMBDA, inputs, ["model_uri", "transform_uri"]
+        )
+
+    def champion(self, name: str, model_data_url, transform_uri) -> LambdaStep:
+        """The newest Approved version's model and transform (the challenger's own when none)."""
+        inputs = {
+            "action": "champion",
+            "model_package_group_name": self.env.model_package_group_name,
+            "fallback_model_data_url": model_data_url,
+            "fallback_transform_uri": transform_uri,
+        }
+        outputs = ["champion_version", "champion_model_data_url", "champion_transform_uri"]
+        return self._string_lambda(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
 
     def processing(
         self,
@@ -520,7 +572,7 @@ class StepFactory:
         constraints_uri,
         approval_status,
         metadata: Mapping[str, object],
-        description: str,
+        description,  # str or a pipeline expression (e.g. a Join with the reason)
     ) -> ModelStep:
         """A new model version with its metrics, drift baselines and lineage."""
         instance_type = self.settings.transform.instance_type

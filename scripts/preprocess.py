@@ -2,7 +2,8 @@
 
 fit:   <base>/input/data/*.csv -> <base>/output/{train,validation,test}/<split>.csv (no header,
        target first, transformed features), <base>/output/transform/transform.json (fitted on the
-       train split only) and <base>/output/baseline/baseline.csv (raw train-split features).
+       train split only), <base>/output/baseline/baseline.csv (raw train-split features) and
+       <base>/output/test_raw/test.csv (the raw test-split rows, header and target included).
 apply: <base>/input/data/*.csv + <base>/input/transform/transform.json ->
        <base>/output/transform_input/batch.csv (no header: record_id, transformed features),
        <base>/output/features/features.csv (raw features, header),
@@ -274,6 +275,9 @@ def fit(args, base):
         matrix = np.column_stack([target, features_matrix])
         write_csv(pd.DataFrame(matrix), out / name / f"{name}.csv", header=False)
     write_csv(raw.iloc[train][features], out / "baseline" / "baseline.csv", header=True)
+    # The raw test rows (header, target included): evaluate.py scores the champion on them
+    # with the champion's own transform.json (issue 10 point 5).
+    write_csv(raw.iloc[test], out / "test_raw" / "test.csv", header=True)
     (out / "transform").mkdir(parents=True, exist_ok=True)
     # allow_nan=False: a transform with NaN or Infinity is not JSON and is never written.
     text = json.dumps(spec, indent=2, allow_nan=False)

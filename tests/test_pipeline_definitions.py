@@ -301,13 +301,18 @@ TRAINING_DAG = {
     "FindPreviousTrainingData": {"DataQualityBaseline"},
     "CompareTrainingData": {"FindPreviousTrainingData", "RecordTrainingDataVersion"},
     "<model>": {"Preprocess"},
-    "EvaluateModel": {"<model>", "Preprocess"},
+    # Champion vs challenger and integrity (issue 10 points 5, 6): Lambda steps on the new
+    # model's artifacts; evaluation reads the champion's.
+    "ResolveChampion": {"<model>", "Preprocess"},
+    "RecordArtifactIntegrity": {"<model>", "Preprocess"},
+    "EvaluateModel": {"<model>", "Preprocess", "ResolveChampion"},
     "CheckModelAccuracy": {"EvaluateModel"},
     "CompareWithNewestVersion": {"RecordTrainingDataVersion"},
     "CheckModelIsNew": {"CheckModelAccuracy", "CompareWithNewestVersion"},
     "RegisterModel": {
         "CheckModelIsNew", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
         "RecordTrainingDataVersion", "CompareWithNewestVersion", "CompareTrainingData",
+        "RecordArtifactIntegrity",
     },
     "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
 }  # fmt: skip
@@ -328,8 +333,10 @@ def test_inference_dag(definitions, config):
     check whatever it found, and the data-quality gate only after the model-quality check."""
     assert dependencies(definitions[config.env.pipeline_inf]) == {
         "ResolveApprovedModel": set(),
-        "PreprocessBatch": {"ResolveApprovedModel"},
-        "CreateModel": {"ResolveApprovedModel"},
+        # Nothing reads the model or transform before their integrity is verified.
+        "VerifyModelArtifacts": {"ResolveApprovedModel"},
+        "PreprocessBatch": {"VerifyModelArtifacts"},
+        "CreateModel": {"ResolveApprovedModel", "VerifyModelArtifacts"},
         "BatchTransform": {"CreateModel", "PreprocessBatch"},
         "DataQualityCheck": {"PreprocessBatch", "ResolveApprovedModel"},
         pipelines.MODEL_QUALITY_STEP: {"BatchTransform", "PreprocessBatch", "DataQualityCheck"},
@@ -406,7 +413,9 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
         metadata = arguments["CustomerMetadataProperties"]
         assert set(metadata) == {
             "git_commit", "training_data_version", "pipeline_execution_arn", "transform_uri",
-            "model_fingerprint",
+            "model_fingerprint", "model_sha256", "model_version_id", "transform_sha256",
+            "transform_version_id", "champion_version", "champion_mse", "challenger_mse",
+            "evaluation_records",
             # issue 11.6 (tests/test_training_data_comparison.py)
             "training_data_comparison", "training_data_comparison_uri", "training_data_profile_uri",
         }  # fmt: skip
@@ -454,11 +463,13 @@ def test_registered_metadata_values_are_valid_at_run_time(definitions, config):
         metadata = {
             key: _sample(value, definition, config.env)
             for key, value in register["Arguments"]["CustomerMetadataProperties"].items()
-            # Lambda outputs: checked against the same shape in test_pipeline_lambdas.
-            # A property file's value: checked where the script writes it (the summary in
-            # test_training_data_comparison).
-            if not (isinstance(value, dict) and "OutputParameters" in str(value))
-            and not (isinstance(value, dict) and "Std:JsonGet" in value)
+            # Lambda outputs: checked against the same shape in test_pipeline_lambdas; property
+            # file values (JsonGet) where the scripts write them (test_champion,
+            # test_training_data_comparison), on real reports.
+            if not (
+                isinstance(value, dict)
+                and ("OutputParameters" in str(value) or "Std:JsonGet" in value)
+            )
         }
         assert constraint_errors(metadata, shape, "customerMetadataProperties") == [], name
 

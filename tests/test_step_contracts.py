@@ -160,9 +160,25 @@ def loop(tmp_path_factory):
         training,
         "EvaluateModel",
         tmp,
-        {"model": model_tar, "test": prep.output("test"), "train": prep.output("train")},
+        {
+            "model": model_tar,
+            "test": prep.output("test"),
+            "train": prep.output("train"),
+            # The champion path as the definition wires it (the Lambda's outputs: here the
+            # same model and its own transform, as when the champion is this very model).
+            "test_raw": prep.output("test_raw"),
+            "champion_model": model_tar,
+            "champion_transform": prep.output("transform") / "transform.json",
+        },
     )
     assert result.returncode == 0, result.stderr
+    evaluation = jobs["EvaluateModel"].output("evaluation") / "evaluation.json"
+    report = json.loads(evaluation.read_text())
+    # The same model through its own transform on the raw rows scores exactly as on test.csv.
+    assert report["champion"]["item_count"] == report["dataset"]["item_count"]
+    assert report["champion"]["regression_metrics"]["mse"]["value"] == pytest.approx(
+        report["regression_metrics"]["mse"]["value"], rel=1e-9
+    )
 
     transform_json = prep.output("transform") / "transform.json"
     jobs["PreprocessBatch"], result = run_processing(

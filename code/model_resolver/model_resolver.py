@@ -6,8 +6,21 @@ enough for the next batch run to use it.
 
 event:   {"model_package_group_name": str}
 returns: {"model_package_arn", "model_package_version", "model_data_url", "image_uri",
-          "transform_uri", "baseline_statistics_uri", "baseline_constraints_uri"}  (all str;
-          the keys become the Lambda step's OutputParameters)
+          "transform_uri", "baseline_statistics_uri", "baseline_constraints_uri",
+          "model_sha256", "model_version_id", "transform_sha256", "transform_version_id"}
+          (all str; the keys become the Lambda step's OutputParameters; the last four are the
+          integrity values recorded at registration, "" on a version that has none, which the
+          inference pipeline's verification step then rejects by name)
+
+A third action, for champion versus challenger (issue 10 point 5): the training pipelines ask
+for the newest Approved version before evaluating a new model:
+
+event:   {"action": "champion", "model_package_group_name": str,
+          "fallback_model_data_url": str, "fallback_transform_uri": str}
+returns: {"champion_version": str ("none" when no version is Approved), "champion_model_data_url",
+          "champion_transform_uri"}: with no champion, the fallbacks (the challenger's own
+          artifacts, so the evaluation step's inputs always exist; evaluate.py ignores them
+          when champion_version is "none")
 
 A second action, called by the training pipelines before they register a model, so that a
 run whose steps all hit the cache does not register the same model again:
@@ -43,6 +56,11 @@ REQUIRED_FIELDS = {
     "baseline_statistics_uri": "DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri",
     "baseline_constraints_uri": "DriftCheckBaselines.ModelDataQuality.Constraints.S3Uri",
 }
+
+
+# Integrity values recorded at registration (CustomerMetadataProperties keys, set by the
+# training pipelines from code/training_data_version's record_integrity action).
+INTEGRITY_KEYS = ("model_sha256", "model_version_id", "transform_sha256", "transform_version_id")
 
 
 class ModelResolutionError(RuntimeError):
@@ -150,6 +168,17 @@ def compare_fingerprint(event) -> dict:
     return result
 
 
+def _newest_approved(sagemaker, group: str) -> dict | None:
+    """The newest Approved version's summary; None when there is none or no group yet (the
+    first version of a group has nothing to compare with)."""
+    try:
+        return next(_list_pages(sagemaker, group, ModelApprovalStatus="Approved"), None)
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
+            raise
+        return None
+
+
 # The registered versions' metadata key of their training-data profile folder (statistics.json,
 # constraints.json, target included: pipeline_scripts/pipelines.py, training_data_comparison.py).
 PROFILE_KEY = "training_data_profile_uri"
@@ -163,12 +192,7 @@ def previous_training_data(event) -> dict:
     group = _field(event, "model_package_group_name")
     fallback = _field(event, "fallback_uri")
     sagemaker = boto3.client("sagemaker")
-    try:
-        newest = next(_list_pages(sagemaker, group, ModelApprovalStatus="Approved"), None)
-    except ClientError as error:  # no group yet: this is the first version
-        if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
-            raise
-        newest = None
+    newest = _newest_approved(sagemaker, group)
     result = {"previous_version": "none", "previous_profile_uri": fallback}
     if newest is None:
         result["message"] = f"group '{group}' has no Approved version: nothing to compare"
@@ -196,9 +220,34 @@ def previous_training_data(event) -> dict:
     return result
 
 
+def champion(event) -> dict:
+    """The newest Approved version's model and transform, to score beside a new model."""
+    group = _field(event, "model_package_group_name")
+    result = {
+        "champion_version": "none",
+        "champion_model_data_url": _field(event, "fallback_model_data_url"),
+        "champion_transform_uri": _field(event, "fallback_transform_uri"),
+    }
+    sagemaker = boto3.client("sagemaker")
+    newest = _newest_approved(sagemaker, group)
+    if newest is not None:
+        package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+        model = _dig(package, REQUIRED_FIELDS["model_data_url"])
+        transform = _dig(package, REQUIRED_FIELDS["transform_uri"])
+        if model and transform:  # else it cannot be scored: challenger only, logged
+            result = {
+                "champion_version": str(package["ModelPackageVersion"]),
+                "champion_model_data_url": model,
+                "champion_transform_uri": transform,
+            }
+    _log("resolved champion", model_package_group_name=group, **result)
+    return result
+
+
 ACTIONS = {
     "compare_fingerprint": compare_fingerprint,
     "previous_training_data": previous_training_data,
+    "champion": champion,
 }
 
 
@@ -237,5 +286,7 @@ def handler(event, context):
                 "step sets it) and approve one that has it."
             )
         result[key] = str(value)
+    metadata = package.get("CustomerMetadataProperties") or {}
+    result.update({key: str(metadata.get(key, "")) for key in INTEGRITY_KEYS})
     _log("resolved approved model", model_package_group_name=group, **result)
     return result
