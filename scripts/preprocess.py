@@ -4,7 +4,7 @@ fit:   <base>/input/data/*.csv -> <base>/output/{train,validation,test}/<split>.
        target first, transformed features), <base>/output/transform/transform.json (fitted on the
        train split only) and <base>/output/baseline/baseline.csv (raw train-split features).
 apply: <base>/input/data/*.csv + <base>/input/transform/transform.json ->
-       <base>/output/transform_input/batch.csv (no header: record_id, transformed features),
+       <base>/output/transform_input/batch.csv (no header: record_id (record_ids()), features),
        <base>/output/features/features.csv (raw features, header),
        <base>/output/ground_truth/ground_truth.csv (record_id,label) and
        <base>/output/report/batch_report.json. Apply mode never refits anything.
@@ -419,6 +419,14 @@ def write_lines(handle, columns, rows=100_000):
                 handle.write(chunk.buffers()[2][start:end])
 
 
+def record_ids(n):
+    """A batch's record ids: 1 for the first data record after the header, 2 for the next, ...
+    (the data line number in a file without blank lines or quoted line breaks). A batch is one
+    file, so ids are the line numbers of that file; a whole-prefix run counts on across its files
+    in name order. Labels that arrive later (`record_id,label`) use the same numbers."""
+    return np.arange(1, n + 1)
+
+
 def apply_fast(spec, folder, out):
     """apply() for a clean batch via Arrow; None (nothing written) when the slow path must run."""
     try:
@@ -445,7 +453,7 @@ def apply_fast(spec, folder, out):
         return None
 
     n = raw.num_rows
-    ids = pc.cast(pa.array(np.arange(n)), pa.string())
+    ids = pc.cast(pa.array(record_ids(n)), pa.string())
     # The transform itself is apply_transform(), shared with the slow path: one definition.
     data = pd.DataFrame({name: numbers[name] for name in spec["numeric"]})
     for column in spec["categorical"]:
@@ -504,9 +512,14 @@ def apply_slow(spec, folder, out):
         # A wrong label is an error: silently dropping it would bias the model-quality check.
         labels = to_numbers(raw, target, origins, strict=True)
         present = np.flatnonzero(labels.notna().to_numpy())
-        truth = pd.DataFrame({"record_id": present, "label": raw[target].iloc[present].to_numpy()})
+        truth = pd.DataFrame(
+            {
+                "record_id": record_ids(len(raw))[present],
+                "label": raw[target].iloc[present].to_numpy(),
+            }
+        )
     batch = pd.DataFrame(transform_rows(spec, parsed, raw, origins))
-    batch.insert(0, "record_id", np.arange(len(raw)))
+    batch.insert(0, "record_id", record_ids(len(raw)))
 
     write_csv(batch, out / "transform_input" / "batch.csv", header=False)
     write_csv(raw.drop(columns=[target], errors="ignore"), out / "features" / "features.csv", True)
