@@ -79,10 +79,26 @@ class Function:
 
 @functools.cache
 def terraform_timeouts(path: Path = LAMBDA_TF) -> dict[str, float]:
-    """local.functions.<key>.timeout of lambda.tf, by key."""
+    """local.functions.<key>.timeout of lambda.tf, by key. An entry that is a reference
+    (`batch_dispatcher = local.batch_dispatcher_function`) is looked up in the locals of every
+    .tf file beside lambda.tf (dispatcher.tf)."""
+    named = {}
+    for tf in sorted(path.parent.glob("*.tf")):
+        with open(tf, encoding="utf-8") as handle:
+            for block in hcl2.load(handle).get("locals", []):
+                named.update(block)
     with open(path, encoding="utf-8") as handle:
         functions = hcl2.load(handle)["locals"][0]["functions"]
-    return {key: float(spec.get("timeout", DEFAULT_TIMEOUT)) for key, spec in functions.items()}
+
+    def resolve(spec):
+        if isinstance(spec, str) and spec.startswith("${local.") and spec.endswith("}"):
+            return named[spec[len("${local.") : -1]]
+        return spec
+
+    return {
+        key: float(resolve(spec).get("timeout", DEFAULT_TIMEOUT))
+        for key, spec in functions.items()
+    }
 
 
 def _load(path: Path, handler: str) -> Callable:
