@@ -96,8 +96,7 @@ def terraform_timeouts(path: Path = LAMBDA_TF) -> dict[str, float]:
         return spec
 
     return {
-        key: float(resolve(spec).get("timeout", DEFAULT_TIMEOUT))
-        for key, spec in functions.items()
+        key: float(resolve(spec).get("timeout", DEFAULT_TIMEOUT)) for key, spec in functions.items()
     }
 
 
