@@ -351,9 +351,15 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
             runs = [e for e, _ in loop.executions if e.pipeline_name == pipeline] if loop else []
             return runs[-1] if runs else None
 
+        def last_scoring() -> Execution | None:
+            """The last inference execution that scored (label evaluations check no data)."""
+            runs = [e for e, _ in loop.executions if e.pipeline_name == env.pipeline_inf and
+                    e.parameters.get("Mode", "score") == "score"] if loop else []  # fmt: skip
+            return runs[-1] if runs else None
+
         versions = problems.attempt("model versions", lambda: model_versions(config), [])
         violations, notes, features_uri = problems.attempt(
-            "data-quality results", lambda: _data_quality(last(env.pipeline_inf)), ([], [], None)
+            "data-quality results", lambda: _data_quality(last_scoring()), ([], [], None)
         )
         training = last(env.pipeline_train)
         baseline_uri = training.steps["Preprocess"].outputs.get("baseline") if training else None

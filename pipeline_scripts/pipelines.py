@@ -313,6 +313,7 @@ def build_inference_pipeline(
         arguments=[
             *("--mode", "apply", "--batch-uri", data_url),
             *("--batch-version", batch_version, "--batch-etag", batch_etag),
+            *_id_column_arguments(config),
         ],
         property_files=[batch_report],
     )
@@ -434,6 +435,12 @@ def build_inference_pipeline(
         ],
         sagemaker_session=session,
     )
+
+
+def _id_column_arguments(config: ProjectConfig) -> list[str]:
+    """PreprocessBatch's record ids: the configured id column, else (none) the data line."""
+    column = config.settings.batch.id_column
+    return ["--id-column", column] if column else []
 
 
 def labels_parameter(config: ProjectConfig) -> ParameterString:

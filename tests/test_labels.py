@@ -177,3 +177,62 @@ def test_the_demo_labels_name_their_batch_and_its_lines():
     assert "rings" not in batch.columns  # scored without ground truth
     assert labels["record_id"].tolist() == list(range(1, len(batch) + 1))
     assert LATE_LABELS.name == f"{dispatcher.batch_id(LATE_BATCH.name, '')}.labels.csv"
+
+
+# ------------------------------------------------------------------------ the id column
+
+
+def _preprocess(base, *args, ok=True):
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "preprocess.py"), "--base-dir", str(base),
+         *args], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (result.returncode == 0) is ok, result.stderr
+    return result.stderr.strip()
+
+
+@pytest.fixture(scope="module")
+def transform_json(tmp_path_factory):
+    """A transform fitted on the sample training data (preprocess --mode fit)."""
+    base = tmp_path_factory.mktemp("fit")
+    (base / "input" / "data").mkdir(parents=True)
+    train = REPO_ROOT / "data" / "train" / "abalone_synthetic_train.csv"
+    (base / "input" / "data" / "train.csv").write_text(train.read_text())
+    _preprocess(base, "--mode", "fit")
+    return base / "output" / "transform" / "transform.json"
+
+
+def _apply_with_ids(base, transform_json, ids, ok=True):
+    batch = pd.read_csv(REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_clean.csv")
+    batch = batch.head(len(ids)).assign(customer_id=ids)
+    (base / "input" / "data").mkdir(parents=True)
+    (base / "input" / "transform").mkdir(parents=True)
+    (base / "input" / "transform" / "transform.json").write_text(transform_json.read_text())
+    batch.to_csv(base / "input" / "data" / "b1.csv", index=False)
+    return batch, _preprocess(base, "--mode", "apply", "--id-column", "customer_id", ok=ok)
+
+
+def test_an_id_column_is_the_record_id_and_no_feature(tmp_path, transform_json):
+    ids = [9001, 17, 123456789012, 4, 5]
+    batch, _ = _apply_with_ids(tmp_path, transform_json, ids)
+    out = tmp_path / "output"
+    scored = pd.read_csv(out / "transform_input" / "batch.csv", header=None)
+    assert scored[0].tolist() == ids  # what predictions carry (the transform joins it through)
+    truth = pd.read_csv(out / "ground_truth" / "ground_truth.csv")
+    assert truth["record_id"].tolist() == ids and truth["label"].tolist() == batch["rings"].tolist()
+    features = pd.read_csv(out / "features" / "features.csv")
+    assert "customer_id" not in features.columns and "length" in features.columns
+
+
+@pytest.mark.parametrize(
+    "ids, message",
+    [
+        ([1, 2, 2], "b1.csv: id column 'customer_id' repeats 2 on line 4; expected each record "
+                    "id once"),
+        (["1", "x7", "3"], "b1.csv: id column 'customer_id' has value 'x7' on line 3; expected "
+                           "a whole number of at most 18 digits"),
+    ],
+)  # fmt: skip
+def test_a_bad_id_column_fails_with_one_line(tmp_path, transform_json, ids, message):
+    _, stderr = _apply_with_ids(tmp_path, transform_json, ids, ok=False)
+    assert stderr.splitlines()[-1].endswith(message), stderr
