@@ -236,3 +236,16 @@ def test_an_id_column_is_the_record_id_and_no_feature(tmp_path, transform_json):
 def test_a_bad_id_column_fails_with_one_line(tmp_path, transform_json, ids, message):
     _, stderr = _apply_with_ids(tmp_path, transform_json, ids, ok=False)
     assert stderr.splitlines()[-1].endswith(message), stderr
+
+
+def test_a_bad_id_column_setting_names_the_key(tmp_path):
+    import yaml
+
+    from pipeline_scripts.config import DEFAULT_SETTINGS_FILE, ConfigError
+
+    settings = yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text())
+    settings["batch"]["id_column"] = "customer id"
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    with pytest.raises(ConfigError, match=r"pipelines.yaml: 'batch.id_column': expected a column"):
+        load_config(DEV_ENV, settings_file=path)
