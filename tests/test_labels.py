@@ -249,3 +249,45 @@ def test_a_bad_id_column_setting_names_the_key(tmp_path):
     path.write_text(yaml.safe_dump(settings))
     with pytest.raises(ConfigError, match=r"pipelines.yaml: 'batch.id_column': expected a column"):
         load_config(DEV_ENV, settings_file=path)
+
+
+@pytest.mark.parametrize(
+    ("quality", "subject_start"),
+    [
+        ("passed", "Succeeded: pipeline"),
+        ("insufficient_labels", "Succeeded with insufficient labels: pipeline"),
+    ],
+)
+def test_a_succeeded_label_evaluation_mails_its_own_result(
+    config, monkeypatch, quality, subject_start
+):
+    """A Mode=evaluate run checks no data: its e-mail reports EvaluateLateLabels' outcome."""
+    from moto import mock_aws
+
+    from local_runtime.router import notifier_environment
+
+    env = config.env
+    event = json.loads((REPO_ROOT / "tests/events/pipeline_execution_succeeded.json").read_text())
+    arn = event["detail"]["pipelineExecutionArn"].replace(
+        "pipeline/training-pipeline-dev", f"pipeline/{env.pipeline_inf}"
+    )
+    event["detail"].update(pipelineArn=arn.rsplit("/execution/", 1)[0], pipelineExecutionArn=arn)
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", env.region)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=env.region)
+        s3.create_bucket(
+            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+        )
+        base = f"{env.bucket_prefix}/artifacts/{env.pipeline_inf}/{arn.rsplit('/', 1)[1]}"
+        s3.put_object(Bucket=env.bucket_name,
+                      Key=f"{base}/EvaluateLateLabels/model_quality/statistics.json",
+                      Body=json.dumps({"status": quality, "reason": "r"}))  # fmt: skip
+        topic = boto3.client("sns", region_name=env.region).create_topic(Name="t")["TopicArn"]
+        for key, value in notifier_environment(config, topic).items():
+            monkeypatch.setenv(key, value)
+        notifier = _load(REPO_ROOT / "code/lambda_function/notifier.py", "notifier_labels")
+        subject = notifier.handler(event, None)["subject"]
+    assert subject.startswith(subject_start), subject
+    assert "unreadable" not in subject
