@@ -291,3 +291,64 @@ def test_a_succeeded_label_evaluation_mails_its_own_result(
         subject = notifier.handler(event, None)["subject"]
     assert subject.startswith(subject_start), subject
     assert "unreadable" not in subject
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.e2e
+def test_labels_for_stored_and_unknown_batches_through_the_pipeline(tmp_path, monkeypatch):
+    """Mode=evaluate needs no model: the pipeline joins labels with predictions stored under
+    predictions/<batch id>/, and labels for a batch never scored fail naming that URI."""
+    from local_runtime.loop import Loop, Options, _inbox, batch_fields
+    from local_runtime.router import notifier_environment
+    from pipeline_scripts.cli import run as pipeline_cli
+
+    config = load_config(DEV_ENV)
+    env = config.env
+    with embedded_aws(env.region):
+        s3 = boto3.client("s3")
+        s3.create_bucket(
+            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+        )
+        s3.put_bucket_versioning(
+            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
+        )
+        topic_arn, _ = _inbox(config)
+        for key, value in notifier_environment(config, topic_arn).items():
+            monkeypatch.setenv(key, value)
+        pipeline_cli("upsert", str(DEV_ENV), tmp_path / "pipelines", out=lambda line: None)
+        # What BatchTransform stored for batch b7 (40 records, ids 1..40).
+        predictions = {i: 8.0 + (i % 5) for i in range(1, 41)}
+        s3.put_object(
+            Bucket=env.bucket_name,
+            Key=f"{env.bucket_prefix}/predictions/b7/b7.csv.out",
+            Body="".join(f"{i},{p}\n" for i, p in predictions.items()).encode(),
+        )
+        rows = [(i, 9.0) for i in range(3, 41)] + [(41, 9.0)]  # 38 match, 1 does not
+        (tmp_path / "b7.labels.csv").write_text(
+            "record_id,label\n" + "".join(f"{i},{y}\n" for i, y in rows)
+        )
+        (tmp_path / "nobatch.labels.csv").write_text("record_id,label\n1,9\n")
+        loop = Loop(config, Options(str(DEV_ENV), tmp_path / "out"), out=lambda line: None)
+        for name in ("b7", "nobatch"):
+            loop.upload(tmp_path / f"{name}.labels.csv", f"{env.s3_base_uri}/labels/")
+            loop.drain()
+
+    (known, _), (unknown, _) = loop.executions
+    assert known.status == "Succeeded", known.failure_reason
+    assert known.step("ResolveApprovedModel").status == "NotExecuted"  # nothing scored
+    fields = batch_fields(known, config)
+    assert (fields["mode"], fields["batch_id"], fields["labels_matched"]) == ("evaluate", "b7", 38)
+    expected = np.mean([(9.0 - predictions[i]) ** 2 for i in range(3, 41)])
+    stats = json.loads(
+        (known.step("EvaluateLateLabels").workdir / "processing" / "output" / "model_quality"
+         / "statistics.json").read_text()
+    )  # fmt: skip
+    assert stats["regression_metrics"]["mse"]["value"] == pytest.approx(expected)
+    assert "1 of 39 labels in b7.labels.csv match no prediction" in stats["reason"]
+
+    assert unknown.status == "Failed"
+    reason = unknown.step("EvaluateLateLabels").failure_reason
+    assert "No S3 objects found under S3 URL" in reason
+    assert f"{env.bucket_prefix}/predictions/nobatch" in reason

@@ -86,6 +86,31 @@ def test_the_loop_trains_approves_detects_and_retrains(demo):
     assert (data / "later" / "abalone_synthetic_batch_late.labels.csv").is_file()
 
 
+def test_late_labels_are_joined_with_the_stored_predictions(demo):
+    """The label evaluation's MSE is the MSE of the labels joined on record_id with the
+    predictions the scoring run stored for that batch (as downloaded by EvaluateLateLabels)."""
+    import numpy as np
+    import pandas as pd
+
+    summary, out_dir, _ = demo
+    labels_run = next(e for e in summary["executions"] if e["mode"] == "evaluate")
+    execution_id = labels_run["execution_arn"].rsplit("/", 1)[1]
+    runs = out_dir / "executions" / labels_run["pipeline"]
+    step = runs / execution_id / "EvaluateLateLabels" / "processing"
+    stored = pd.concat(
+        pd.read_csv(path, header=None, names=["record_id", "prediction"])
+        for path in sorted((step / "input" / "predictions").glob("*.out"))
+    )
+    assert sorted(stored["record_id"]) == list(range(1, 1001))  # the batch's own data lines
+    labels = pd.read_csv(REPO_ROOT / "data" / "later" / "abalone_synthetic_batch_late.labels.csv")
+    joined = labels.merge(stored, on="record_id", validate="one_to_one")
+    stats = json.loads((step / "output" / "model_quality" / "statistics.json").read_text())
+    expected = float(np.mean((joined["label"] - joined["prediction"]) ** 2))
+    assert stats["regression_metrics"]["mse"]["value"] == pytest.approx(expected, rel=1e-9)
+    assert stats["labels"]["matched"] == len(joined) == labels_run["labels_matched"]
+    assert f"MSE {expected:.2f} exceeds" in labels_run["failure_reason"]
+
+
 def test_every_execution_sent_a_notification(demo):
     summary, _, _ = demo
     subjects = [n["subject"] for n in summary["notifications"]]
