@@ -227,7 +227,7 @@ def test_drifted_batch_fails_model_quality_with_the_scripts_reason(loop, aws):
     assert [o["Key"].removeprefix(prefix) for o in listed] == ["/batch.csv.out"]
     lines = _read(f"{predictions}/batch.csv.out").decode().splitlines()
     assert len(lines) == 1000
-    assert [int(line.split(",")[0]) for line in lines] == list(range(1000))
+    assert [int(line.split(",")[0]) for line in lines] == list(range(1, 1001))  # data lines
     assert all(np.isfinite(float(line.split(",")[1])) for line in lines)
 
     described = boto3.client("sagemaker").describe_pipeline_execution(
