@@ -138,10 +138,12 @@ class Loop:
         delivered = len(self.router.deliveries)
         self._on_event(s3_object_created(env.bucket_name, key, head, env.region, self.account))
         if len(self.router.deliveries) == delivered:
+            labels = prefix_uri == f"{env.s3_base_uri}/labels/"
+            expected = "<batch id>.labels.csv" if labels else (
+                "a name ending in .csv, .CSV, .csv.gz or .CSV.GZ")  # fmt: skip
             self.unrouted.append(
                 f"s3://{env.bucket_name}/{key}: no EventBridge rule matched, so no pipeline "
-                "started; expected a name ending in .csv, .CSV, .csv.gz or .CSV.GZ (a batch) "
-                "or <batch id>.labels.csv under the labels prefix"
+                f"started; expected {expected}"
             )
             self.progress.say(self.unrouted[-1])
 
