@@ -22,6 +22,10 @@
 # local.functions in lambda.tf; this file holds what is particular to it.
 
 locals {
+  # Labels that arrive later for batch <id>: <bucket_prefix>/labels/<id>.labels.csv (README,
+  # "Batches, predictions and retraining"); next to predictions/, outside the data prefixes.
+  labels_prefix = "${var.bucket_prefix}/labels/"
+
   batch_dispatcher_function = {
     description = "Starts one batch-inference execution per uploaded batch object version"
     code_dir    = "batch_dispatcher"
@@ -30,6 +34,7 @@ locals {
     environment = {
       PIPELINE_NAME       = var.pipeline_inf
       INFERENCE_PREFIX    = local.data_prefixes.inference
+      LABELS_PREFIX       = local.labels_prefix
       PIPELINE_PARAMETERS = jsonencode(local.pipeline_targets.start_inference.parameters)
     }
   }

@@ -998,6 +998,17 @@ class ModelQualitySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BatchSettings:
+    """How a batch's records are identified (README "Batches, predictions and retraining")."""
+
+    # "" (default): record_id is the data line in the batch file (1 = first after the header).
+    id_column: str = _field(
+        lambda v: None if re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)?", v) else "a column name or ''",
+        default="",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class CachingSettings:
     enabled: bool = _field()
     expire_after: str = _field(_iso_duration)
@@ -1025,6 +1036,7 @@ class PipelineSettings:
     data_quality: DataQualitySettings = _field()
     model_quality: ModelQualitySettings = _field(default=ModelQualitySettings())
     registration: RegistrationSettings = _field(default=RegistrationSettings())
+    batch: BatchSettings = _field(default=BatchSettings())
     caching: CachingSettings = _field()
     retry: RetrySettings = _field()
 

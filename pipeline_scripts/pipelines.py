@@ -37,6 +37,12 @@ MODEL_QUALITY_STEP = "ModelQualityCheck"
 # and measured an MSE above the threshold on enough labels. A crash or bad input fails
 # ModelQualityCheck itself, which retrains nothing.
 MODEL_QUALITY_FAILED_STEP = "ModelQualityBelowThreshold"
+# The same for labels that arrive later (Mode=evaluate): a step name is unique in a pipeline,
+# and a step after both branches of a ConditionStep would never run (it depends on a step of
+# the branch not taken), so the evaluation branch has its own check, gate and Fail step.
+LABELS_QUALITY_STEP = "EvaluateLateLabels"
+LABELS_QUALITY_FAILED_STEP = "LateLabelsBelowThreshold"
+MODE_GATE_STEP = "ModeGate"
 DATA_QUALITY_STEP = "DataQualityCheck"
 REGISTER_STEP = "RegisterModel"
 COMPARE_STEP = "CompareWithNewestVersion"
@@ -396,6 +402,7 @@ def build_inference_pipeline(
     fail_on_violation = ParameterBoolean(
         "FailOnDataQualityViolation", default_value=bool(env.fail_on_data_quality_violation)
     )
+    mode, labels_url = ParameterString("Mode", default_value="score"), labels_parameter(config)
 
     model = steps.resolve_approved_model("ResolveApprovedModel")
     resolved = model.properties.Outputs
@@ -418,6 +425,7 @@ def build_inference_pipeline(
         arguments=[
             *("--mode", "apply", "--batch-uri", data_url),
             *("--batch-version", batch_version, "--batch-etag", batch_etag),
+            *_id_column_arguments(config),
         ],
         property_files=[batch_report],
     )
@@ -513,11 +521,24 @@ def build_inference_pipeline(
         else_steps=[],
         depends_on=[model_quality],
     )
+    mode_gate, labels_gate = _late_labels_steps(
+        steps, config, mode, labels_url, batch_id, threshold, scoring=model
+    )
     return Pipeline(
         name=name,
-        parameters=[data_url, batch_id, batch_version, batch_etag, threshold, fail_on_violation],
+        parameters=[
+            data_url,
+            batch_id,
+            batch_version,
+            batch_etag,
+            threshold,
+            fail_on_violation,
+            mode,
+            labels_url,
+        ],  # fmt: skip
         steps=[
-            model,
+            mode_gate,
+            labels_gate,
             verified,
             preprocess,
             create_model,
@@ -529,6 +550,59 @@ def build_inference_pipeline(
         ],
         sagemaker_session=session,
     )
+
+
+def _id_column_arguments(config: ProjectConfig) -> list[str]:
+    """PreprocessBatch's record ids: the configured id column, else (none) the data line."""
+    column = config.settings.batch.id_column
+    return ["--id-column", column] if column else []
+
+
+def labels_parameter(config: ProjectConfig) -> ParameterString:
+    """LabelsDataUrl: the labels file of an evaluation run (set by the batch dispatcher)."""
+    return ParameterString("LabelsDataUrl", default_value=f"{config.env.s3_base_uri}/labels")
+
+
+def _late_labels_steps(steps, config, mode, labels_url, batch_id, threshold, scoring):
+    """Mode=evaluate (labels that arrived later, code/batch_dispatcher): ModeGate takes the
+    evaluation branch, which joins the labels with the batch's stored predictions and judges
+    them as ModelQualityCheck does; every scoring step depends on `scoring` (in the other
+    branch), so none of them runs. Mode=score (default) runs `scoring` and the rest as before.
+    Returns (ModeGate, the evaluation's quality gate)."""
+    report = PropertyFile(
+        name="LateLabelsReport", output_name="model_quality", path="statistics.json"
+    )
+    evaluation = steps.processing(
+        LABELS_QUALITY_STEP,
+        "model_quality.py",
+        # No stored predictions for the batch id (an unknown batch): the job fails naming the
+        # predictions URI ("No S3 objects found under S3 URL ...").
+        inputs={"predictions": predictions_uri(config, batch_id), "labels": labels_url},
+        outputs=["model_quality"],
+        arguments=[
+            "--labels",
+            *("--mse-threshold", Join(on="", values=[threshold])),
+            *("--min-labels", str(config.settings.model_quality.min_labelled_records)),
+        ],
+        property_files=[report],
+    )
+
+    def value(path: str) -> JsonGet:
+        return JsonGet(step_name=evaluation.name, property_file=report, json_path=path)
+
+    labels_gate = ConditionStep(
+        name="LateLabelsGate",
+        conditions=[ConditionEquals(left=value("status"), right="failed")],
+        if_steps=[FailStep(name=LABELS_QUALITY_FAILED_STEP, error_message=value("reason"))],
+        else_steps=[],
+    )
+    mode_gate = ConditionStep(
+        name=MODE_GATE_STEP,
+        conditions=[ConditionEquals(left=mode, right="evaluate")],
+        if_steps=[evaluation],
+        else_steps=[scoring],
+    )
+    return mode_gate, labels_gate
 
 
 def _data_quality_steps(

@@ -332,7 +332,12 @@ def test_inference_dag(definitions, config):
     """The model is resolved at run time; the model-quality check runs after the data-quality
     check whatever it found, and the data-quality gate only after the model-quality check."""
     assert dependencies(definitions[config.env.pipeline_inf]) == {
-        "ResolveApprovedModel": set(),
+        # Mode=evaluate (labels that arrived later) takes the other branch: nothing scores.
+        pipelines.MODE_GATE_STEP: set(),
+        pipelines.LABELS_QUALITY_STEP: {pipelines.MODE_GATE_STEP},
+        "LateLabelsGate": {pipelines.LABELS_QUALITY_STEP},
+        pipelines.LABELS_QUALITY_FAILED_STEP: {"LateLabelsGate", pipelines.LABELS_QUALITY_STEP},
+        "ResolveApprovedModel": {pipelines.MODE_GATE_STEP},
         # Nothing reads the model or transform before their integrity is verified.
         "VerifyModelArtifacts": {"ResolveApprovedModel"},
         "PreprocessBatch": {"VerifyModelArtifacts"},
@@ -377,6 +382,9 @@ def test_parameters_are_declared_used_and_default_to_the_config(definitions, con
             "BatchETag": "",
             "MseThreshold": env.accuracy_mse_threshold,
             "FailOnDataQualityViolation": env.fail_on_data_quality_violation,
+            # Labels that arrived later (the batch dispatcher sets both for them).
+            "Mode": "score",
+            "LabelsDataUrl": f"{env.s3_base_uri}/labels",
         },
     }
     expected_defaults[env.pipeline_trainwhpo] = expected_defaults[env.pipeline_train]

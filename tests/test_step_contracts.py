@@ -209,6 +209,14 @@ def loop(tmp_path_factory):
             "data_quality": jobs["DataQualityCheck"].output("data_quality"),
         },
     )
+    # Mode=evaluate: the same batch's labels arriving later, joined with its predictions.
+    late = tmp / "late_labels" / "batch.labels.csv"
+    late.parent.mkdir()
+    shutil.copy(jobs["PreprocessBatch"].output("ground_truth") / "ground_truth.csv", late)
+    jobs["EvaluateLateLabels"], result = run_processing(
+        inference, "EvaluateLateLabels", tmp, {"predictions": predictions, "labels": late.parent}
+    )
+    assert result.returncode == 0, result.stderr
     return {
         "config": config,
         "definitions": definitions,

@@ -406,6 +406,9 @@ OUTCOME_FILES = {
     "data_quality": ("DataQualityCheck", "data_quality", "summary.json"),
     "model_quality": ("ModelQualityCheck", "model_quality", "statistics.json"),
 }
+# A run for labels that arrived later (Mode=evaluate) checks no data and writes its model
+# quality here instead (pipeline_scripts/pipelines.py LABELS_QUALITY_STEP).
+LATE_LABELS_FILE = ("EvaluateLateLabels", "model_quality", "statistics.json")
 
 
 def _batch_outcome(pipeline: str, execution_id: str) -> tuple[list, list]:
@@ -417,19 +420,26 @@ def _batch_outcome(pipeline: str, execution_id: str) -> tuple[list, list]:
     if not name or not base.startswith("s3://") or name.lower() != pipeline.lower():
         return [], []
     bucket, _, prefix = base.removeprefix("s3://").partition("/")
-    results = {}
-    for kind, (step, output, file) in OUTCOME_FILES.items():
+
+    def read(step, output, file, quiet=False):
         key = "/".join(filter(None, [prefix, name, execution_id, step, output, file]))
         try:
-            body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-            results[kind] = json.loads(body)
+            return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
         except Exception as error:  # noqa: BLE001 - a caveat in the subject, never a lost mail
-            _log("quality result unavailable", logging.WARNING, key=key, error=str(error))
+            if not quiet:
+                _log("quality result unavailable", logging.WARNING, key=key, error=str(error))
+            return None
+
+    late = read(*LATE_LABELS_FILE, quiet=True)
+    if isinstance(late, dict):  # labels that arrived later: model quality only
+        results = {"data_quality": {}, "model_quality": late}
+    else:
+        results = {kind: read(*where) for kind, where in OUTCOME_FILES.items()}
     warnings, rows = [], []
     dq, mq = results.get("data_quality"), results.get("model_quality")
     if not isinstance(dq, dict) or not isinstance(mq, dict):
         warnings.append("quality results unreadable")
-    if isinstance(dq, dict):
+    if isinstance(dq, dict) and dq:
         count = dq.get("violation_count")
         if isinstance(count, int) and count > 0:
             warnings.append(f"{count} data-quality violation{'s' if count != 1 else ''}")
