@@ -157,8 +157,16 @@ def test_training_pipeline_registers_a_pending_version_with_metrics_and_baseline
     described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution.execution_arn)
     assert described["PipelineExecutionStatus"] == "Succeeded"
     record = json.loads(json.dumps(execution.to_dict()))
-    assert [s["status"] for s in record["steps"]].count("Succeeded") == 9
-    assert record["steps"][3]["name"] == "TrainModel" and record["steps"][3]["duration_seconds"] > 0
+    succeeded = {s["name"] for s in record["steps"] if s["status"] == "Succeeded"}
+    assert not [s["name"] for s in record["steps"] if s["status"] == "Failed"]
+    assert succeeded >= {
+        "RecordTrainingDataVersion", "Preprocess", "DataQualityBaseline", "TrainModel",
+        "ResolveChampion", "RecordArtifactIntegrity", "EvaluateModel", "CheckModelAccuracy",
+        "CompareWithNewestVersion", "CheckModelIsNew", "FindPreviousTrainingData",
+        "CompareTrainingData", "RegisterModel",
+    }  # fmt: skip
+    (train,) = [s for s in record["steps"] if s["name"] == "TrainModel"]
+    assert train["duration_seconds"] > 0
 
 
 def test_registering_emits_the_model_package_state_change(loop):

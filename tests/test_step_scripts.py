@@ -462,6 +462,10 @@ def test_evaluate_matches_numpy_and_beats_the_mean_predictor(fitted, trained, ev
     assert evaluation["formatted"] == {
         "mse": f"{model['mse']['value']:.2f}",
         "mean_predictor_mse": f"{mean_predictor['mse']['value']:.2f}",
+        # no champion given: the challenger alone (tests/test_champion.py has the comparison)
+        "champion_version": "none",
+        "champion_mse": "none",
+        "record_count": str(len(test)),
     }
 
 

@@ -425,11 +425,23 @@ def _model_location(definition: dict, base: str, execution_scoped: bool) -> dict
     job = steps["TuneModel"]["Arguments"]["TrainingJobDefinition"]
     job["OutputDataConfig"]["S3OutputPath"] = {"Std:Join": {"On": "/", "Values": prefix}}
     job["AlgorithmSpecification"].pop("MetricDefinitions", None)  # defect 2
-    for item in steps["EvaluateModel"]["Arguments"]["ProcessingInputs"]:
-        if item["InputName"] == "model":
-            item["S3Input"]["S3Uri"] = model
     register = steps["RegisterModel"]["Arguments"]
-    register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] = model
+    rendered_model = register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+
+    def relocate(value):
+        """Every consumer of the best model (evaluation, registration, integrity, the
+        champion fallback) reads it from the location under test."""
+        if value == rendered_model:
+            return model
+        if isinstance(value, dict):
+            return {k: relocate(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [relocate(v) for v in value]
+        return value
+
+    definition["Steps"] = relocate(definition["Steps"])
+    steps = {s["Name"]: s for s in all_steps(definition)}
+    register = steps["RegisterModel"]["Arguments"]
     register.get("CustomerMetadataProperties", {}).pop("training_data_version", None)  # defect 1
     return definition
 
