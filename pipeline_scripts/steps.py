@@ -227,19 +227,26 @@ class StepFactory:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def data_version(self, name: str, data_url) -> LambdaStep:
-        """Records which data an execution read (object version or ETag) for lineage."""
+    def _lambda(self, name: str, function: str, inputs: dict, outputs) -> LambdaStep:
+        """A Lambda step calling one of lambda.tf's helper functions; `outputs` are names of
+        String outputs or (name, LambdaOutputTypeEnum) pairs."""
         return LambdaStep(
             name=name,
             lambda_func=Lambda(
-                function_arn=lambda_function_arn(self.config, DATA_VERSION_LAMBDA),
-                session=self.session,
+                function_arn=lambda_function_arn(self.config, function), session=self.session
             ),
-            inputs={"s3_uri": data_url},
+            inputs=inputs,
             outputs=[
-                LambdaOutput(output_name="data_version", output_type=LambdaOutputTypeEnum.String)
+                LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String)
+                if isinstance(o, str)
+                else LambdaOutput(output_name=o[0], output_type=o[1])
+                for o in outputs
             ],
         )
+
+    def data_version(self, name: str, data_url) -> LambdaStep:
+        """Records which data an execution read (object version or ETag) for lineage."""
+        return self._lambda(name, DATA_VERSION_LAMBDA, {"s3_uri": data_url}, ["data_version"])
 
     def code_and_settings(self, *, tuning: bool) -> str:
         """What, besides the training data, decides the model: the step code bundle (its URI
@@ -257,47 +264,26 @@ class StepFactory:
     def compare_with_newest_version(self, name: str, data_version, *, tuning: bool) -> LambdaStep:
         """Fingerprints the model about to be registered and says whether the group's newest
         version has the same one (then registering it again would only duplicate it)."""
-        return LambdaStep(
-            name=name,
-            lambda_func=Lambda(
-                function_arn=lambda_function_arn(self.config, MODEL_RESOLVER_LAMBDA),
-                session=self.session,
-            ),
-            inputs={
-                "action": "compare_fingerprint",
-                "model_package_group_name": self.env.model_package_group_name,
-                "data_version": data_version,
-                "code_and_settings": self.code_and_settings(tuning=tuning),
-            },
-            outputs=[
-                LambdaOutput(
-                    output_name="model_fingerprint", output_type=LambdaOutputTypeEnum.String
-                ),
-                LambdaOutput(output_name="is_new", output_type=LambdaOutputTypeEnum.Boolean),
-                LambdaOutput(output_name="message", output_type=LambdaOutputTypeEnum.String),
-            ],
-        )
+        inputs = {
+            "action": "compare_fingerprint",
+            "model_package_group_name": self.env.model_package_group_name,
+            "data_version": data_version,
+            "code_and_settings": self.code_and_settings(tuning=tuning),
+        }
+        outputs = ["model_fingerprint", ("is_new", LambdaOutputTypeEnum.Boolean), "message"]
+        return self._lambda(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
 
     def previous_training_data(self, name: str, fallback_uri) -> LambdaStep:
         """The newest Approved version (at run time) and its training-data profile folder, or
         previous_version 'none' and `fallback_uri` when nothing is approved
         (code/model_resolver, action previous_training_data)."""
-        return LambdaStep(
-            name=name,
-            lambda_func=Lambda(
-                function_arn=lambda_function_arn(self.config, MODEL_RESOLVER_LAMBDA),
-                session=self.session,
-            ),
-            inputs={
-                "action": "previous_training_data",
-                "model_package_group_name": self.env.model_package_group_name,
-                "fallback_uri": fallback_uri,
-            },
-            outputs=[
-                LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String)
-                for o in ("previous_version", "previous_profile_uri", "message")
-            ],
-        )
+        inputs = {
+            "action": "previous_training_data",
+            "model_package_group_name": self.env.model_package_group_name,
+            "fallback_uri": fallback_uri,
+        }
+        outputs = ["previous_version", "previous_profile_uri", "message"]
+        return self._lambda(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
 
     def resolve_approved_model(self, name: str) -> LambdaStep:
         """Finds the newest Approved model version when the pipeline runs (not at build time)."""
@@ -311,37 +297,14 @@ class StepFactory:
             "baseline_constraints_uri",
             *INTEGRITY_OUTPUTS,
         ]
-        return LambdaStep(
-            name=name,
-            lambda_func=Lambda(
-                function_arn=lambda_function_arn(self.config, MODEL_RESOLVER_LAMBDA),
-                session=self.session,
-            ),
-            inputs={"model_package_group_name": self.env.model_package_group_name},
-            outputs=[
-                LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String)
-                for o in outputs
-            ],
-        )
+        inputs = {"model_package_group_name": self.env.model_package_group_name}
+        return self._lambda(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
 
     # -- integrity and champion (issue 10 points 5 and 6) ----------------------------------
 
-    def _string_lambda(self, name: str, function: str, inputs: dict, outputs) -> LambdaStep:
-        return LambdaStep(
-            name=name,
-            lambda_func=Lambda(
-                function_arn=lambda_function_arn(self.config, function), session=self.session
-            ),
-            inputs=inputs,
-            outputs=[
-                LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String)
-                for o in outputs
-            ],
-        )
-
     def record_integrity(self, name: str, model_uri, transform_uri) -> LambdaStep:
         """sha256 and S3 version id of model.tar.gz and transform.json, to register with them."""
-        return self._string_lambda(
+        return self._lambda(
             name,
             DATA_VERSION_LAMBDA,
             {"action": "record_integrity", "model_uri": model_uri, "transform_uri": transform_uri},
@@ -355,9 +318,7 @@ class StepFactory:
         inputs["model_uri"] = resolved["model_data_url"]
         inputs["transform_uri"] = resolved["transform_uri"]
         inputs.update({key: resolved[key] for key in INTEGRITY_OUTPUTS})
-        return self._string_lambda(
-            name, DATA_VERSION_LAMBDA, inputs, ["model_uri", "transform_uri"]
-        )
+        return self._lambda(name, DATA_VERSION_LAMBDA, inputs, ["model_uri", "transform_uri"])
 
     def champion(self, name: str, model_data_url, transform_uri) -> LambdaStep:
         """The newest Approved version's model and transform (the challenger's own when none)."""
@@ -368,7 +329,7 @@ class StepFactory:
             "fallback_transform_uri": transform_uri,
         }
         outputs = ["champion_version", "champion_model_data_url", "champion_transform_uri"]
-        return self._string_lambda(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
+        return self._lambda(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
 
     def processing(
         self,

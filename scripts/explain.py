@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from evaluate import load_model
+from preprocess import load_transform
 from step_common import InputError, default_base_dir, run_step
 
 PROG = "explain"
@@ -103,25 +104,12 @@ def feature_groups(spec):
     return groups
 
 
-def load_spec(path):
-    try:
-        spec = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found; expected the transform.json of a fit run") from None
-    except ValueError as error:
-        raise InputError(f"{path}: not valid JSON ({error}); expected a transform.json") from None
-    keys = ["features", "numeric", "categorical", "output_columns"]
-    if not isinstance(spec, dict) or any(key not in spec for key in keys):
-        raise InputError(f"{path}: expected a JSON object with keys {', '.join(keys)}")
-    return spec
-
-
 class Explainer:
     """The model, the grouping matrix (model columns -> features) and contributions."""
 
     def __init__(self, base):
         self.booster = load_model(base / "input" / "model" / "model.tar.gz")
-        spec = load_spec(base / "input" / "transform" / "transform.json")
+        spec = load_transform(base / "input" / "transform" / "transform.json")
         self.groups = feature_groups(spec)
         self.width = len(spec["output_columns"])
         if self.booster.num_features() != self.width:
