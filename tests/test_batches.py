@@ -394,16 +394,19 @@ def _load_module(name: str):
 
 
 @pytest.mark.parametrize(
-    ("violations", "quality", "subject_start"),
+    ("violations", "quality", "subject_start", "notes"),
     [
-        (0, "passed", "Succeeded: pipeline"),
-        (2, "passed", "Succeeded with 2 data-quality violations: pipeline"),
-        (0, "skipped", "Succeeded with model quality skipped (no labels): pipeline"),
-        (1, "insufficient_labels", "Succeeded with 1 data-quality violation, insufficient labels:"),
+        (0, "passed", "Succeeded: pipeline", []),
+        (2, "passed", "Succeeded with 2 data-quality violations: pipeline", []),
+        (0, "skipped", "Succeeded with model quality skipped (no labels): pipeline", []),
+        (1, "insufficient_labels", "Succeeded with 1 data-quality violation, insufficient labels:",
+         []),
+        # Below datatype_check_threshold: not a violation, yet the subject says it (issue 11.3).
+        (0, "passed", "Succeeded with values imputed in 1 column: pipeline", ["length: 2 of 500"]),
     ],
-)
+)  # fmt: skip
 def test_a_succeeded_batch_run_says_what_its_checks_found(
-    config, monkeypatch, violations, quality, subject_start
+    config, monkeypatch, violations, quality, subject_start, notes
 ):
     from moto import mock_aws
 
@@ -425,7 +428,8 @@ def test_a_succeeded_batch_run_says_what_its_checks_found(
         base = f"{env.bucket_prefix}/artifacts/{env.pipeline_inf}/{execution_id}"
         s3.put_object(Bucket=env.bucket_name,
                       Key=f"{base}/DataQualityCheck/data_quality/summary.json",
-                      Body=json.dumps({"violation_count": violations, "message": "m"}))  # fmt: skip
+                      Body=json.dumps({"violation_count": violations, "message": "m",
+                                       "notes": notes}))  # fmt: skip
         s3.put_object(Bucket=env.bucket_name,
                       Key=f"{base}/ModelQualityCheck/model_quality/statistics.json",
                       Body=json.dumps({"status": quality, "reason": "r"}))  # fmt: skip

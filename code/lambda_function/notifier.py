@@ -443,6 +443,13 @@ def _batch_outcome(pipeline: str, execution_id: str) -> tuple[list, list]:
         count = dq.get("violation_count")
         if isinstance(count, int) and count > 0:
             warnings.append(f"{count} data-quality violation{'s' if count != 1 else ''}")
+        # Wrong-type values under datatype_check_threshold: no violation, but imputed before
+        # scoring (scripts/data_quality.py type_note); the body's message names them.
+        notes = dq.get("notes")
+        if isinstance(notes, list) and notes:
+            warnings.append(
+                f"values imputed in {len(notes)} column{'s' if len(notes) != 1 else ''}"
+            )
         rows.append(("Data quality", dq.get("message") or f"{count} violation(s)"))
     if isinstance(mq, dict):
         state = mq.get("status")
