@@ -191,7 +191,7 @@ def test_shifted_feature_changes_its_attribution_while_clean_bootstrap_does_not(
     assert document["changes"]["height"]["verdict"] == "changed"
     before = document["baseline"]["features"]["height"]
     after = document["batch"]["features"]["height"]
-    assert after["mean_abs"] > 1.25 * before["mean_abs"]
+    assert after["mean_abs"] > before["mean_abs"]  # heights further from the mean drive more
     assert document["sentences"][0].startswith(
         f"height: mean |contribution| {before['mean_abs']:.3g} → {after['mean_abs']:.3g}"
     )
