@@ -990,6 +990,14 @@ class ModelQualitySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExplanationSettings:
+    """Explanations of the inference pipeline (README "Explanations")."""
+
+    # True: ExplainBatch also writes every record's attributions next to its predictions.
+    per_record: bool = _field(default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class CachingSettings:
     enabled: bool = _field()
     expire_after: str = _field(_iso_duration)
@@ -1016,6 +1024,7 @@ class PipelineSettings:
     transform: TransformSettings = _field()
     data_quality: DataQualitySettings = _field()
     model_quality: ModelQualitySettings = _field(default=ModelQualitySettings())
+    explanations: ExplanationSettings = _field(default=ExplanationSettings())
     caching: CachingSettings = _field()
     retry: RetrySettings = _field()
 

@@ -29,6 +29,14 @@ from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from pipeline_scripts.assets import REPO_ROOT, StepCode
 from pipeline_scripts.config import ProjectConfig
+from pipeline_scripts.explain_step import (
+    OUTPUT as EXPLANATIONS_OUTPUT,
+)
+from pipeline_scripts.explain_step import (
+    ExplainSettings,
+    explain_batch_step,
+    explain_model_step,
+)
 from pipeline_scripts.steps import PROCESSING_ROOT, StepFactory
 
 # Step names referenced by event rules, the notifier and the local runtime.
@@ -179,6 +187,7 @@ def build_training_pipeline(
     model_mse = JsonGet(
         step_name=evaluate.name, property_file=evaluation_report, json_path=MSE_JSON_PATH
     )
+    explain = _explain_model(steps, preprocess, model_step, model_data_url)
 
     # Unchanged data, code and settings hit the step cache everywhere and would register the
     # same model again: register only a model whose fingerprint differs from the newest
@@ -204,6 +213,7 @@ def build_training_pipeline(
             "transform_uri": Join(
                 on="/", values=[output(preprocess, "transform"), "transform.json"]
             ),
+            ATTRIBUTIONS_KEY: _attributions_uri(explain),
         },
         description=f"Trained by the {name} pipeline",
     )
@@ -253,10 +263,57 @@ def build_training_pipeline(
             *baseline_steps,
             model_step,
             evaluate,
+            explain,
             novelty,
             accuracy_gate,
         ],
         sagemaker_session=session,
+    )
+
+
+# -- explanations (issue 13): small hooks, the steps themselves are in explain_step.py --------
+
+ATTRIBUTIONS_KEY = "attributions_uri"  # code/model_resolver reads it under the same key
+
+
+def _attributions_uri(explain: ProcessingStep) -> Join:
+    uri = explain.properties.ProcessingOutputConfig.Outputs[EXPLANATIONS_OUTPUT].S3Output.S3Uri
+    return Join(on="/", values=[uri, "attributions.json"])
+
+
+def _explain_model(steps: StepFactory, preprocess, model_step, model_data_url) -> ProcessingStep:
+    """ExplainModel beside EvaluateModel: the version's global importance and baseline."""
+
+    def output(name):
+        return preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+
+    return explain_model_step(
+        steps,
+        model_data_url=model_data_url,
+        transform_uri=output("transform"),
+        train_uri=output("train"),
+        test_uri=output("test"),
+        depends_on=[model_step],
+    )
+
+
+def _explain_batch(config: ProjectConfig, steps: StepFactory, resolved, batch_uri, batch_id):
+    """ExplainBatch beside BatchTransform: the batch's attributions against the version's
+    baseline; per-record ones (pipelines.yaml explanations.per_record) next to the batch's
+    predictions, in <predictions>/explanations/ (model_quality.py reads only *.out there)."""
+    per_record = config.settings.explanations.per_record
+    return explain_batch_step(
+        steps,
+        model_data_url=resolved["model_data_url"],
+        transform_uri=resolved["transform_uri"],
+        baseline_uri=resolved[ATTRIBUTIONS_KEY],
+        batch_uri=batch_uri,
+        settings=ExplainSettings(per_record=per_record),
+        per_record_uri=(
+            Join(on="/", values=[predictions_uri(config, batch_id), "explanations"])
+            if per_record
+            else None
+        ),
     )
 
 
@@ -318,6 +375,9 @@ def build_inference_pipeline(
         input_uri=output(preprocess, "transform_input"),
         output_path=predictions_uri(config, batch_id),
     )
+    explain = _explain_batch(
+        config, steps, resolved, output(preprocess, "transform_input"), batch_id
+    )
 
     dq_summary = PropertyFile(
         name="DataQualitySummary", output_name="data_quality", path="summary.json"
@@ -371,6 +431,8 @@ def build_inference_pipeline(
         conditions=[ConditionEquals(left=quality("status"), right="failed")],
         if_steps=[FailStep(name=MODEL_QUALITY_FAILED_STEP, error_message=quality("reason"))],
         else_steps=[],
+        # Its failure e-mail explains the batch (code/lambda_function/notifier.py).
+        depends_on=[explain],
     )
     violation_count = JsonGet(
         step_name=data_quality.name, property_file=dq_summary, json_path="violation_count"
@@ -397,7 +459,7 @@ def build_inference_pipeline(
         ],
         if_steps=[data_quality_failure],
         else_steps=[],
-        depends_on=[model_quality],
+        depends_on=[model_quality, explain],
     )
     return Pipeline(
         name=name,
@@ -407,6 +469,7 @@ def build_inference_pipeline(
             preprocess,
             create_model,
             transform,
+            explain,
             *data_quality_steps,
             model_quality,
             model_quality_gate,

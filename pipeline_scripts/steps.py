@@ -283,6 +283,8 @@ class StepFactory:
             "transform_uri",
             "baseline_statistics_uri",
             "baseline_constraints_uri",
+            "attributions_uri",  # never empty: the train split for a version without one
+            "evaluation_uri",
         ]
         return LambdaStep(
             name=name,
@@ -309,6 +311,7 @@ class StepFactory:
         depends_on: Sequence[object] | None = None,
         instance_count: int | None = None,
         sharded_inputs: Sequence[str] = (),
+        output_uris: Mapping[str, object] | None = None,
     ) -> ProcessingStep:
         """A processing job running one file of `scripts/` in the project's framework image.
 
@@ -361,7 +364,8 @@ class StepFactory:
                 ProcessingOutput(
                     output_name=output_name,
                     s3_output=ProcessingS3Output(
-                        s3_uri=self.output_uri(name, output_name),
+                        s3_uri=(output_uris or {}).get(output_name)
+                        or self.output_uri(name, output_name),
                         local_path=f"{PROCESSING_ROOT}/output/{output_name}",
                         s3_upload_mode="EndOfJob",
                     ),

@@ -299,12 +299,13 @@ TRAINING_DAG = {
     "DataQualityBaseline": {"Preprocess"},
     "<model>": {"Preprocess"},
     "EvaluateModel": {"<model>", "Preprocess"},
+    "ExplainModel": {"<model>", "Preprocess"},
     "CheckModelAccuracy": {"EvaluateModel"},
     "CompareWithNewestVersion": {"RecordTrainingDataVersion"},
     "CheckModelIsNew": {"CheckModelAccuracy", "CompareWithNewestVersion"},
     "RegisterModel": {
         "CheckModelIsNew", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
-        "RecordTrainingDataVersion", "CompareWithNewestVersion",
+        "RecordTrainingDataVersion", "CompareWithNewestVersion", "ExplainModel",
     },
     "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
 }  # fmt: skip
@@ -328,11 +329,14 @@ def test_inference_dag(definitions, config):
         "PreprocessBatch": {"ResolveApprovedModel"},
         "CreateModel": {"ResolveApprovedModel"},
         "BatchTransform": {"CreateModel", "PreprocessBatch"},
+        # Beside BatchTransform: contributions need the model and the features, not predictions.
+        "ExplainBatch": {"ResolveApprovedModel", "PreprocessBatch"},
         "DataQualityCheck": {"PreprocessBatch", "ResolveApprovedModel"},
         pipelines.MODEL_QUALITY_STEP: {"BatchTransform", "PreprocessBatch", "DataQualityCheck"},
-        "DataQualityGate": {"DataQualityCheck", pipelines.MODEL_QUALITY_STEP},
+        # The gates wait for ExplainBatch, so their Fail steps' e-mails can explain the batch.
+        "DataQualityGate": {"DataQualityCheck", pipelines.MODEL_QUALITY_STEP, "ExplainBatch"},
         # Only a measured MSE above the threshold reaches the Fail step that retrains.
-        "ModelQualityGate": {pipelines.MODEL_QUALITY_STEP},
+        "ModelQualityGate": {pipelines.MODEL_QUALITY_STEP, "ExplainBatch"},
         pipelines.MODEL_QUALITY_FAILED_STEP: {"ModelQualityGate", pipelines.MODEL_QUALITY_STEP},
         "DataQualityViolations": {"DataQualityGate", "DataQualityCheck", "ResolveApprovedModel"},
     }
@@ -403,7 +407,15 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
         metadata = arguments["CustomerMetadataProperties"]
         assert set(metadata) == {
             "git_commit", "training_data_version", "pipeline_execution_arn", "transform_uri",
-            "model_fingerprint",
+            "model_fingerprint", "attributions_uri",
+        }  # fmt: skip
+        # The version's own ExplainModel output, which ExplainBatch reuses as its baseline.
+        assert metadata["attributions_uri"] == {
+            "Std:Join": {"On": "/", "Values": [
+                {"Get": "Steps.ExplainModel.ProcessingOutputConfig.Outputs['explanations']"
+                        ".S3Output.S3Uri"},
+                "attributions.json",
+            ]}
         }  # fmt: skip
         assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
         assert metadata["training_data_version"] == {
@@ -435,6 +447,64 @@ def _sample(value, definition: dict, env):
     outputs = step["Arguments"]["ProcessingOutputConfig"]["Outputs"]
     output = next(o for o in outputs if o["OutputName"] == match[2])
     return _sample(output["S3Output"]["S3Uri"], definition, env)
+
+
+def _processing(definition, name):
+    step = next(s for s in all_steps(definition) if s["Name"] == name)
+    arguments = step["Arguments"]
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in arguments["ProcessingInputs"]}
+    outputs = {
+        o["OutputName"]: o["S3Output"]["S3Uri"]
+        for o in arguments["ProcessingOutputConfig"]["Outputs"]
+    }
+    return arguments, inputs, outputs
+
+
+def _output(step, name):
+    return {"Get": f"Steps.{step}.ProcessingOutputConfig.Outputs['{name}'].S3Output.S3Uri"}
+
+
+def test_explain_steps_read_the_model_its_transform_and_the_right_data(definitions, config):
+    for name in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
+        arguments, inputs, outputs = _processing(definitions[name], "ExplainModel")
+        assert arguments["AppSpecification"]["ContainerArguments"][:2] == ["--mode", "model"]
+        assert inputs["transform"] == _output("Preprocess", "transform")
+        assert inputs["train"] == _output("Preprocess", "train")
+        assert inputs["test"] == _output("Preprocess", "test")
+        register = next(s for s in all_steps(definitions[name]) if s["Type"] == "RegisterModel")
+        model_data = register["Arguments"]["InferenceSpecification"]["Containers"][0]
+        assert inputs["model"] == model_data["ModelDataUrl"]
+        assert set(outputs) == {"explanations"}
+    arguments, inputs, outputs = _processing(definitions[config.env.pipeline_inf], "ExplainBatch")
+    resolved = "Steps.ResolveApprovedModel.OutputParameters"
+    assert arguments["AppSpecification"]["ContainerArguments"][:2] == ["--mode", "batch"]
+    assert "--per-record" not in arguments["AppSpecification"]["ContainerArguments"]
+    assert inputs["model"] == {"Get": f"{resolved}['model_data_url']"}
+    assert inputs["transform"] == {"Get": f"{resolved}['transform_uri']"}
+    assert inputs["baseline"] == {"Get": f"{resolved}['attributions_uri']"}
+    assert inputs["batch"] == _output("PreprocessBatch", "transform_input")
+    assert set(outputs) == {"explanations"}  # per_record is off by default
+
+
+def test_per_record_explanations_land_next_to_the_batch_predictions(config, tmp_path):
+    import dataclasses
+
+    from pipeline_scripts.config import ExplanationSettings
+
+    settings = dataclasses.replace(
+        config.settings, explanations=ExplanationSettings(per_record=True)
+    )
+    rendered = render(dataclasses.replace(config, settings=settings)).pipelines
+    definition = next(
+        json.loads(p.definition) for p in rendered if p.name == config.env.pipeline_inf
+    )
+    arguments, _, outputs = _processing(definition, "ExplainBatch")
+    assert "--per-record" in arguments["AppSpecification"]["ContainerArguments"]
+    transform = next(s for s in all_steps(definition) if s["Name"] == "BatchTransform")
+    predictions = transform["Arguments"]["TransformOutput"]["S3OutputPath"]
+    assert outputs["per_record"] == {
+        "Std:Join": {"On": "/", "Values": [predictions, "explanations"]}
+    }
 
 
 def test_registered_metadata_values_are_valid_at_run_time(definitions, config):

@@ -124,6 +124,10 @@ def test_resolves_newest_approved_version_with_every_output(sm):
         "model_package_version": "3",
         "image_uri": IMAGE,
         **_uris("v3"),
+        # Registered without attributions (like versions before explanations): its train
+        # split, Preprocess's output beside transform/, for ExplainBatch to sample.
+        "attributions_uri": f"s3://mlops-artifacts/{GROUP}/v3/train",
+        "evaluation_uri": "",
     }
     assert all(isinstance(value, str) for value in result.values())
 
@@ -134,6 +138,36 @@ def test_resolves_newest_approved_version_with_every_output(sm):
     # Revoking it falls back to the previous approved version.
     _set_status(sm, v4, "Rejected")
     assert _resolve()["model_package_version"] == "3"
+
+
+def test_resolves_the_recorded_attributions_and_evaluation(sm):
+    attributions = f"s3://mlops-artifacts/{GROUP}/v1/ExplainModel/explanations/attributions.json"
+    evaluation = f"s3://mlops-artifacts/{GROUP}/v1/EvaluateModel/evaluation/evaluation.json"
+    _register(
+        sm,
+        "v1",
+        status="Approved",
+        CustomerMetadataProperties={
+            "transform_uri": _uris("v1")["transform_uri"],
+            "attributions_uri": attributions,
+        },
+        ModelMetrics={
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation}}
+        },
+    )
+    result = _resolve()
+    assert result["attributions_uri"] == attributions
+    assert result["evaluation_uri"] == evaluation
+
+
+def test_a_transform_elsewhere_gives_its_folder_where_explain_finds_no_baseline(sm):
+    _register(
+        sm,
+        "v1",
+        status="Approved",
+        CustomerMetadataProperties={"transform_uri": "s3://b/custom/spec.json"},
+    )
+    assert _resolve()["attributions_uri"] == "s3://b/custom"
 
 
 def test_no_approved_version_says_how_many_exist_and_how_to_approve(sm):

@@ -6,8 +6,12 @@ enough for the next batch run to use it.
 
 event:   {"model_package_group_name": str}
 returns: {"model_package_arn", "model_package_version", "model_data_url", "image_uri",
-          "transform_uri", "baseline_statistics_uri", "baseline_constraints_uri"}  (all str;
-          the keys become the Lambda step's OutputParameters)
+          "transform_uri", "baseline_statistics_uri", "baseline_constraints_uri",
+          "attributions_uri", "evaluation_uri"}  (all str; the keys become the Lambda step's
+          OutputParameters). attributions_uri is the version's ExplainModel attributions.json;
+          a version registered before explanations has none, and gets its train split instead
+          (ExplainBatch then samples its baseline from it: see _attributions_uri).
+          evaluation_uri: the version's evaluation.json (the model card's champion metrics).
 
 A second action, called by the training pipelines before they register a model, so that a
 run whose steps all hit the cache does not register the same model again:
@@ -43,6 +47,25 @@ REQUIRED_FIELDS = {
     "baseline_statistics_uri": "DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri",
     "baseline_constraints_uri": "DriftCheckBaselines.ModelDataQuality.Constraints.S3Uri",
 }
+
+
+# Optional metadata (pipeline_scripts/pipelines.py ATTRIBUTIONS_KEY): versions registered
+# before explanations existed lack it and must still resolve.
+ATTRIBUTIONS_KEY = "attributions_uri"
+TRANSFORM_SUFFIX = "/transform/transform.json"
+
+
+def _attributions_uri(package: dict, transform_uri: str) -> str:
+    """The version's attributions.json, else its train split: Preprocess wrote transform.json
+    to <...>/Preprocess/transform/ and the train split to <...>/Preprocess/train/ (per-step,
+    per-output locations of pipeline_scripts/steps.py StepFactory.output_uri), else the
+    transform's folder, where ExplainBatch finds no baseline and reports the batch alone."""
+    recorded = (package.get("CustomerMetadataProperties") or {}).get(ATTRIBUTIONS_KEY)
+    if recorded:
+        return recorded
+    if transform_uri.endswith(TRANSFORM_SUFFIX):
+        return transform_uri.removesuffix(TRANSFORM_SUFFIX) + "/train"
+    return transform_uri.rsplit("/", 1)[0]
 
 
 class ModelResolutionError(RuntimeError):
@@ -185,5 +208,9 @@ def handler(event, context):
                 "step sets it) and approve one that has it."
             )
         result[key] = str(value)
+    result[ATTRIBUTIONS_KEY] = _attributions_uri(package, result["transform_uri"])
+    result["evaluation_uri"] = str(
+        _dig(package, "ModelMetrics.ModelQuality.Statistics.S3Uri") or ""
+    )
     _log("resolved approved model", model_package_group_name=group, **result)
     return result
