@@ -82,7 +82,21 @@ def terraform_timeouts(path: Path = LAMBDA_TF) -> dict[str, float]:
     """local.functions.<key>.timeout of lambda.tf, by key."""
     with open(path, encoding="utf-8") as handle:
         functions = hcl2.load(handle)["locals"][0]["functions"]
-    return {key: float(spec.get("timeout", DEFAULT_TIMEOUT)) for key, spec in functions.items()}
+    # An entry may be `local.<name>` defined in another file (dispatcher.tf): resolve it.
+    others = {}
+    for tf in sorted(path.parent.glob("*.tf")):
+        with open(tf, encoding="utf-8") as handle:
+            for block in hcl2.load(handle).get("locals", []):
+                others.update(block)
+
+    def spec(value):
+        if isinstance(value, str) and value.startswith("${local.") and value.endswith("}"):
+            return others.get(value[len("${local.") : -1], {})
+        return value
+
+    return {
+        key: float(spec(value).get("timeout", DEFAULT_TIMEOUT)) for key, value in functions.items()
+    }
 
 
 def _load(path: Path, handler: str) -> Callable:

@@ -268,3 +268,27 @@ def test_the_loop_finishes_and_reports_when_the_topic_is_gone(tmp_path):
     page = (tmp_path / "out" / "report.html").read_text()
     assert "Failed deliveries" in page
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["event_deliveries"]
+
+
+def test_report_explains_the_batch_and_each_version(demo):
+    """Issue 13: attributions baseline vs batch under data quality, global importance per
+    version next to the champion's, and the e-mails' explanation lines."""
+    summary, out_dir, _ = demo
+    document = summary["batch_attributions"]
+    assert document["kind"] == "batch" and document["baseline"]["rows"] > 0
+    assert document["batch"]["rows"] > 0
+    for version in summary["model_versions"]:
+        assert version["lineage"]["attributions_uri"].endswith(
+            "/ExplainModel/explanations/attributions.json"
+        )
+        assert version["attributions"]["kind"] == "model"
+    page = (out_dir / "report.html").read_text()
+    assert "Explanations: attributions, training baseline vs batch" in page
+    for name in document["batch"]["features"]:
+        assert f"<tr><td>{name}</td>" in page
+    assert "Global importance per version" in page and "version 1 (champion)" in page
+    mail = next(
+        n for n in summary["notifications"] if n["subject"].startswith("Failed: ModelQuality")
+    )
+    assert "EXPLANATIONS (feature attributions)" in mail["body"]
+    assert "Top drivers of this batch's" in mail["body"]
