@@ -201,16 +201,26 @@ def model_versions(config: ProjectConfig) -> list[dict]:
                 "attributions": _read_json_uri(
                     (package.get("CustomerMetadataProperties") or {}).get("attributions_uri")
                 ),
+                # The ModelCard step's model_card.md, as registered (issue 13).
+                "model_card": _read_text_uri(
+                    (package.get("CustomerMetadataProperties") or {}).get("model_card_uri")
+                ),
             }
         )
     return versions
 
 
-def _read_json_uri(uri: str | None) -> dict | None:
+def _read_text_uri(uri: str | None) -> str | None:
     if not uri:
         return None
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body.decode("utf-8")
+
+
+def _read_json_uri(uri: str | None) -> dict | None:
+    text = _read_text_uri(uri)
+    return json.loads(text) if text is not None else None
 
 
 def _batch_attributions(execution: Execution | None) -> dict | None:

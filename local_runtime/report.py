@@ -198,6 +198,16 @@ def _global_importance(versions: list[dict]) -> str:
     )
 
 
+def _model_cards(versions: list[dict]) -> str:
+    """Each version's card as registered (Markdown, shown as text; one click opens it)."""
+    cards = [v for v in versions if v.get("model_card")]
+    return "".join(
+        f"<details><summary>Model card: version {v['version']} ({v['approval_status']} now)"
+        f"</summary><pre>{html.escape(v['model_card'])}</pre></details>"
+        for v in cards
+    )
+
+
 def write_report(
     summary: dict,
     out_dir: Path,
@@ -222,7 +232,8 @@ def write_report(
     if summary.get("model_versions"):
         plot = _image(metrics_plot, summary["model_versions"])
         importance = _global_importance(summary["model_versions"])
-        sections.append(f"<h2>Model versions</h2>{plot}{importance}")
+        cards = _model_cards(summary["model_versions"])
+        sections.append(f"<h2>Model versions</h2>{plot}{importance}{cards}")
     if baseline is not None and batch is not None:
         notes = summary.get("data_quality_notes", [])
         sections.append(

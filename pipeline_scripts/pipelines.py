@@ -28,6 +28,8 @@ from sagemaker.mlops.workflow.pipeline import Pipeline
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from pipeline_scripts.assets import REPO_ROOT, StepCode
+from pipeline_scripts.card_step import OUTPUT as MODEL_CARD_OUTPUT
+from pipeline_scripts.card_step import champion_step, model_card_step
 from pipeline_scripts.config import ProjectConfig
 from pipeline_scripts.explain_step import (
     OUTPUT as EXPLANATIONS_OUTPUT,
@@ -188,6 +190,18 @@ def build_training_pipeline(
         step_name=evaluate.name, property_file=evaluation_report, json_path=MSE_JSON_PATH
     )
     explain = _explain_model(steps, preprocess, model_step, model_data_url)
+    evaluation_uri = Join(on="/", values=[output(evaluate, "evaluation"), "evaluation.json"])
+    statistics_uri = Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"])
+    champion, card = _model_card(
+        steps,
+        evaluation_uri=evaluation_uri,
+        statistics_uri=statistics_uri,
+        attributions_uri=_attributions_uri(explain),
+        model_data_url=model_data_url,
+        data_version=data_version.properties.Outputs["data_version"],
+        git_commit=git_commit,
+        tuning=tuning,
+    )
 
     # Unchanged data, code and settings hit the step cache everywhere and would register the
     # same model again: register only a model whose fingerprint differs from the newest
@@ -198,8 +212,8 @@ def build_training_pipeline(
     register = steps.register_model(
         REGISTER_STEP,
         model_data_url=model_data_url,
-        evaluation_uri=Join(on="/", values=[output(evaluate, "evaluation"), "evaluation.json"]),
-        statistics_uri=Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"]),
+        evaluation_uri=evaluation_uri,
+        statistics_uri=statistics_uri,
         constraints_uri=Join(on="/", values=[output(baseline, "data_quality"), "constraints.json"]),
         approval_status=approval,
         # Every value must be a valid CustomerMetadataValue (botocore SageMaker model: 1..256
@@ -214,6 +228,7 @@ def build_training_pipeline(
                 on="/", values=[output(preprocess, "transform"), "transform.json"]
             ),
             ATTRIBUTIONS_KEY: _attributions_uri(explain),
+            MODEL_CARD_KEY: Join(on="/", values=[output(card, MODEL_CARD_OUTPUT), "model_card.md"]),
         },
         description=f"Trained by the {name} pipeline",
     )
@@ -264,6 +279,8 @@ def build_training_pipeline(
             model_step,
             evaluate,
             explain,
+            champion,
+            card,
             novelty,
             accuracy_gate,
         ],
@@ -295,6 +312,19 @@ def _explain_model(steps: StepFactory, preprocess, model_step, model_data_url) -
         test_uri=output("test"),
         depends_on=[model_step],
     )
+
+
+MODEL_CARD_KEY = "model_card_uri"  # the notifier links it in the registry e-mail
+
+
+def _model_card(steps: StepFactory, **arguments):
+    """(FindChampion, ModelCard): the card written before RegisterModel (card_step.py)."""
+    champion = champion_step(
+        steps,
+        evaluation_uri=arguments["evaluation_uri"],
+        attributions_uri=arguments["attributions_uri"],
+    )
+    return champion, model_card_step(steps, champion=champion, **arguments)
 
 
 def _explain_batch(config: ProjectConfig, steps: StepFactory, resolved, batch_uri, batch_id):

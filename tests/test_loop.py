@@ -292,3 +292,33 @@ def test_report_explains_the_batch_and_each_version(demo):
     )
     assert "EXPLANATIONS (feature attributions)" in mail["body"]
     assert "Top drivers of this batch's" in mail["body"]
+
+
+def test_every_version_has_a_model_card_compared_with_the_champion(demo):
+    """Issue 13 point 3: the ModelCard step writes model_card.md before RegisterModel, which
+    records it as model_card_uri; version 2's champion is version 1 (Approved)."""
+    summary, out_dir, _ = demo
+    first, second = summary["model_versions"]
+    for version in (first, second):
+        assert version["lineage"]["model_card_uri"].endswith("/ModelCard/model_card/model_card.md")
+        card = version["model_card"]
+        assert card.startswith("# Model card: abalone-rings-dev version (new)\n")
+        assert f"- code commit: {version['lineage']['git_commit']}" in card
+        assert f"- training data version: {version['lineage']['training_data_version']}" in card
+        assert f"| mse | {version['metrics']['mse']:.4g} |" in card
+        assert "- approval: PendingManualApproval at registration" in card
+        assert "| shell_weight |" in card.split("## Explanations")[1]
+    assert "No champion: no other version was Approved" in first["model_card"]
+    assert (
+        "| metric | version (new) | ± sd | mean predictor | champion (version 1) |"
+        in (second["model_card"])
+    )
+    assert "champion: mean abs. contribution" in second["model_card"]
+    page = (out_dir / "report.html").read_text()
+    assert page.count("<summary>Model card: version ") == 2
+    registered = next(
+        n for n in summary["notifications"]
+        if n["subject"].startswith("Approved: model abalone-rings-dev version 1")
+    )  # fmt: skip
+    assert "Model card:" in registered["body"]
+    assert first["lineage"]["model_card_uri"] in registered["body"]

@@ -300,12 +300,18 @@ TRAINING_DAG = {
     "<model>": {"Preprocess"},
     "EvaluateModel": {"<model>", "Preprocess"},
     "ExplainModel": {"<model>", "Preprocess"},
+    # The card's champion: its inputs fall back to this run's own files (no empty input).
+    "FindChampion": {"EvaluateModel", "ExplainModel"},
+    "ModelCard": {
+        "FindChampion", "EvaluateModel", "ExplainModel", "DataQualityBaseline",
+        "RecordTrainingDataVersion", "<model>",
+    },
     "CheckModelAccuracy": {"EvaluateModel"},
     "CompareWithNewestVersion": {"RecordTrainingDataVersion"},
     "CheckModelIsNew": {"CheckModelAccuracy", "CompareWithNewestVersion"},
     "RegisterModel": {
         "CheckModelIsNew", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
-        "RecordTrainingDataVersion", "CompareWithNewestVersion", "ExplainModel",
+        "RecordTrainingDataVersion", "CompareWithNewestVersion", "ExplainModel", "ModelCard",
     },
     "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
 }  # fmt: skip
@@ -407,8 +413,11 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
         metadata = arguments["CustomerMetadataProperties"]
         assert set(metadata) == {
             "git_commit", "training_data_version", "pipeline_execution_arn", "transform_uri",
-            "model_fingerprint", "attributions_uri",
+            "model_fingerprint", "attributions_uri", "model_card_uri",
         }  # fmt: skip
+        assert metadata["model_card_uri"] == {
+            "Std:Join": {"On": "/", "Values": [_output("ModelCard", "model_card"), "model_card.md"]}
+        }
         # The version's own ExplainModel output, which ExplainBatch reuses as its baseline.
         assert metadata["attributions_uri"] == {
             "Std:Join": {"On": "/", "Values": [
@@ -484,6 +493,42 @@ def test_explain_steps_read_the_model_its_transform_and_the_right_data(definitio
     assert inputs["baseline"] == {"Get": f"{resolved}['attributions_uri']"}
     assert inputs["batch"] == _output("PreprocessBatch", "transform_input")
     assert set(outputs) == {"explanations"}  # per_record is off by default
+
+
+def test_model_card_step_gets_this_runs_files_and_the_champions(definitions, config):
+    for tuning, name in ((False, config.env.pipeline_train), (True, config.env.pipeline_trainwhpo)):
+        definition = definitions[name]
+        arguments, inputs, outputs = _processing(definition, "ModelCard")
+        champion = next(s for s in all_steps(definition) if s["Name"] == "FindChampion")
+        assert champion["Arguments"]["action"] == "champion"
+        own_evaluation = champion["Arguments"]["fallback_evaluation_uri"]
+        assert own_evaluation == {
+            "Std:Join": {"On": "/", "Values": [_output("EvaluateModel", "evaluation"),
+                                               "evaluation.json"]}
+        }  # fmt: skip
+        assert inputs["evaluation"] == own_evaluation
+        register = next(s for s in all_steps(definition) if s["Type"] == "RegisterModel")
+        assert (
+            inputs["statistics"]
+            == (
+                register["Arguments"]["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"][
+                    "S3Uri"
+                ]
+            )
+        )
+        found = "Steps.FindChampion.OutputParameters"
+        assert inputs["champion_evaluation"] == {"Get": f"{found}['evaluation_uri']"}
+        assert inputs["champion_attributions"] == {"Get": f"{found}['attributions_uri']"}
+        args = arguments["AppSpecification"]["ContainerArguments"]
+        flags = dict(zip(args[::2], args[1:][::2], strict=False))
+        assert flags["--champion-version"] == {"Get": f"{found}['champion_version']"}
+        assert (
+            flags["--git-commit"]
+            == (register["Arguments"]["CustomerMetadataProperties"]["git_commit"])
+        )
+        tuned = [a for a in args if isinstance(a, str) and "tuned in [" in a]
+        assert bool(tuned) == tuning
+        assert set(outputs) == {"model_card"}
 
 
 def test_per_record_explanations_land_next_to_the_batch_predictions(config, tmp_path):

@@ -160,6 +160,47 @@ def test_resolves_the_recorded_attributions_and_evaluation(sm):
     assert result["evaluation_uri"] == evaluation
 
 
+def _champion(group=GROUP) -> dict:
+    return model_resolver.handler(
+        {"action": "champion", "model_package_group_name": group,
+         "fallback_evaluation_uri": "s3://b/own/evaluation.json",
+         "fallback_attributions_uri": "s3://b/own/attributions.json"},
+        None,
+    )  # fmt: skip
+
+
+def test_champion_is_the_newest_approved_version_else_this_runs_own_files(sm):
+    own = {
+        "champion_version": "none",
+        "evaluation_uri": "s3://b/own/evaluation.json",
+        "attributions_uri": "s3://b/own/attributions.json",
+        "champion_attributions": "no",
+    }
+    assert _champion("no-such-group") == own  # the first registration creates the group
+    _register(sm, "v1")
+    assert _champion() == own  # nothing Approved yet
+    metrics = {"ModelQuality": {"Statistics": {"ContentType": "application/json",
+                                               "S3Uri": "s3://b/v2/evaluation.json"}}}  # fmt: skip
+    _register(sm, "v2", status="Approved", ModelMetrics=metrics)
+    # Registered before explanations: its metrics, this run's attributions, flagged "no".
+    assert _champion() == {**own, "champion_version": "2", "evaluation_uri": metrics[
+        "ModelQuality"]["Statistics"]["S3Uri"]}  # fmt: skip
+    _register(
+        sm,
+        "v3",
+        status="Approved",
+        ModelMetrics=metrics,
+        CustomerMetadataProperties={"transform_uri": "s3://b/t.json",
+                                    "attributions_uri": "s3://b/v3/attributions.json"},
+    )  # fmt: skip
+    assert _champion() == {
+        "champion_version": "3",
+        "evaluation_uri": "s3://b/v2/evaluation.json",
+        "attributions_uri": "s3://b/v3/attributions.json",
+        "champion_attributions": "yes",
+    }
+
+
 def test_a_transform_elsewhere_gives_its_folder_where_explain_finds_no_baseline(sm):
     _register(
         sm,

@@ -23,6 +23,17 @@ returns: {"model_fingerprint": 64 hex digits of sha256(data_version, code_and_se
           carries the same fingerprint in CustomerMetadataProperties[FINGERPRINT_KEY]),
           "message": str}
 
+A third action, called by the training pipelines' ModelCard step's Lambda step, for the card's
+champion/challenger comparison (never fails for want of a champion, unlike "resolve"):
+
+event:   {"action": "champion", "model_package_group_name": str,
+          "fallback_evaluation_uri": str, "fallback_attributions_uri": str}
+returns: {"champion_version": the newest Approved version's number, or "none",
+          "evaluation_uri": its evaluation.json, "attributions_uri": its attributions.json,
+          "champion_attributions": "yes" or "no" (registered before explanations)}; a URI
+          the champion lacks is the fallback (this run's own file), since a processing input
+          cannot be empty: the card step reads the champion's files only as these outputs say.
+
 IAM:     sagemaker:ListModelPackages, sagemaker:DescribeModelPackage,
          sagemaker:DescribeModelPackageGroup (the last one only on the error path)
 """
@@ -173,13 +184,47 @@ def compare_fingerprint(event) -> dict:
     return result
 
 
+def champion(event) -> dict:
+    """The newest Approved version's evaluation and attributions, for a new version's card."""
+    group = _field(event, "model_package_group_name")
+    fallback_evaluation = _field(event, "fallback_evaluation_uri")
+    fallback_attributions = _field(event, "fallback_attributions_uri")
+    sagemaker = boto3.client("sagemaker")
+    try:
+        newest = next(_list_pages(sagemaker, group, ModelApprovalStatus="Approved"), None)
+    except ClientError as error:  # no group yet: the first registration creates it
+        if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
+            raise
+        newest = None
+    result = {
+        "champion_version": "none",
+        "evaluation_uri": fallback_evaluation,
+        "attributions_uri": fallback_attributions,
+        "champion_attributions": "no",
+    }
+    if newest is not None:
+        package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+        evaluation = _dig(package, "ModelMetrics.ModelQuality.Statistics.S3Uri")
+        attributions = (package.get("CustomerMetadataProperties") or {}).get(ATTRIBUTIONS_KEY)
+        if evaluation:  # a version without metrics cannot be compared with
+            result.update(
+                champion_version=str(package["ModelPackageVersion"]), evaluation_uri=evaluation
+            )
+            if attributions:
+                result.update(attributions_uri=attributions, champion_attributions="yes")
+    _log("found champion", model_package_group_name=group, **result)
+    return result
+
+
 def handler(event, context):
     if isinstance(event, dict) and event.get("action", "resolve") != "resolve":
         if event["action"] == "compare_fingerprint":
             return compare_fingerprint(event)
+        if event["action"] == "champion":
+            return champion(event)
         raise ModelResolutionError(
-            f"event field 'action' is {event['action']!r}; expected 'resolve' (the default) "
-            "or 'compare_fingerprint'"
+            f"event field 'action' is {event['action']!r}; expected 'resolve' (the default), "
+            "'compare_fingerprint' or 'champion'"
         )
     group = event.get("model_package_group_name") if isinstance(event, dict) else None
     if not isinstance(group, str) or not group.strip():
