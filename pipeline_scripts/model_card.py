@@ -95,9 +95,39 @@ def card_for_version(sagemaker, s3, model_package_arn: str, **extra) -> str:
         SortBy="CreationTime",
         SortOrder="Descending",
     )
+    champion_package = None
     for summary in (s for page in pages for s in page["ModelPackageSummaryList"]):
         if summary["CreationTime"] < package["CreationTime"]:
-            other = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-            champion = VersionDocs(other, _evaluation(s3, other))
+            champion_package = sagemaker.describe_model_package(
+                ModelPackageName=summary["ModelPackageArn"]
+            )
+            champion = VersionDocs(champion_package, _evaluation(s3, champion_package))
             break
+    # ExplainModel's attributions.json, recorded on versions registered since explanations.
+    extra.setdefault("attributions", _importance(s3, package))
+    if champion_package is not None:
+        extra.setdefault("champion_attributions", _importance(s3, champion_package))
     return render_card(package, _evaluation(s3, package), statistics, champion, **extra)
+
+
+def _importance(s3, package: dict) -> dict | None:
+    uri = (package.get("CustomerMetadataProperties") or {}).get("attributions_uri")
+    return _card.importance(_read_json(s3, uri))
+
+
+class ModelCardError(RuntimeError):
+    """No such version; the message says which group holds which versions."""
+
+
+def card_for_version_number(sagemaker, s3, group: str, number: int) -> str:
+    """`python -m pipeline_scripts model-card --version N`: the live card of version N."""
+    arns = {}
+    pages = sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
+    for summary in (s for page in pages for s in page["ModelPackageSummaryList"]):
+        arns[summary.get("ModelPackageVersion")] = summary["ModelPackageArn"]
+    if number not in arns:
+        known = ", ".join(str(v) for v in sorted(v for v in arns if v is not None)) or "none"
+        raise ModelCardError(
+            f"model package group '{group}' has no version {number}; its versions: {known}"
+        )
+    return card_for_version(sagemaker, s3, arns[number])
