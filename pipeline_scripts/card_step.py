@@ -31,7 +31,10 @@ CHAMPION_OUTPUTS = (
 
 def champion_step(steps: StepFactory, *, evaluation_uri, attributions_uri) -> LambdaStep:
     """The newest Approved version's files; this run's own (the fallbacks) when there is none,
-    since a processing input cannot be empty (the card then shows no champion)."""
+    since a processing input cannot be empty (the card then shows no champion). An S3 input
+    with no object under its URI is rejected: "No S3 objects found under S3 URL ... given in
+    input data source" (the ValidationException quoted in aws/amazon-sagemaker-examples#2489,
+    for CreateTrainingJob and CreateTransformJob; assumed the same for processing inputs)."""
     return LambdaStep(
         name=CHAMPION_STEP,
         lambda_func=Lambda(
