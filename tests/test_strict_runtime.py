@@ -425,9 +425,12 @@ def _model_location(definition: dict, base: str, execution_scoped: bool) -> dict
     job = steps["TuneModel"]["Arguments"]["TrainingJobDefinition"]
     job["OutputDataConfig"]["S3OutputPath"] = {"Std:Join": {"On": "/", "Values": prefix}}
     job["AlgorithmSpecification"].pop("MetricDefinitions", None)  # defect 2
-    for item in steps["EvaluateModel"]["Arguments"]["ProcessingInputs"]:
-        if item["InputName"] == "model":
-            item["S3Input"]["S3Uri"] = model
+    for consumer in ("EvaluateModel", "ExplainModel"):  # ExplainModel: issue 13
+        for item in steps[consumer]["Arguments"]["ProcessingInputs"]:
+            if item["InputName"] == "model":
+                item["S3Input"]["S3Uri"] = model
+    card = steps["ModelCard"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    card[card.index("--model-data-url") + 1] = model
     register = steps["RegisterModel"]["Arguments"]
     register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] = model
     register.get("CustomerMetadataProperties", {}).pop("training_data_version", None)  # defect 1
