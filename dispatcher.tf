@@ -15,22 +15,26 @@
 # ModelQualityBelowThreshold, a measured MSE failure). It starts the training-with-HPO pipeline
 # unless a retraining execution is running or one started within
 # model_quality.retrain_cooldown_minutes (pipelines.yaml); a suppressed trigger is published to
-# the notification topic. Reserved concurrency 1 makes its check-then-start atomic.
+# the notification topic. Gates deciding at once from the same state send one
+# ClientRequestToken, so at most one of them starts an execution (retrain_gate.py).
 #
 # Each function itself (role, log group, dead-letter queue, KMS, tracing, concurrency) is one of
 # local.functions in lambda.tf; this file holds what is particular to it.
 
 locals {
+  # Labels that arrive later for batch <id>: <bucket_prefix>/labels/<id>.labels.csv (README,
+  # "Batches, predictions and retraining"); next to predictions/, outside the data prefixes.
+  labels_prefix = "${var.bucket_prefix}/labels/"
+
   batch_dispatcher_function = {
     description = "Starts one batch-inference execution per uploaded batch object version"
     code_dir    = "batch_dispatcher"
     handler     = "batch_dispatcher.handler"
     timeout     = 30
-    # One call per uploaded batch; a burst of uploads waits in Lambda's async retry queue.
-    concurrency = 10
     environment = {
       PIPELINE_NAME       = var.pipeline_inf
       INFERENCE_PREFIX    = local.data_prefixes.inference
+      LABELS_PREFIX       = local.labels_prefix
       PIPELINE_PARAMETERS = jsonencode(local.pipeline_targets.start_inference.parameters)
     }
   }
@@ -42,7 +46,6 @@ locals {
     code_dir    = "batch_dispatcher"
     handler     = "retrain_gate.handler"
     timeout     = 30
-    concurrency = 1 # serialises the gate: two failures at once cannot both start a retraining
     environment = {
       PIPELINE_NAME    = var.pipeline_trainwhpo
       COOLDOWN_MINUTES = tostring(yamldecode(file("${path.module}/pipeline_scripts/pipelines.yaml")).model_quality.retrain_cooldown_minutes)

@@ -12,8 +12,10 @@ locals {
     bucket_name              = var.bucket_name
     train_prefix             = local.data_prefixes.training
     inference_prefix         = local.data_prefixes.inference
-    # pipeline_scripts/pipelines.py MODEL_QUALITY_FAILED_STEP
-    model_quality_failed_step = "ModelQualityBelowThreshold"
+    labels_prefix            = local.labels_prefix
+    # pipeline_scripts/pipelines.py MODEL_QUALITY_FAILED_STEP and LABELS_QUALITY_FAILED_STEP
+    model_quality_failed_step  = "ModelQualityBelowThreshold"
+    labels_quality_failed_step = "LateLabelsBelowThreshold"
   }
 
   event_rules = {

@@ -253,6 +253,13 @@ data "aws_iam_policy_document" "notifier" {
     actions   = ["sagemaker:DescribeProcessingJob"]
     resources = ["arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:processing-job/pipelines-*"]
   }
+  # A registered version's training-data findings (CustomerMetadataProperties) for its e-mail,
+  # when the event does not carry them (notifier _training_data_rows). This group's versions only.
+  statement {
+    sid       = "ReadModelVersionFindings"
+    actions   = ["sagemaker:DescribeModelPackage"]
+    resources = ["${local.model_package_arn_prefix}/${lower(var.model_package_group_name)}/*"]
+  }
   # The two result files a Succeeded batch run's subject is based on (notifier OUTCOME_FILES),
   # and the attributions its e-mails explain the batch with.
   statement {
@@ -307,6 +314,29 @@ data "aws_iam_policy_document" "data_version" {
       test     = "StringLike"
       variable = "s3:prefix"
       values   = ["${local.data_prefixes.training}*"]
+    }
+  }
+  # Integrity of registered models (issue 10 point 6): record_integrity and verify_integrity
+  # read (GetObject, GetObjectVersion) the training pipelines' model.tar.gz and transform.json.
+  statement {
+    sid     = "ReadModelArtifactsForIntegrity"
+    actions = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_train}/*/model.tar.gz",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_train}/*/transform.json",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_trainwhpo}/*/model.tar.gz",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_trainwhpo}/*/transform.json",
+    ]
+  }
+  # The pipelines write them encrypted with the jobs' key (kms_key); S3 decrypts for the reader.
+  statement {
+    sid       = "DecryptModelArtifacts"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
     }
   }
 }

@@ -409,7 +409,7 @@ variable "permissions_boundary" {
 }
 
 variable "lambda_reserved_concurrency" {
-  description = "Concurrent executions reserved for each of the three Lambda functions; 0 reserves none (accounts with the concurrency quota of new accounts, 10, cannot reserve any)."
+  description = "Concurrent executions reserved for each of the Lambda functions; 0 reserves none (accounts with the concurrency quota of new accounts, 10, cannot reserve any)."
   type        = number
   default     = 0
   nullable    = false

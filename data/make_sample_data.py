@@ -2,9 +2,13 @@
 
     python data/make_sample_data.py [--out-dir DIR]
 
-writes DIR/train/abalone_synthetic_train.csv (4000 rows) and
-DIR/inference/abalone_synthetic_batch_drift.csv (1000 rows, with a deliberate drift);
-DIR defaults to this file's folder. Re-running rewrites both files byte for byte.
+writes DIR/train/abalone_synthetic_train.csv (4000 rows),
+DIR/inference/abalone_synthetic_batch_drift.csv (1000 rows, with a deliberate drift),
+DIR/inference/abalone_synthetic_batch_clean.csv (500 rows like the training data) and, for labels
+that arrive later, DIR/later/abalone_synthetic_batch_late.csv (1000 drifted rows without
+`rings`) with its labels DIR/later/abalone_synthetic_batch_late.labels.csv (`record_id,label`,
+record_id = the data line in the batch file, 1 for the first row after the header).
+DIR defaults to this file's folder. Re-running rewrites every file byte for byte.
 
 Nothing here comes from the UCI Abalone file: every row is drawn from the simple
 generative model below, whose constants were chosen so the data behaves like real
@@ -31,6 +35,9 @@ COLUMNS = [
 ]
 TRAIN_FILE = Path("train") / "abalone_synthetic_train.csv"
 BATCH_FILE = Path("inference") / "abalone_synthetic_batch_drift.csv"
+CLEAN_FILE = Path("inference") / "abalone_synthetic_batch_clean.csv"
+LATE_FILE = Path("later") / "abalone_synthetic_batch_late.csv"
+LATE_LABELS_FILE = Path("later") / "abalone_synthetic_batch_late.labels.csv"
 DRIFT_SHELL_FACTOR = 1.6  # the drifted batch's shells are this much heavier at the same size
 
 
@@ -99,9 +106,16 @@ def make_batch(rng, n=1000):
     return data.assign(rings=to_rings(rng, mean_age.to_numpy(), noise=0.10))
 
 
-def write(frame, path):
+def write(frame, path, columns=COLUMNS):
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame[COLUMNS].to_csv(path, index=False, lineterminator="\n")
+    frame[columns].to_csv(path, index=False, lineterminator="\n")
+
+
+def write_late(batch, out_dir):
+    """A batch scored without ground truth, and the labels that arrive for it later."""
+    write(batch, out_dir / LATE_FILE, COLUMNS[:-1])
+    labels = pd.DataFrame({"record_id": np.arange(1, len(batch) + 1), "label": batch["rings"]})
+    write(labels, out_dir / LATE_LABELS_FILE, ["record_id", "label"])
 
 
 def main():
@@ -111,7 +125,10 @@ def main():
     # Separate streams so changing one data set never changes the other.
     write(make_train(np.random.default_rng(SEED)), args.out_dir / TRAIN_FILE)
     write(make_batch(np.random.default_rng(SEED + 1)), args.out_dir / BATCH_FILE)
-    print(f"wrote {args.out_dir / TRAIN_FILE} and {args.out_dir / BATCH_FILE}")
+    write(make_train(np.random.default_rng(SEED + 2), n=500), args.out_dir / CLEAN_FILE)
+    write_late(make_batch(np.random.default_rng(SEED + 3)), args.out_dir)
+    files = [TRAIN_FILE, BATCH_FILE, CLEAN_FILE, LATE_FILE, LATE_LABELS_FILE]
+    print("wrote " + ", ".join(str(args.out_dir / name) for name in files))
 
 
 if __name__ == "__main__":

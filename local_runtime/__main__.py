@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from local_runtime.loop import DEFAULT_BATCH_DATA, DEFAULT_TRAIN_DATA, Options, run_loop
+from local_runtime.loop import DEFAULT_TRAIN_DATA, Options, run_loop
 from pipeline_scripts.cli import DEFAULT_ENV_FILE, quiet_sdk
 from pipeline_scripts.config import ConfigError
 
@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch-data",
         type=Path,
-        default=DEFAULT_BATCH_DATA,
-        help="inference batch CSV, with or without ground truth",
+        default=None,
+        help="one inference batch CSV, with or without ground truth, instead of the demo's "
+        "(a clean batch, a drifted one without labels and its labels later)",
     )
     parser.add_argument(
         "--pipeline",
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.ERROR)
     for path in (args.train_data, args.batch_data):
-        if not path.is_file():
+        if path is not None and not path.is_file():
             print(f"error: {path}: expected a CSV file, got no such file", file=sys.stderr)
             return 2
     try:

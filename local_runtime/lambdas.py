@@ -79,24 +79,19 @@ class Function:
 
 @functools.cache
 def terraform_timeouts(path: Path = LAMBDA_TF) -> dict[str, float]:
-    """local.functions.<key>.timeout of lambda.tf, by key."""
-    with open(path, encoding="utf-8") as handle:
-        functions = hcl2.load(handle)["locals"][0]["functions"]
-    # An entry may be `local.<name>` defined in another file (dispatcher.tf): resolve it.
-    others = {}
-    for tf in sorted(path.parent.glob("*.tf")):
-        with open(tf, encoding="utf-8") as handle:
+    """local.functions.<key>.timeout of lambda.tf, by key. An entry may be a reference to a
+    local of another .tf file of the module (dispatcher.tf's functions are)."""
+    module_locals: dict = {}
+    for tf_file in sorted(path.parent.glob("*.tf")):
+        with open(tf_file, encoding="utf-8") as handle:
             for block in hcl2.load(handle).get("locals", []):
-                others.update(block)
-
-    def spec(value):
-        if isinstance(value, str) and value.startswith("${local.") and value.endswith("}"):
-            return others.get(value[len("${local.") : -1], {})
-        return value
-
-    return {
-        key: float(spec(value).get("timeout", DEFAULT_TIMEOUT)) for key, value in functions.items()
-    }
+                module_locals.update(block)
+    timeouts = {}
+    for key, spec in module_locals["functions"].items():
+        if isinstance(spec, str):  # "${local.<name>}"
+            spec = module_locals[spec.removeprefix("${local.").removesuffix("}")]
+        timeouts[key] = float(spec.get("timeout", DEFAULT_TIMEOUT))
+    return timeouts
 
 
 def _load(path: Path, handler: str) -> Callable:

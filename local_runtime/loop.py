@@ -1,11 +1,14 @@
 """`make demo`: the whole MLOps loop on this machine, from the definitions that deploy.
 
 upload training data -> (S3 event -> rule) training pipeline -> a version PendingManualApproval
--> approved as a data scientist would -> upload a drifted batch with ground truth -> (rule)
-inference pipeline -> data-quality violations and a model-quality failure -> (rule) training
-with tuning -> a new version PendingManualApproval. Every status change goes through the same
-EventBridge rules and notifier as in AWS; the e-mails land in an SQS queue subscribed to the
-topic, as a mailbox would receive them.
+-> approved as a data scientist would -> a clean batch with its labels (scored once, model
+quality passes) -> a drifted batch without labels (scored once, drift reported, model quality
+skipped) -> its labels arrive later (rule labels_created -> the batch dispatcher -> the
+inference pipeline with Mode=evaluate: joined with the stored predictions on record_id) ->
+model quality fails -> (rule) exactly one training with tuning -> a new version
+PendingManualApproval. Every status change goes through the same EventBridge rules and notifier
+as in AWS; the e-mails land in an SQS queue subscribed to the topic, as a mailbox would.
+`batch_data` replaces the three batch uploads with that one file.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ from pipeline_scripts.config import (
 
 DEFAULT_TRAIN_DATA = REPO_ROOT / "data" / "train" / "abalone_synthetic_train.csv"
 DEFAULT_BATCH_DATA = REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv"
+# The demo's batches (data/README.md): a clean one with labels, a drifted one without, and the
+# labels that arrive later for it (named <batch id>.labels.csv, the batch id being the name).
+CLEAN_BATCH = REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_clean.csv"
+LATE_BATCH = REPO_ROOT / "data" / "later" / "abalone_synthetic_batch_late.csv"
+LATE_LABELS = REPO_ROOT / "data" / "later" / "abalone_synthetic_batch_late.labels.csv"
 
 
 @dataclass
@@ -44,7 +52,7 @@ class Options:
     env_file: str
     out_dir: Path
     train_data: Path = DEFAULT_TRAIN_DATA
-    batch_data: Path = DEFAULT_BATCH_DATA
+    batch_data: Path | None = None  # one batch instead of the demo's (clean, late + labels)
     only_pipeline: str | None = None  # run just this pipeline (after training, for inference)
     keep_state: bool = False
     settings_file: Path = DEFAULT_SETTINGS_FILE
@@ -130,9 +138,12 @@ class Loop:
         delivered = len(self.router.deliveries)
         self._on_event(s3_object_created(env.bucket_name, key, head, env.region, self.account))
         if len(self.router.deliveries) == delivered:
+            labels = prefix_uri == f"{env.s3_base_uri}/labels/"
+            expected = "<batch id>.labels.csv" if labels else (
+                "a name ending in .csv, .CSV, .csv.gz or .CSV.GZ")  # fmt: skip
             self.unrouted.append(
                 f"s3://{env.bucket_name}/{key}: no EventBridge rule matched, so no pipeline "
-                "started; expected a name ending in .csv, .CSV, .csv.gz or .CSV.GZ"
+                f"started; expected {expected}"
             )
             self.progress.say(self.unrouted[-1])
 
@@ -195,6 +206,8 @@ def model_versions(config: ProjectConfig) -> list[dict]:
                 "approval_status": package["ModelApprovalStatus"],
                 "metrics": {k: v["value"] for k, v in report["regression_metrics"].items()},
                 "mean_predictor_mse": report["baseline_mean_predictor"]["mse"]["value"],
+                # Champion vs challenger on the same test rows (scripts/evaluate.py).
+                "champion": report.get("champion", {"version": "none"}),
                 "threshold": config.env.accuracy_mse_threshold,
                 "lineage": package.get("CustomerMetadataProperties", {}),
                 # ExplainModel's attributions.json (issue 13): global importance per version.
@@ -270,18 +283,51 @@ class _Problems(list):
             return default
 
 
+def _sandbox_json(execution: Execution, step_name: str, relative: str) -> dict | None:
+    """A JSON file a step wrote under /opt/ml/processing/output (its job sandbox), or None."""
+    step = execution.steps.get(step_name)
+    path = step.workdir / "processing" / "output" / relative if step and step.workdir else None
+    return json.loads(path.read_text()) if path and path.is_file() else None
+
+
 def batch_fields(execution: Execution, config: ProjectConfig) -> dict:
-    """`batch` (the S3 URI an inference execution read) and `records_scored` (its rows, from
-    PreprocessBatch's batch_report.json in the job's sandbox); None for other pipelines."""
+    """For inference executions: `batch` (the S3 URI of the batch it read; for labels that
+    arrived later, the labels file's), `batch_id`, `mode` (score or evaluate),
+    `records_scored` (rows scored, from PreprocessBatch's batch_report.json) and
+    `labels_matched` (labels joined with stored predictions, from EvaluateLateLabels'
+    statistics.json). None for other pipelines and for what a run did not do."""
+    fields = dict.fromkeys(["batch", "batch_id", "mode", "records_scored", "labels_matched"])
     if execution.pipeline_name != config.env.pipeline_inf:
-        return {"batch": None, "records_scored": None}
-    step = execution.steps.get("PreprocessBatch")
-    report = step.workdir / "processing" / "output" / "report" / "batch_report.json" if (
-        step and step.workdir) else None  # fmt: skip
-    records = (
-        json.loads(report.read_text())["record_count"] if report and report.is_file() else None
-    )
-    return {"batch": execution.parameters.get("InferenceDataUrl"), "records_scored": records}
+        return fields
+    parameters = execution.parameters
+    mode = parameters.get("Mode", "score")
+    fields.update(mode=mode, batch_id=parameters.get("BatchId"))
+    if mode == "evaluate":
+        stats = _sandbox_json(execution, "EvaluateLateLabels", "model_quality/statistics.json")
+        fields["batch"] = parameters.get("LabelsDataUrl")
+        fields["labels_matched"] = stats["labels"]["matched"] if stats else None
+        return fields
+    report = _sandbox_json(execution, "PreprocessBatch", "report/batch_report.json")
+    fields["batch"] = parameters.get("InferenceDataUrl")
+    fields["records_scored"] = report["record_count"] if report else None
+    return fields
+
+
+def demo_batches(loop: Loop, options: Options) -> None:
+    """The batch part of the demo, each upload followed by the executions it started."""
+    env = loop.config.env
+    if options.batch_data is not None:
+        uploads = [(options.batch_data, env.inference_data_uri)]
+    else:
+        uploads = [
+            (CLEAN_BATCH, env.inference_data_uri),
+            (LATE_BATCH, env.inference_data_uri),
+            # labels for batch <id>: <bucket_prefix>/labels/<id>.labels.csv (batch_dispatcher)
+            (LATE_LABELS, f"{env.s3_base_uri}/labels/"),
+        ]
+    for path, prefix_uri in uploads:
+        loop.upload(path, prefix_uri)
+        loop.drain()
 
 
 def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
@@ -329,8 +375,7 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
             if any(e.pipeline_name == env.pipeline_train and e.status == "Succeeded"
                    for e, _ in loop.executions):  # fmt: skip
                 loop.approve_newest()
-                loop.upload(options.batch_data, env.inference_data_uri)
-                loop.drain()
+                demo_batches(loop, options)
         except Exception as error:  # noqa: BLE001 - recorded; the report is still written
             problems.append(f"the loop stopped: {_one_line(error)}")
             out(f"error: {problems[-1]}")
@@ -339,9 +384,15 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
             runs = [e for e, _ in loop.executions if e.pipeline_name == pipeline] if loop else []
             return runs[-1] if runs else None
 
+        def last_scoring() -> Execution | None:
+            """The last inference execution that scored (label evaluations check no data)."""
+            runs = [e for e, _ in loop.executions if e.pipeline_name == env.pipeline_inf and
+                    e.parameters.get("Mode", "score") == "score"] if loop else []  # fmt: skip
+            return runs[-1] if runs else None
+
         versions = problems.attempt("model versions", lambda: model_versions(config), [])
         violations, notes, features_uri = problems.attempt(
-            "data-quality results", lambda: _data_quality(last(env.pipeline_inf)), ([], [], None)
+            "data-quality results", lambda: _data_quality(last_scoring()), ([], [], None)
         )
         attributions = problems.attempt(
             "batch explanations", lambda: _batch_attributions(last(env.pipeline_inf))

@@ -103,6 +103,33 @@ def metrics_plot(model_versions: list[dict]) -> str:
     return _png(figure)
 
 
+def _metric(value) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else html.escape(str(value))
+
+
+def champion_table(model_versions: list[dict]) -> str:
+    """Each version's MSE beside the champion it was evaluated against, on the same rows."""
+    rows = []
+    for m in model_versions:
+        champion = m.get("champion") or {"version": "none"}
+        if champion.get("version", "none") == "none":
+            versus = "no Approved version then: challenger only"
+        else:
+            versus = (
+                f"v{html.escape(str(champion['version']))}: MSE "
+                f"{_metric(champion['regression_metrics']['mse']['value'])} on the same "
+                f"{champion['item_count']:,} records"
+            )
+        rows.append(
+            f"<tr><td>v{m['version']}</td><td>{html.escape(m['approval_status'])}</td>"
+            f"<td>{_metric(m['metrics'].get('mse', 'NaN'))}</td><td>{versus}</td></tr>"
+        )
+    return (
+        "<table><tr><th>version</th><th>status</th><th>challenger MSE</th>"
+        "<th>champion</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def _image(plot, *args) -> str:
     """An <img> of plot(*args), or one line saying why there is none: the report is written
     whatever the data looks like."""
@@ -231,9 +258,10 @@ def write_report(
     sections.append(f"<h2>Executions</h2>{_execution_table(summary.get('executions', []))}")
     if summary.get("model_versions"):
         plot = _image(metrics_plot, summary["model_versions"])
+        table = champion_table(summary["model_versions"])
         importance = _global_importance(summary["model_versions"])
         cards = _model_cards(summary["model_versions"])
-        sections.append(f"<h2>Model versions</h2>{plot}{importance}{cards}")
+        sections.append(f"<h2>Model versions</h2>{plot}{table}{importance}{cards}")
     if baseline is not None and batch is not None:
         notes = summary.get("data_quality_notes", [])
         sections.append(

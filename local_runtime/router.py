@@ -202,6 +202,7 @@ def dispatcher_environment(config: ProjectConfig) -> dict[str, str]:
     return {
         "PIPELINE_NAME": env.pipeline_inf,
         "INFERENCE_PREFIX": f"{env.bucket_prefix}/{env.bucket_inf_prefix}/",
+        "LABELS_PREFIX": f"{env.bucket_prefix}/labels/",
         "PIPELINE_PARAMETERS": json.dumps(
             {
                 "MseThreshold": as_text(float(env.accuracy_mse_threshold)),

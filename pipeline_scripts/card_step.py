@@ -1,57 +1,25 @@
 """The training pipelines' model card (issue 13, point 3): a card per version, written before
 RegisterModel into the version's artefacts and recorded as metadata `model_card_uri`.
 
-`FindChampion` (the model resolver's `champion` action) says which Approved version batch
-inference uses now and where its evaluation and attributions are; `ModelCard` runs
-scripts/model_card.py on this run's evaluation, baseline statistics and attributions, the
-champion's files, the hyperparameters and the lineage. The builders in pipelines.py wire them.
+`ResolveChampion` (the model resolver's `champion` action, pipelines.py) says which Approved
+version batch inference uses now and where its attributions are; EvaluateModel scores it on
+the same test rows (evaluation.json's `champion` block). `ModelCard` runs scripts/model_card.py
+on this run's evaluation (champion metrics included), baseline statistics and attributions, the
+champion's attributions, the hyperparameters and the lineage.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
-from sagemaker.core.lambda_helper import Lambda
 from sagemaker.core.workflow.execution_variables import ExecutionVariables
-from sagemaker.mlops.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
+from sagemaker.mlops.workflow.lambda_step import LambdaStep
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
-from pipeline_scripts.steps import MODEL_RESOLVER_LAMBDA, StepFactory, lambda_function_arn
+from pipeline_scripts.steps import StepFactory
 
-CHAMPION_STEP = "FindChampion"
 MODEL_CARD_STEP = "ModelCard"
 OUTPUT = "model_card"  # holds model_card.md
-CHAMPION_OUTPUTS = (
-    "champion_version",
-    "evaluation_uri",
-    "attributions_uri",
-    "champion_attributions",
-)
-
-
-def champion_step(steps: StepFactory, *, evaluation_uri, attributions_uri) -> LambdaStep:
-    """The newest Approved version's files; this run's own (the fallbacks) when there is none,
-    since a processing input cannot be empty (the card then shows no champion). An S3 input
-    with no object under its URI is rejected: "No S3 objects found under S3 URL ... given in
-    input data source" (the ValidationException quoted in aws/amazon-sagemaker-examples#2489,
-    for CreateTrainingJob and CreateTransformJob; assumed the same for processing inputs)."""
-    return LambdaStep(
-        name=CHAMPION_STEP,
-        lambda_func=Lambda(
-            function_arn=lambda_function_arn(steps.config, MODEL_RESOLVER_LAMBDA),
-            session=steps.session,
-        ),
-        inputs={
-            "action": "champion",
-            "model_package_group_name": steps.env.model_package_group_name,
-            "fallback_evaluation_uri": evaluation_uri,
-            "fallback_attributions_uri": attributions_uri,
-        },
-        outputs=[
-            LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.String)
-            for name in CHAMPION_OUTPUTS
-        ],
-    )
 
 
 def hyperparameter_arguments(steps: StepFactory, *, tuning: bool) -> list[str]:
@@ -86,8 +54,7 @@ def model_card_step(
             "evaluation": evaluation_uri,
             "statistics": statistics_uri,
             "attributions": attributions_uri,
-            "champion_evaluation": found["evaluation_uri"],
-            "champion_attributions": found["attributions_uri"],
+            "champion_attributions": found["champion_attributions_uri"],
         },
         outputs=[OUTPUT],
         arguments=[

@@ -386,7 +386,7 @@ class EnvConfig:
         default="",
     )
     lambda_reserved_concurrency: float = _var(
-        "Concurrent executions reserved for each of the three Lambda functions; 0 reserves "
+        "Concurrent executions reserved for each of the Lambda functions; 0 reserves "
         "none (accounts with the concurrency quota of new accounts, 10, cannot reserve any).",
         _reserved_concurrency,
         default=0,
@@ -982,6 +982,14 @@ class DataQualitySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RegistrationSettings:
+    """How a new model version is registered next to the champion (issue 10 point 5)."""
+
+    # True: a challenger whose test MSE is not below the champion's is registered Rejected.
+    reject_if_not_better: bool = _field(default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelQualitySettings:
     """When a batch's model-quality result may start retraining (README "Retraining")."""
 
@@ -995,6 +1003,17 @@ class ExplanationSettings:
 
     # True: ExplainBatch also writes every record's attributions next to its predictions.
     per_record: bool = _field(default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchSettings:
+    """How a batch's records are identified (README "Batches, predictions and retraining")."""
+
+    # "" (default): record_id is the data line in the batch file (1 = first after the header).
+    id_column: str = _field(
+        lambda v: None if re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)?", v) else "a column name or ''",
+        default="",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1025,6 +1044,8 @@ class PipelineSettings:
     data_quality: DataQualitySettings = _field()
     model_quality: ModelQualitySettings = _field(default=ModelQualitySettings())
     explanations: ExplanationSettings = _field(default=ExplanationSettings())
+    registration: RegistrationSettings = _field(default=RegistrationSettings())
+    batch: BatchSettings = _field(default=BatchSettings())
     caching: CachingSettings = _field()
     retry: RetrySettings = _field()
 

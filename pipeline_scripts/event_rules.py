@@ -128,7 +128,7 @@ def pipeline_arn(env: EnvConfig, pipeline_name: str) -> str:
 def template_variables(config: ProjectConfig) -> dict[str, str]:
     """The values of the ${...} placeholders: local.event_template_vars in events.tf."""
     # Imported here: the pipeline builders pull in the SageMaker SDK, slow to import.
-    from pipeline_scripts.pipelines import MODEL_QUALITY_FAILED_STEP
+    from pipeline_scripts.pipelines import LABELS_QUALITY_FAILED_STEP, MODEL_QUALITY_FAILED_STEP
 
     env = config.env
     return {
@@ -139,7 +139,9 @@ def template_variables(config: ProjectConfig) -> dict[str, str]:
         "bucket_name": env.bucket_name,
         "train_prefix": f"{env.bucket_prefix}/{env.bucket_train_prefix}/",
         "inference_prefix": f"{env.bucket_prefix}/{env.bucket_inf_prefix}/",
+        "labels_prefix": f"{env.bucket_prefix}/labels/",
         "model_quality_failed_step": MODEL_QUALITY_FAILED_STEP,
+        "labels_quality_failed_step": LABELS_QUALITY_FAILED_STEP,
     }
 
 

@@ -17,8 +17,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CODE_DIR = REPO_ROOT / "code"
-# lambda.tf local.functions code_dir -> build/lambda/<code_dir>.zip
-FUNCTIONS = ("lambda_function", "model_resolver", "training_data_version")
+# Every folder under code/ is one package, build/lambda/<folder>.zip: lambda.tf's
+# local.functions name it as code_dir (tests check that each code_dir has a package).
+FUNCTIONS = tuple(
+    sorted(p.name for p in CODE_DIR.iterdir() if p.is_dir() and p.name != "__pycache__")
+)
 OUTPUT_DIR = REPO_ROOT / "build" / "lambda"
 
 # The earliest time a zip entry can carry (DOS time starts in 1980).

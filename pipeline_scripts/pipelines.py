@@ -29,7 +29,7 @@ from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from pipeline_scripts.assets import REPO_ROOT, StepCode
 from pipeline_scripts.card_step import OUTPUT as MODEL_CARD_OUTPUT
-from pipeline_scripts.card_step import champion_step, model_card_step
+from pipeline_scripts.card_step import model_card_step
 from pipeline_scripts.config import ProjectConfig
 from pipeline_scripts.explain_step import (
     OUTPUT as EXPLANATIONS_OUTPUT,
@@ -39,7 +39,7 @@ from pipeline_scripts.explain_step import (
     explain_batch_step,
     explain_model_step,
 )
-from pipeline_scripts.steps import PROCESSING_ROOT, StepFactory
+from pipeline_scripts.steps import INTEGRITY_OUTPUTS, PROCESSING_ROOT, StepFactory
 
 # Step names referenced by event rules, the notifier and the local runtime.
 MODEL_QUALITY_STEP = "ModelQualityCheck"
@@ -47,6 +47,12 @@ MODEL_QUALITY_STEP = "ModelQualityCheck"
 # and measured an MSE above the threshold on enough labels. A crash or bad input fails
 # ModelQualityCheck itself, which retrains nothing.
 MODEL_QUALITY_FAILED_STEP = "ModelQualityBelowThreshold"
+# The same for labels that arrive later (Mode=evaluate): a step name is unique in a pipeline,
+# and a step after both branches of a ConditionStep would never run (it depends on a step of
+# the branch not taken), so the evaluation branch has its own check, gate and Fail step.
+LABELS_QUALITY_STEP = "EvaluateLateLabels"
+LABELS_QUALITY_FAILED_STEP = "LateLabelsBelowThreshold"
+MODE_GATE_STEP = "ModeGate"
 DATA_QUALITY_STEP = "DataQualityCheck"
 REGISTER_STEP = "RegisterModel"
 COMPARE_STEP = "CompareWithNewestVersion"
@@ -127,7 +133,7 @@ def build_training_pipeline(
         "Preprocess",
         "preprocess.py",
         inputs={"data": data_url},
-        outputs=["train", "validation", "test", "transform", "baseline"],
+        outputs=["train", "validation", "test", "transform", "baseline", "test_raw"],
         arguments=[
             "--mode",
             "fit",
@@ -152,6 +158,9 @@ def build_training_pipeline(
         steps, config, "DataQualityBaseline", "baseline", output(preprocess, "baseline")
     )
     baseline = baseline_steps[-1]
+    comparison_steps, comparison_metadata = _training_data_comparison(
+        steps, config, data_url, data_version, output(baseline, "data_quality")
+    )
 
     train_uri, validation_uri = output(preprocess, "train"), output(preprocess, "validation")
     if tuning:
@@ -171,6 +180,8 @@ def build_training_pipeline(
         model_step = steps.training("TrainModel", train_uri, validation_uri)
         model_data_url = model_step.properties.ModelArtifacts.S3ModelArtifacts
 
+    transform_uri = Join(on="/", values=[output(preprocess, "transform"), "transform.json"])
+    champion, integrity = _champion_and_integrity(steps, model_data_url, transform_uri)
     evaluation_report = PropertyFile(
         name="EvaluationReport", output_name="evaluation", path="evaluation.json"
     )
@@ -181,19 +192,30 @@ def build_training_pipeline(
             "model": model_data_url,
             "test": output(preprocess, "test"),
             "train": train_uri,
+            # Champion vs challenger (issue 10 point 5): the Approved version's own model and
+            # transform, scored on the same raw test rows.
+            "test_raw": output(preprocess, "test_raw"),
+            "champion_model": champion.properties.Outputs["champion_model_data_url"],
+            "champion_transform": champion.properties.Outputs["champion_transform_uri"],
         },
         outputs=["evaluation"],
+        arguments=["--champion-version", champion.properties.Outputs["champion_version"]],
         property_files=[evaluation_report],
         depends_on=[model_step],
     )
+
+    def evaluation(path: str) -> JsonGet:
+        return JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path=path)
+
     model_mse = JsonGet(
         step_name=evaluate.name, property_file=evaluation_report, json_path=MSE_JSON_PATH
     )
     explain = _explain_model(steps, preprocess, model_step, model_data_url)
     evaluation_uri = Join(on="/", values=[output(evaluate, "evaluation"), "evaluation.json"])
     statistics_uri = Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"])
-    champion, card = _model_card(
+    card = model_card_step(
         steps,
+        champion=champion,
         evaluation_uri=evaluation_uri,
         statistics_uri=statistics_uri,
         attributions_uri=_attributions_uri(explain),
@@ -209,8 +231,7 @@ def build_training_pipeline(
     novelty = steps.compare_with_newest_version(
         COMPARE_STEP, data_version.properties.Outputs["data_version"], tuning=tuning
     )
-    register = steps.register_model(
-        REGISTER_STEP,
+    register_arguments = dict(
         model_data_url=model_data_url,
         evaluation_uri=evaluation_uri,
         statistics_uri=statistics_uri,
@@ -224,14 +245,21 @@ def build_training_pipeline(
             "training_data_version": data_version.properties.Outputs["data_version"],
             "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
             FINGERPRINT_KEY: novelty.properties.Outputs["model_fingerprint"],
-            "transform_uri": Join(
-                on="/", values=[output(preprocess, "transform"), "transform.json"]
-            ),
+            "transform_uri": transform_uri,
+            # Integrity (point 6): what inference verifies before use.
+            **{key: integrity.properties.Outputs[key] for key in INTEGRITY_OUTPUTS},
+            # Champion vs challenger (point 5), as evaluate.py formats them ("none": no champion).
+            "champion_version": evaluation("formatted.champion_version"),
+            "champion_mse": evaluation("formatted.champion_mse"),
+            "challenger_mse": evaluation("formatted.mse"),
+            "evaluation_records": evaluation("formatted.record_count"),
+            **comparison_metadata,
             ATTRIBUTIONS_KEY: _attributions_uri(explain),
             MODEL_CARD_KEY: Join(on="/", values=[output(card, MODEL_CARD_OUTPUT), "model_card.md"]),
         },
         description=f"Trained by the {name} pipeline",
     )
+    register = steps.register_model(REGISTER_STEP, **register_arguments)
     too_inaccurate = FailStep(
         name="ModelAccuracyBelowThreshold",
         error_message=Join(
@@ -260,7 +288,7 @@ def build_training_pipeline(
     novelty_gate = ConditionStep(
         name=NOVELTY_STEP,
         conditions=[ConditionEquals(left=novelty.properties.Outputs["is_new"], right=True)],
-        if_steps=[register],
+        if_steps=[_champion_gate(steps, config, register, register_arguments, evaluation)],
         else_steps=[],
     )
     accuracy_gate = ConditionStep(
@@ -276,10 +304,12 @@ def build_training_pipeline(
             data_version,
             preprocess,
             *baseline_steps,
+            *comparison_steps,
             model_step,
+            champion,
+            integrity,
             evaluate,
             explain,
-            champion,
             card,
             novelty,
             accuracy_gate,
@@ -317,25 +347,17 @@ def _explain_model(steps: StepFactory, preprocess, model_step, model_data_url) -
 MODEL_CARD_KEY = "model_card_uri"  # the notifier links it in the registry e-mail
 
 
-def _model_card(steps: StepFactory, **arguments):
-    """(FindChampion, ModelCard): the card written before RegisterModel (card_step.py)."""
-    champion = champion_step(
-        steps,
-        evaluation_uri=arguments["evaluation_uri"],
-        attributions_uri=arguments["attributions_uri"],
-    )
-    return champion, model_card_step(steps, champion=champion, **arguments)
-
-
-def _explain_batch(config: ProjectConfig, steps: StepFactory, resolved, batch_uri, batch_id):
+def _explain_batch(config: ProjectConfig, steps: StepFactory, resolved, verified, batch_uri,
+                   batch_id):  # fmt: skip
     """ExplainBatch beside BatchTransform: the batch's attributions against the version's
     baseline; per-record ones (pipelines.yaml explanations.per_record) next to the batch's
-    predictions, in <predictions>/explanations/ (model_quality.py reads only *.out there)."""
+    predictions, in <predictions>/explanations/ (model_quality.py reads only *.out there).
+    The model and transform are VerifyModelArtifacts' outputs (checked, like CreateModel's)."""
     per_record = config.settings.explanations.per_record
     return explain_batch_step(
         steps,
-        model_data_url=resolved["model_data_url"],
-        transform_uri=resolved["transform_uri"],
+        model_data_url=verified.properties.Outputs["model_uri"],
+        transform_uri=verified.properties.Outputs["transform_uri"],
         baseline_uri=resolved[ATTRIBUTIONS_KEY],
         batch_uri=batch_uri,
         settings=ExplainSettings(per_record=per_record),
@@ -344,6 +366,90 @@ def _explain_batch(config: ProjectConfig, steps: StepFactory, resolved, batch_ur
             if per_record
             else None
         ),
+    )
+
+
+COMPARISON_STEP = "CompareTrainingData"
+
+
+def _training_data_comparison(steps: StepFactory, config: ProjectConfig, data_url, data_version,
+                              baseline_uri) -> tuple[list, dict]:  # fmt: skip
+    """Issue 11.6: the new training data (target included) against the newest Approved
+    version's training-data profile (scripts/training_data_comparison.py). Returns the steps
+    and the metadata they put on the new version; findings never block registration."""
+    previous = steps.previous_training_data("FindPreviousTrainingData", baseline_uri)
+    found = previous.properties.Outputs
+    report = PropertyFile(
+        name="TrainingDataComparison", output_name="comparison", path="comparison.json"
+    )
+    compare = steps.processing(
+        COMPARISON_STEP,
+        "training_data_comparison.py",
+        inputs={"data": data_url, "previous": found["previous_profile_uri"]},
+        outputs=["profile", "comparison"],
+        arguments=[
+            *("--previous-version", found["previous_version"]),
+            *("--target", config.settings.preprocessing.target),
+            # Part of the step-cache key: new data under the same prefix is a cache miss.
+            *("--data-version", data_version.properties.Outputs["data_version"]),
+            *_data_quality_arguments(config)[2:],  # the settings, without --output-dir
+        ],
+        property_files=[report],
+    )
+    outputs = compare.properties.ProcessingOutputConfig.Outputs
+    # Valid CustomerMetadataValues: the summary is sanitised by the script, the URIs are
+    # execution-scoped S3 URIs like transform_uri.
+    metadata = {
+        "training_data_comparison": JsonGet(
+            step_name=compare.name, property_file=report, json_path="summary"
+        ),
+        "training_data_comparison_uri": Join(
+            on="/", values=[outputs["comparison"].S3Output.S3Uri, "comparison.json"]
+        ),
+        "training_data_profile_uri": outputs["profile"].S3Output.S3Uri,
+    }
+    return [previous, compare], metadata
+
+
+def _champion_and_integrity(steps: StepFactory, model_data_url, transform_uri):
+    """The Lambda steps around evaluation (issue 10 points 5 and 6): the current champion
+    (newest Approved version; the challenger's own artifacts when there is none) and the sha256
+    and S3 version id of the new model.tar.gz and transform.json, registered with the version."""
+    champion = steps.champion("ResolveChampion", model_data_url, transform_uri)
+    integrity = steps.record_integrity("RecordArtifactIntegrity", model_data_url, transform_uri)
+    return champion, integrity
+
+
+def _champion_gate(steps, config, register, register_arguments: dict, evaluation):
+    """`register`, or with registration.reject_if_not_better a condition: a challenger whose
+    MSE is not below the champion's (evaluate.py challenger_is_better) is registered Rejected,
+    the reason as its description (ModelBuilder.register of the pinned SDK takes no
+    ApprovalDescription)."""
+    if not config.settings.registration.reject_if_not_better:
+        return register
+    reason = Join(
+        on=" ",
+        values=[
+            "Rejected: challenger MSE",
+            evaluation("formatted.mse"),
+            "is not below champion version",
+            evaluation("formatted.champion_version"),
+            "MSE",
+            evaluation("formatted.champion_mse"),
+            "on the same",
+            evaluation("formatted.record_count"),
+            "test records",
+        ],
+    )
+    rejected = steps.register_model(
+        f"{REGISTER_STEP}Rejected",
+        **{**register_arguments, "approval_status": "Rejected", "description": reason},
+    )
+    return ConditionStep(
+        name="CheckBeatsChampion",
+        conditions=[ConditionEquals(left=evaluation("challenger_is_better"), right=True)],
+        if_steps=[register],
+        else_steps=[rejected],
     )
 
 
@@ -375,9 +481,14 @@ def build_inference_pipeline(
     fail_on_violation = ParameterBoolean(
         "FailOnDataQualityViolation", default_value=bool(env.fail_on_data_quality_violation)
     )
+    mode, labels_url = ParameterString("Mode", default_value="score"), labels_parameter(config)
 
     model = steps.resolve_approved_model("ResolveApprovedModel")
     resolved = model.properties.Outputs
+    # Integrity (issue 10 point 6): the model and transform are used only through this step's
+    # outputs, so nothing reads them before their sha256 and S3 version id are checked
+    # against the ones recorded at registration.
+    verified = steps.verify_integrity("VerifyModelArtifacts", resolved)
 
     def output(step, output_name):
         return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
@@ -386,18 +497,21 @@ def build_inference_pipeline(
     preprocess = steps.processing(
         "PreprocessBatch",
         "preprocess.py",
-        inputs={"data": data_url, "transform": resolved["transform_uri"]},
+        inputs={"data": data_url, "transform": verified.properties.Outputs["transform_uri"]},
         outputs=["transform_input", "features", "ground_truth", "report"],
         # Reads only the batch object of the URI and checks its content against the event's
         # ETag (a processing input cannot pin an S3 version: scripts/batch_input.py).
         arguments=[
             *("--mode", "apply", "--batch-uri", data_url),
             *("--batch-version", batch_version, "--batch-etag", batch_etag),
+            *_id_column_arguments(config),
         ],
         property_files=[batch_report],
     )
     create_model = steps.create_model(
-        "CreateModel", image_uri=resolved["image_uri"], model_data_url=resolved["model_data_url"]
+        "CreateModel",
+        image_uri=resolved["image_uri"],
+        model_data_url=verified.properties.Outputs["model_uri"],
     )
     transform = steps.batch_transform(
         "BatchTransform",
@@ -406,7 +520,7 @@ def build_inference_pipeline(
         output_path=predictions_uri(config, batch_id),
     )
     explain = _explain_batch(
-        config, steps, resolved, output(preprocess, "transform_input"), batch_id
+        config, steps, resolved, verified, output(preprocess, "transform_input"), batch_id
     )
 
     dq_summary = PropertyFile(
@@ -491,11 +605,25 @@ def build_inference_pipeline(
         else_steps=[],
         depends_on=[model_quality, explain],
     )
+    mode_gate, labels_gate = _late_labels_steps(
+        steps, config, mode, labels_url, batch_id, threshold, scoring=model
+    )
     return Pipeline(
         name=name,
-        parameters=[data_url, batch_id, batch_version, batch_etag, threshold, fail_on_violation],
+        parameters=[
+            data_url,
+            batch_id,
+            batch_version,
+            batch_etag,
+            threshold,
+            fail_on_violation,
+            mode,
+            labels_url,
+        ],  # fmt: skip
         steps=[
-            model,
+            mode_gate,
+            labels_gate,
+            verified,
             preprocess,
             create_model,
             transform,
@@ -507,6 +635,59 @@ def build_inference_pipeline(
         ],
         sagemaker_session=session,
     )
+
+
+def _id_column_arguments(config: ProjectConfig) -> list[str]:
+    """PreprocessBatch's record ids: the configured id column, else (none) the data line."""
+    column = config.settings.batch.id_column
+    return ["--id-column", column] if column else []
+
+
+def labels_parameter(config: ProjectConfig) -> ParameterString:
+    """LabelsDataUrl: the labels file of an evaluation run (set by the batch dispatcher)."""
+    return ParameterString("LabelsDataUrl", default_value=f"{config.env.s3_base_uri}/labels")
+
+
+def _late_labels_steps(steps, config, mode, labels_url, batch_id, threshold, scoring):
+    """Mode=evaluate (labels that arrived later, code/batch_dispatcher): ModeGate takes the
+    evaluation branch, which joins the labels with the batch's stored predictions and judges
+    them as ModelQualityCheck does; every scoring step depends on `scoring` (in the other
+    branch), so none of them runs. Mode=score (default) runs `scoring` and the rest as before.
+    Returns (ModeGate, the evaluation's quality gate)."""
+    report = PropertyFile(
+        name="LateLabelsReport", output_name="model_quality", path="statistics.json"
+    )
+    evaluation = steps.processing(
+        LABELS_QUALITY_STEP,
+        "model_quality.py",
+        # No stored predictions for the batch id (an unknown batch): the job fails naming the
+        # predictions URI ("No S3 objects found under S3 URL ...").
+        inputs={"predictions": predictions_uri(config, batch_id), "labels": labels_url},
+        outputs=["model_quality"],
+        arguments=[
+            "--labels",
+            *("--mse-threshold", Join(on="", values=[threshold])),
+            *("--min-labels", str(config.settings.model_quality.min_labelled_records)),
+        ],
+        property_files=[report],
+    )
+
+    def value(path: str) -> JsonGet:
+        return JsonGet(step_name=evaluation.name, property_file=report, json_path=path)
+
+    labels_gate = ConditionStep(
+        name="LateLabelsGate",
+        conditions=[ConditionEquals(left=value("status"), right="failed")],
+        if_steps=[FailStep(name=LABELS_QUALITY_FAILED_STEP, error_message=value("reason"))],
+        else_steps=[],
+    )
+    mode_gate = ConditionStep(
+        name=MODE_GATE_STEP,
+        conditions=[ConditionEquals(left=mode, right="evaluate")],
+        if_steps=[evaluation],
+        else_steps=[scoring],
+    )
+    return mode_gate, labels_gate
 
 
 def _data_quality_steps(

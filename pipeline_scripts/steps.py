@@ -120,6 +120,20 @@ MODEL_RESOLVER_LAMBDA = "model-resolver"
 SAGEMAKER_LAMBDAS = (DATA_VERSION_LAMBDA, MODEL_RESOLVER_LAMBDA)
 
 
+# Integrity values of a version's artifacts: Lambda outputs and metadata keys alike
+# (code/training_data_version record_integrity, code/model_resolver INTEGRITY_KEYS).
+INTEGRITY_OUTPUTS = ("model_sha256", "model_version_id", "transform_sha256", "transform_version_id")
+# The model resolver's `champion` action: EvaluateModel scores the champion's model with its
+# transform; ModelCard shows its attributions ("yes" when it has them).
+CHAMPION_OUTPUTS = (
+    "champion_version",
+    "champion_model_data_url",
+    "champion_transform_uri",
+    "champion_attributions_uri",
+    "champion_attributions",
+)
+
+
 def lambda_function_arn(config: ProjectConfig, function: str) -> str:
     """ARN of a helper Lambda that Terraform deploys as `<model_package_group_name>-<function>`."""
     env = config.env
@@ -273,6 +287,27 @@ class StepFactory:
             ],
         )
 
+    def previous_training_data(self, name: str, fallback_uri) -> LambdaStep:
+        """The newest Approved version (at run time) and its training-data profile folder, or
+        previous_version 'none' and `fallback_uri` when nothing is approved
+        (code/model_resolver, action previous_training_data)."""
+        return LambdaStep(
+            name=name,
+            lambda_func=Lambda(
+                function_arn=lambda_function_arn(self.config, MODEL_RESOLVER_LAMBDA),
+                session=self.session,
+            ),
+            inputs={
+                "action": "previous_training_data",
+                "model_package_group_name": self.env.model_package_group_name,
+                "fallback_uri": fallback_uri,
+            },
+            outputs=[
+                LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String)
+                for o in ("previous_version", "previous_profile_uri", "message")
+            ],
+        )
+
     def resolve_approved_model(self, name: str) -> LambdaStep:
         """Finds the newest Approved model version when the pipeline runs (not at build time)."""
         outputs = [
@@ -285,6 +320,7 @@ class StepFactory:
             "baseline_constraints_uri",
             "attributions_uri",  # never empty: the train split for a version without one
             "evaluation_uri",
+            *INTEGRITY_OUTPUTS,
         ]
         return LambdaStep(
             name=name,
@@ -298,6 +334,51 @@ class StepFactory:
                 for o in outputs
             ],
         )
+
+    # -- integrity and champion (issue 10 points 5 and 6) ----------------------------------
+
+    def _string_lambda(self, name: str, function: str, inputs: dict, outputs) -> LambdaStep:
+        return LambdaStep(
+            name=name,
+            lambda_func=Lambda(
+                function_arn=lambda_function_arn(self.config, function), session=self.session
+            ),
+            inputs=inputs,
+            outputs=[
+                LambdaOutput(output_name=o, output_type=LambdaOutputTypeEnum.String)
+                for o in outputs
+            ],
+        )
+
+    def record_integrity(self, name: str, model_uri, transform_uri) -> LambdaStep:
+        """sha256 and S3 version id of model.tar.gz and transform.json, to register with them."""
+        return self._string_lambda(
+            name,
+            DATA_VERSION_LAMBDA,
+            {"action": "record_integrity", "model_uri": model_uri, "transform_uri": transform_uri},
+            INTEGRITY_OUTPUTS,
+        )
+
+    def verify_integrity(self, name: str, resolved) -> LambdaStep:
+        """Fails unless the resolved version's artifacts are still the ones registered; its
+        outputs (the same URIs) are what the steps after it read, so they wait for it."""
+        inputs = {"action": "verify_integrity"}
+        inputs["model_uri"] = resolved["model_data_url"]
+        inputs["transform_uri"] = resolved["transform_uri"]
+        inputs.update({key: resolved[key] for key in INTEGRITY_OUTPUTS})
+        return self._string_lambda(
+            name, DATA_VERSION_LAMBDA, inputs, ["model_uri", "transform_uri"]
+        )
+
+    def champion(self, name: str, model_data_url, transform_uri) -> LambdaStep:
+        """The newest Approved version's model and transform (the challenger's own when none)."""
+        inputs = {
+            "action": "champion",
+            "model_package_group_name": self.env.model_package_group_name,
+            "fallback_model_data_url": model_data_url,
+            "fallback_transform_uri": transform_uri,
+        }
+        return self._string_lambda(name, MODEL_RESOLVER_LAMBDA, inputs, CHAMPION_OUTPUTS)
 
     def processing(
         self,
@@ -503,7 +584,7 @@ class StepFactory:
         constraints_uri,
         approval_status,
         metadata: Mapping[str, object],
-        description: str,
+        description,  # str or a pipeline expression (e.g. a Join with the reason)
     ) -> ModelStep:
         """A new model version with its metrics, drift baselines and lineage."""
         instance_type = self.settings.transform.instance_type

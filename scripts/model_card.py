@@ -4,10 +4,12 @@ step: everything the card needs, as the training pipeline hands it over before R
       <base>/input/evaluation/evaluation.json (EvaluateModel), <base>/input/statistics/
       statistics.json (the data-quality baseline), <base>/input/attributions/attributions.json
       (ExplainModel) and the champion's (the newest Approved version, found by the model
-      resolver's `champion` action): <base>/input/champion_evaluation/evaluation.json and
+      resolver's `champion` action, step ResolveChampion): its metrics are evaluation.json's
+      `champion` block (EvaluateModel scored it on the same test rows), its attributions
       <base>/input/champion_attributions/attributions.json, read only when --champion-version
-      is not "none" (without a champion the resolver passes this run's own files, as a
-      processing input cannot be empty); lineage and hyperparameters as arguments
+      is not "none" and --champion-attributions is "yes" (otherwise the resolver passes a
+      stand-in file, as a processing input cannot be empty); lineage and hyperparameters as
+      arguments
       -> <base>/output/model_card/model_card.md, recorded on the version as model_card_uri.
       The approval status is PendingManualApproval at registration: the card says so and
       points to the registry (`python -m pipeline_scripts model-card --version N` renders
@@ -246,11 +248,12 @@ def build(args) -> Path:
             "Containers": [{"ModelDataUrl": args.model_data_url, "Image": args.image_uri}]
         },
     }
+    evaluation = _json(base / "evaluation" / "evaluation.json")
     champion = champion_attributions = None
     if args.champion_version != "none":
+        # EvaluateModel scored the champion on the same test rows: evaluation.json "champion".
         champion = VersionDocs(
-            {"ModelPackageVersion": args.champion_version},
-            _json(base / "champion_evaluation" / "evaluation.json"),
+            {"ModelPackageVersion": args.champion_version}, evaluation.get("champion", {})
         )
         if args.champion_attributions == "yes":
             champion_attributions = importance(
@@ -258,7 +261,7 @@ def build(args) -> Path:
             )
     card = render_card(
         package,
-        _json(base / "evaluation" / "evaluation.json"),
+        evaluation,
         _json(base / "statistics" / "statistics.json"),
         champion=champion,
         hyperparameters=dict(args.hyperparameter),

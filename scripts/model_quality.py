@@ -8,6 +8,11 @@ out: <base>/output/model_quality/statistics.json: Model Monitor regression stati
      passed | failed (MSE above the threshold) | skipped (no ground truth) |
      insufficient_labels (fewer than --min-labels labelled records: an MSE on so few records
      says nothing, so nothing is judged and nothing retrains).
+labels that arrive later (--labels): <base>/input/labels/<batch id>.labels.csv (`record_id,label`,
+     the labels file the batch dispatcher was started for) takes the place of ground_truth.csv
+     and is joined on record_id with <base>/input/predictions/*.out, the batch's stored
+     predictions. A record_id that appears twice is an error (exit 1); labels without a
+     prediction are left out and named in "reason" and "labels.unmatched".
 Exit 0 for every status: a quality FAILURE is a result, not a crash. The pipeline's
 ModelQualityGate reads "status" and fails its own Fail step (ModelQualityBelowThreshold), the
 one step whose failure starts retraining. Bad input or a crash exits 1 (one stderr line naming
@@ -123,12 +128,59 @@ def data_quality_note(path):
     return f"data quality: {count} violation{plural}" + (f" ({details})" if details else "") + below
 
 
-def check(base, threshold, min_labels=1):
+def read_late_labels(folder):
+    """(path, ground truth) of the one *.labels.csv under folder; a duplicate id is an error."""
+    files = sorted(path for path in Path(folder).rglob("*.labels.csv") if path.is_file())
+    if len(files) != 1:
+        raise InputError(
+            f"{folder}: {len(files)} *.labels.csv files; expected exactly one (the arrived labels)"
+        )
+    truth = read_ground_truth(files[0])
+    duplicated = truth["record_id"].duplicated(keep=False)
+    if duplicated.any():
+        ids = truth["record_id"][duplicated]
+        lines = ", ".join(str(line + 2) for line in ids.index[ids == ids.iloc[0]])
+        raise InputError(
+            f"{files[0]}: record_id {ids.iloc[0]} appears on lines {lines} "
+            f"({ids.nunique()} duplicated id(s)); expected one label per record"
+        )
+    return files[0], truth
+
+
+def join_late_labels(base):
+    """(ground truth restricted to predicted records, labels summary, note) for --labels."""
+    path, truth = read_late_labels(base / "input" / "labels")
+    predictions = read_predictions(base / "input" / "predictions")
+    known = truth["record_id"].isin(predictions.index)
+    unmatched = truth["record_id"][~known]
+    summary = {"file": path.name, "received": len(truth), "matched": int(known.sum()),
+               "unmatched": len(unmatched)}  # fmt: skip
+    note = ""
+    if len(unmatched):
+        note = (
+            f"; {len(unmatched)} of {len(truth)} labels in {path.name} match no prediction of "
+            f"this batch (e.g. record_id {unmatched.iloc[0]}) and were left out"
+        )
+    return truth[known].reset_index(drop=True), summary, note
+
+
+def check(base, threshold, min_labels=1, late_labels=False):
     """(statistics dict, exit status)."""
     truth_path = base / "input" / "ground_truth" / "ground_truth.csv"
-    truth = read_ground_truth(truth_path)
-    note = data_quality_note(base / "input" / "data_quality" / "summary.json")
+    labels, extra = {}, ""
+    if late_labels:
+        truth_path = base / "input" / "labels"
+        truth, labels, extra = join_late_labels(base)
+    else:
+        truth = read_ground_truth(truth_path)
+    if late_labels:  # the batch's data quality was reported by the execution that scored it
+        note = "labels arrived after scoring; data quality was checked when the batch was scored"
+    else:
+        note = data_quality_note(base / "input" / "data_quality" / "summary.json")
+    note += extra
     stats = {"version": 0.0, "dataset": {"item_count": len(truth)}, "threshold": {"mse": threshold}}
+    if labels:
+        stats["labels"] = labels
     if truth.empty:
         reason = (
             f"no ground truth: {truth_path} has no rows, so model quality was not measured; {note}"
@@ -165,9 +217,9 @@ def check(base, threshold, min_labels=1):
     return {**stats, "regression_metrics": metrics, "status": status, "reason": reason}, 0
 
 
-def report(base, threshold, min_labels=1):
+def report(base, threshold, min_labels=1, late_labels=False):
     """Write statistics.json; the exit status (0: every outcome is a result)."""
-    stats, status = check(base, threshold, min_labels)
+    stats, status = check(base, threshold, min_labels, late_labels)
     out = base / "output" / "model_quality" / "statistics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(stats, indent=2, allow_nan=False) + "\n")
@@ -187,8 +239,11 @@ def main(argv=None):
     parser.add_argument("--base-dir", type=Path, default=default_base_dir())
     parser.add_argument("--mse-threshold", type=positive, default=6.0)
     parser.add_argument("--min-labels", type=int, default=1, help="fewer: insufficient_labels")
+    parser.add_argument(
+        "--labels", action="store_true", help="join input/labels/*.labels.csv with predictions"
+    )
     args = parser.parse_args(argv)
-    return run_step(PROG, report, args.base_dir, args.mse_threshold, args.min_labels)
+    return run_step(PROG, report, args.base_dir, args.mse_threshold, args.min_labels, args.labels)
 
 
 if __name__ == "__main__":

@@ -273,11 +273,14 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
             assert batch_fields(run, config) == {
                 "batch": f"s3://{env.bucket_name}/{env.bucket_prefix}/{env.bucket_inf_prefix}/"
                 f"{name}.csv",
+                "batch_id": name,
+                "mode": "score",
                 "records_scored": len(rows) - 1,
+                "labels_matched": None,
             }
-            # Record ids are the batch's own rows, 0 .. n-1.
+            # Record ids are the batch's own data lines, 1 .. n.
             assert sorted(int(float(p.split(b",")[0])) for p in predictions) == list(
-                range(len(rows) - 1)
+                range(1, len(rows))
             )
 
 

@@ -63,6 +63,7 @@ ARN = "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/"
 HPO_ARN = ARN + "training-hpo-pipeline-dev"
 TRAIN_KEY = "pipeline_shared/batch-scoring/training/data/raw/"
 INF_KEY = "pipeline_shared/batch-scoring/batch-scoring/data/raw/"
+LABELS_KEY = "pipeline_shared/batch-scoring/labels/"
 
 # (case id, event, the exact set of rules it reaches)
 CASES = [
@@ -97,6 +98,16 @@ CASES = [
         "model-quality-failed",
         fixture("pipeline_step_failed_model_quality_gate"),
         {"pipeline_status", "model_quality_failed"},
+    ),
+    (  # labels that arrived later, judged and failed: retrains the same way
+        "late-labels-below-threshold",
+        changed("pipeline_step_failed_model_quality_gate", stepName="LateLabelsBelowThreshold"),
+        {"pipeline_status", "model_quality_failed"},
+    ),
+    (  # the late-labels check itself failing (duplicate ids, no predictions): no retraining
+        "late-labels-check-crashed",
+        changed("pipeline_step_failed_model_quality_gate", stepName="EvaluateLateLabels"),
+        {"pipeline_status"},
     ),
     (
         "model-quality-check-crashed",
@@ -213,6 +224,17 @@ CASES = [
         changed("s3_object_created_inference", object__key=INF_KEY + "batch.json.gz"),
         set(),
     ),
+    # Labels that arrive later: <bucket_prefix>/labels/<batch id>.labels.csv only.
+    (
+        "labels-csv",
+        changed("s3_object_created_inference", object__key=LABELS_KEY + "b1.labels.csv"),
+        {"labels_created"},
+    ),
+    (
+        "labels-other-csv",
+        changed("s3_object_created_inference", object__key=LABELS_KEY + "b1.csv"),
+        set(),
+    ),
     (
         "inference-csv-backup",
         changed("s3_object_created_inference", object__key=INF_KEY + "batch.csv.bak"),
@@ -238,6 +260,7 @@ def test_rules_start_the_intended_targets(rules):
         "model_quality_failed": "retrain_gate",
         "training_data_created": "start_training",
         "inference_data_created": "dispatch_batch",
+        "labels_created": "dispatch_batch",
     }
 
 

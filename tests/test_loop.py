@@ -40,18 +40,39 @@ def test_the_loop_trains_approves_detects_and_retrains(demo):
     runs = [(e["pipeline"], e["status"], e["trigger"]) for e in summary["executions"]]
     assert runs == [
         ("training-pipeline-dev", "Succeeded", "EventBridge rule training_data_created"),
-        ("batch-inference-pipeline-dev", "Failed", "EventBridge rule inference_data_created"),
+        ("batch-inference-pipeline-dev", "Succeeded", "EventBridge rule inference_data_created"),
+        ("batch-inference-pipeline-dev", "Succeeded", "EventBridge rule inference_data_created"),
+        ("batch-inference-pipeline-dev", "Failed", "EventBridge rule labels_created"),
         ("training-hpo-pipeline-dev", "Succeeded", "EventBridge rule model_quality_failed"),
     ]
-    inference = summary["executions"][1]
-    steps = {s["name"]: s for s in inference["steps"]}
-    assert steps["DataQualityCheck"]["status"] == "Succeeded"
-    # The check measured the failure; its Fail step (the one that retrains) reports it.
-    assert steps["ModelQualityCheck"]["status"] == "Succeeded"
-    assert steps["ModelQualityBelowThreshold"]["status"] == "Failed"
-    assert "exceeds threshold 6.00" in steps["ModelQualityBelowThreshold"]["failure_reason"]
-    # Ready together with ModelQualityGate: it runs or, once the Fail step failed, never starts.
-    assert steps["DataQualityGate"]["status"] in ("Succeeded", "NotExecuted")
+    training, clean, late, labels, retraining = summary["executions"]
+    data = REPO_ROOT / "data"
+    # Every batch scored exactly once, on its own rows; the labels run scored nothing.
+    for run, name, rows in [(clean, "abalone_synthetic_batch_clean", 500),
+                            (late, "abalone_synthetic_batch_late", 1000)]:  # fmt: skip
+        assert (run["mode"], run["batch_id"], run["records_scored"]) == ("score", name, rows)
+        assert run["batch"].endswith(f"/batch-scoring/data/raw/{name}.csv")
+        assert run["labels_matched"] is None
+    for run in (training, retraining):
+        assert run["batch"] is None and run["records_scored"] is run["labels_matched"] is None
+    steps = {run["batch_id"]: {s["name"]: s for s in run["steps"]} for run in (clean, late)}
+    assert steps[clean["batch_id"]]["ModelQualityBelowThreshold"]["status"] == "NotExecuted"
+    assert steps[late["batch_id"]]["DataQualityCheck"]["status"] == "Succeeded"
+    assert steps[late["batch_id"]]["ModelQualityBelowThreshold"]["status"] == "NotExecuted"
+
+    # The labels arrived later: joined on record_id with the late batch's predictions.
+    assert labels["mode"] == "evaluate" and labels["batch_id"] == "abalone_synthetic_batch_late"
+    assert labels["batch"].endswith("/labels/abalone_synthetic_batch_late.labels.csv")
+    assert labels["labels_matched"] == 1000 and labels["records_scored"] is None
+    evaluation = {s["name"]: s for s in labels["steps"]}
+    for scoring_step in ("ResolveApprovedModel", "PreprocessBatch", "BatchTransform",
+                         "ModelQualityCheck"):  # fmt: skip
+        assert evaluation[scoring_step]["status"] == "NotExecuted", scoring_step
+    assert evaluation["EvaluateLateLabels"]["status"] == "Succeeded"
+    assert evaluation["LateLabelsBelowThreshold"]["status"] == "Failed"
+    assert "exceeds threshold 6.00 on 1000 records" in labels["failure_reason"]
+
+    # Exactly one retraining, and its new version waits for approval.
     assert [(v["version"], v["approval_status"]) for v in summary["model_versions"]] == [
         (1, "Approved"),
         (2, "PendingManualApproval"),
@@ -62,6 +83,53 @@ def test_the_loop_trains_approves_detects_and_retrains(demo):
     assert {v["constraint_check_type"] for v in summary["data_quality_violations"]} == {
         "baseline_drift_check"
     }
+    assert (data / "later" / "abalone_synthetic_batch_late.labels.csv").is_file()
+
+
+def test_late_labels_are_joined_with_the_stored_predictions(demo):
+    """The label evaluation's MSE is the MSE of the labels joined on record_id with the
+    predictions the scoring run stored for that batch (as downloaded by EvaluateLateLabels)."""
+    import numpy as np
+    import pandas as pd
+
+    summary, out_dir, _ = demo
+    labels_run = next(e for e in summary["executions"] if e["mode"] == "evaluate")
+    execution_id = labels_run["execution_arn"].rsplit("/", 1)[1]
+    runs = out_dir / "executions" / labels_run["pipeline"]
+    step = runs / execution_id / "EvaluateLateLabels" / "processing"
+    stored = pd.concat(
+        pd.read_csv(path, header=None, names=["record_id", "prediction"])
+        for path in sorted((step / "input" / "predictions").glob("*.out"))
+    )
+    assert sorted(stored["record_id"]) == list(range(1, 1001))  # the batch's own data lines
+    labels = pd.read_csv(REPO_ROOT / "data" / "later" / "abalone_synthetic_batch_late.labels.csv")
+    joined = labels.merge(stored, on="record_id", validate="one_to_one")
+    stats = json.loads((step / "output" / "model_quality" / "statistics.json").read_text())
+    expected = float(np.mean((joined["label"] - joined["prediction"]) ** 2))
+    assert stats["regression_metrics"]["mse"]["value"] == pytest.approx(expected, rel=1e-9)
+    assert stats["labels"]["matched"] == len(joined) == labels_run["labels_matched"]
+    assert f"MSE {expected:.2f} exceeds" in labels_run["failure_reason"]
+
+
+@pytest.mark.e2e
+def test_each_version_records_its_training_data_against_the_previous_approved(demo):
+    """Issue 11.6: version 1 had nothing approved to compare with; version 2 (retrained on the
+    same data) is compared with version 1, and its registration e-mail says so."""
+    summary, _, _ = demo
+    first, second = (v["lineage"] for v in summary["model_versions"])
+    assert first["training_data_comparison"] == (
+        "training data: no approved version yet - nothing to compare"
+    )
+    assert second["training_data_comparison"].startswith("training data vs version 1: ")
+    assert "no findings" in second["training_data_comparison"]  # the same training data
+    for lineage in (first, second):
+        assert lineage["training_data_comparison_uri"].endswith("/comparison.json")
+        assert lineage["training_data_profile_uri"].startswith("s3://")
+    registered = next(
+        n for n in summary["notifications"]
+        if n["subject"] == "Succeeded: RegisterModel in training-hpo-pipeline-dev"
+    )  # fmt: skip
+    assert second["training_data_comparison"] in registered["body"]
 
 
 def test_every_execution_sent_a_notification(demo):
@@ -69,7 +137,7 @@ def test_every_execution_sent_a_notification(demo):
     subjects = [n["subject"] for n in summary["notifications"]]
     for execution in summary["executions"]:
         assert any(execution["pipeline"] in s for s in subjects), execution["pipeline"]
-    assert any(s.startswith("Failed: ModelQualityBelowThreshold") and "MSE" in s for s in subjects)
+    assert any(s.startswith("Failed: LateLabelsBelowThreshold") and "MSE" in s for s in subjects)
     assert "Approved: model abalone-rings-dev version 1" in subjects
     custom = next(n for n in summary["notifications"] if "RegisterModel" in n["subject"])
     assert "waiting for approval" in custom["body"]
@@ -83,7 +151,7 @@ def test_report_and_summary_are_written(demo):
     page = (out_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # distributions and metrics plots
     assert "MSE 13." in page or "exceeds threshold" in page
-    assert any("ModelQualityBelowThreshold" in line and "Failed" in line for line in lines)
+    assert any("LateLabelsBelowThreshold" in line and "Failed" in line for line in lines)
 
 
 def _fast_settings(tmp) -> str:
@@ -155,6 +223,10 @@ def _terraform_value(expression: str, variables: dict, topic_arn: str) -> str:
     body = expression.removeprefix("${").removesuffix("}")
     if body == "aws_sns_topic.notifications.arn":
         return topic_arn
+    if reference := re.fullmatch(r"var\.(\w+)", body):
+        return variables[reference.group(1)]
+    if not body.startswith("jsonencode("):  # a string template of var.X interpolations
+        return re.sub(r"\$\{var\.(\w+)\}", lambda m: str(variables[m.group(1)]), expression)
     inner = re.fullmatch(r"jsonencode\((.*)\)", body, re.DOTALL)
     assert inner, f"lambda.tf notifier environment: unsupported expression {expression}"
 
@@ -195,10 +267,10 @@ def test_the_local_notifier_gets_the_environment_lambda_tf_sets(tmp_path):
     assert set(local) == set(deployed)
     for name, expression in deployed.items():
         expected = _terraform_value(expression, variables, topic)
-        if name == "SNS_TOPIC_ARN":
-            assert local[name] == expected
-        else:
+        if expression.startswith("${jsonencode("):
             assert json.loads(local[name]) == json.loads(expected), name
+        else:
+            assert local[name] == expected, name
     statuses = {"execution": ["Failed"], "step": ["Failed", "Stopped"]}
     assert json.loads(local["NOTIFY_STATUSES"]) == statuses
 

@@ -297,13 +297,19 @@ TRAINING_DAG = {
     "RecordTrainingDataVersion": set(),
     "Preprocess": {"RecordTrainingDataVersion"},
     "DataQualityBaseline": {"Preprocess"},
+    # Issue 11.6: the new training data against the previous approved version's.
+    "FindPreviousTrainingData": {"DataQualityBaseline"},
+    "CompareTrainingData": {"FindPreviousTrainingData", "RecordTrainingDataVersion"},
     "<model>": {"Preprocess"},
-    "EvaluateModel": {"<model>", "Preprocess"},
+    # Champion vs challenger and integrity (issue 10 points 5, 6): Lambda steps on the new
+    # model's artifacts; evaluation reads the champion's.
+    "ResolveChampion": {"<model>", "Preprocess"},
+    "RecordArtifactIntegrity": {"<model>", "Preprocess"},
+    "EvaluateModel": {"<model>", "Preprocess", "ResolveChampion"},
     "ExplainModel": {"<model>", "Preprocess"},
-    # The card's champion: its inputs fall back to this run's own files (no empty input).
-    "FindChampion": {"EvaluateModel", "ExplainModel"},
+    # The card's champion is ResolveChampion's; its metrics come from evaluation.json.
     "ModelCard": {
-        "FindChampion", "EvaluateModel", "ExplainModel", "DataQualityBaseline",
+        "ResolveChampion", "EvaluateModel", "ExplainModel", "DataQualityBaseline",
         "RecordTrainingDataVersion", "<model>",
     },
     "CheckModelAccuracy": {"EvaluateModel"},
@@ -311,7 +317,8 @@ TRAINING_DAG = {
     "CheckModelIsNew": {"CheckModelAccuracy", "CompareWithNewestVersion"},
     "RegisterModel": {
         "CheckModelIsNew", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
-        "RecordTrainingDataVersion", "CompareWithNewestVersion", "ExplainModel", "ModelCard",
+        "RecordTrainingDataVersion", "CompareWithNewestVersion", "CompareTrainingData",
+        "RecordArtifactIntegrity", "ExplainModel", "ModelCard",
     },
     "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
 }  # fmt: skip
@@ -331,12 +338,20 @@ def test_inference_dag(definitions, config):
     """The model is resolved at run time; the model-quality check runs after the data-quality
     check whatever it found, and the data-quality gate only after the model-quality check."""
     assert dependencies(definitions[config.env.pipeline_inf]) == {
-        "ResolveApprovedModel": set(),
-        "PreprocessBatch": {"ResolveApprovedModel"},
-        "CreateModel": {"ResolveApprovedModel"},
+        # Mode=evaluate (labels that arrived later) takes the other branch: nothing scores.
+        pipelines.MODE_GATE_STEP: set(),
+        pipelines.LABELS_QUALITY_STEP: {pipelines.MODE_GATE_STEP},
+        "LateLabelsGate": {pipelines.LABELS_QUALITY_STEP},
+        pipelines.LABELS_QUALITY_FAILED_STEP: {"LateLabelsGate", pipelines.LABELS_QUALITY_STEP},
+        "ResolveApprovedModel": {pipelines.MODE_GATE_STEP},
+        # Nothing reads the model or transform before their integrity is verified.
+        "VerifyModelArtifacts": {"ResolveApprovedModel"},
+        "PreprocessBatch": {"VerifyModelArtifacts"},
+        "CreateModel": {"ResolveApprovedModel", "VerifyModelArtifacts"},
         "BatchTransform": {"CreateModel", "PreprocessBatch"},
         # Beside BatchTransform: contributions need the model and the features, not predictions.
-        "ExplainBatch": {"ResolveApprovedModel", "PreprocessBatch"},
+        # Reads the verified model and transform, like CreateModel; the baseline is resolved.
+        "ExplainBatch": {"ResolveApprovedModel", "VerifyModelArtifacts", "PreprocessBatch"},
         "DataQualityCheck": {"PreprocessBatch", "ResolveApprovedModel"},
         pipelines.MODEL_QUALITY_STEP: {"BatchTransform", "PreprocessBatch", "DataQualityCheck"},
         # The gates wait for ExplainBatch, so their Fail steps' e-mails can explain the batch.
@@ -377,6 +392,9 @@ def test_parameters_are_declared_used_and_default_to_the_config(definitions, con
             "BatchETag": "",
             "MseThreshold": env.accuracy_mse_threshold,
             "FailOnDataQualityViolation": env.fail_on_data_quality_violation,
+            # Labels that arrived later (the batch dispatcher sets both for them).
+            "Mode": "score",
+            "LabelsDataUrl": f"{env.s3_base_uri}/labels",
         },
     }
     expected_defaults[env.pipeline_trainwhpo] = expected_defaults[env.pipeline_train]
@@ -413,7 +431,13 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
         metadata = arguments["CustomerMetadataProperties"]
         assert set(metadata) == {
             "git_commit", "training_data_version", "pipeline_execution_arn", "transform_uri",
-            "model_fingerprint", "attributions_uri", "model_card_uri",
+            "model_fingerprint", "model_sha256", "model_version_id", "transform_sha256",
+            "transform_version_id", "champion_version", "champion_mse", "challenger_mse",
+            "evaluation_records",
+            # issue 11.6 (tests/test_training_data_comparison.py)
+            "training_data_comparison", "training_data_comparison_uri", "training_data_profile_uri",
+            # issue 13
+            "attributions_uri", "model_card_uri",
         }  # fmt: skip
         assert metadata["model_card_uri"] == {
             "Std:Join": {"On": "/", "Values": [_output("ModelCard", "model_card"), "model_card.md"]}
@@ -488,8 +512,10 @@ def test_explain_steps_read_the_model_its_transform_and_the_right_data(definitio
     resolved = "Steps.ResolveApprovedModel.OutputParameters"
     assert arguments["AppSpecification"]["ContainerArguments"][:2] == ["--mode", "batch"]
     assert "--per-record" not in arguments["AppSpecification"]["ContainerArguments"]
-    assert inputs["model"] == {"Get": f"{resolved}['model_data_url']"}
-    assert inputs["transform"] == {"Get": f"{resolved}['transform_uri']"}
+    # The model and transform as VerifyModelArtifacts checked them, like CreateModel's.
+    verified = "Steps.VerifyModelArtifacts.OutputParameters"
+    assert inputs["model"] == {"Get": f"{verified}['model_uri']"}
+    assert inputs["transform"] == {"Get": f"{verified}['transform_uri']"}
     assert inputs["baseline"] == {"Get": f"{resolved}['attributions_uri']"}
     assert inputs["batch"] == _output("PreprocessBatch", "transform_input")
     assert set(outputs) == {"explanations"}  # per_record is off by default
@@ -499,14 +525,16 @@ def test_model_card_step_gets_this_runs_files_and_the_champions(definitions, con
     for tuning, name in ((False, config.env.pipeline_train), (True, config.env.pipeline_trainwhpo)):
         definition = definitions[name]
         arguments, inputs, outputs = _processing(definition, "ModelCard")
-        champion = next(s for s in all_steps(definition) if s["Name"] == "FindChampion")
+        # One champion lookup: ResolveChampion, the step EvaluateModel scores the champion from.
+        assert not any(s["Name"] == "FindChampion" for s in all_steps(definition))
+        champion = next(s for s in all_steps(definition) if s["Name"] == "ResolveChampion")
         assert champion["Arguments"]["action"] == "champion"
-        own_evaluation = champion["Arguments"]["fallback_evaluation_uri"]
-        assert own_evaluation == {
+        # This run's evaluation.json, whose "champion" block holds the champion's metrics.
+        assert inputs["evaluation"] == {
             "Std:Join": {"On": "/", "Values": [_output("EvaluateModel", "evaluation"),
                                                "evaluation.json"]}
         }  # fmt: skip
-        assert inputs["evaluation"] == own_evaluation
+        assert "champion_evaluation" not in inputs
         register = next(s for s in all_steps(definition) if s["Type"] == "RegisterModel")
         assert (
             inputs["statistics"]
@@ -516,12 +544,12 @@ def test_model_card_step_gets_this_runs_files_and_the_champions(definitions, con
                 ]
             )
         )
-        found = "Steps.FindChampion.OutputParameters"
-        assert inputs["champion_evaluation"] == {"Get": f"{found}['evaluation_uri']"}
-        assert inputs["champion_attributions"] == {"Get": f"{found}['attributions_uri']"}
+        found = "Steps.ResolveChampion.OutputParameters"
+        assert inputs["champion_attributions"] == {"Get": f"{found}['champion_attributions_uri']"}
         args = arguments["AppSpecification"]["ContainerArguments"]
         flags = dict(zip(args[::2], args[1:][::2], strict=False))
         assert flags["--champion-version"] == {"Get": f"{found}['champion_version']"}
+        assert flags["--champion-attributions"] == {"Get": f"{found}['champion_attributions']"}
         assert (
             flags["--git-commit"]
             == (register["Arguments"]["CustomerMetadataProperties"]["git_commit"])
@@ -564,8 +592,13 @@ def test_registered_metadata_values_are_valid_at_run_time(definitions, config):
         metadata = {
             key: _sample(value, definition, config.env)
             for key, value in register["Arguments"]["CustomerMetadataProperties"].items()
-            # Lambda outputs: checked against the same shape in test_pipeline_lambdas.
-            if not (isinstance(value, dict) and "OutputParameters" in str(value))
+            # Lambda outputs: checked against the same shape in test_pipeline_lambdas; property
+            # file values (JsonGet) where the scripts write them (test_champion,
+            # test_training_data_comparison), on real reports.
+            if not (
+                isinstance(value, dict)
+                and ("OutputParameters" in str(value) or "Std:JsonGet" in value)
+            )
         }
         assert constraint_errors(metadata, shape, "customerMetadataProperties") == [], name
 

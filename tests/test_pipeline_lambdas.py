@@ -128,6 +128,8 @@ def test_resolves_newest_approved_version_with_every_output(sm):
         # split, Preprocess's output beside transform/, for ExplainBatch to sample.
         "attributions_uri": f"s3://mlops-artifacts/{GROUP}/v3/train",
         "evaluation_uri": "",
+        # Nothing recorded on these hand-made versions: the verification step rejects them.
+        **dict.fromkeys(model_resolver.INTEGRITY_KEYS, ""),
     }
     assert all(isinstance(value, str) for value in result.values())
 
@@ -163,40 +165,33 @@ def test_resolves_the_recorded_attributions_and_evaluation(sm):
 def _champion(group=GROUP) -> dict:
     return model_resolver.handler(
         {"action": "champion", "model_package_group_name": group,
-         "fallback_evaluation_uri": "s3://b/own/evaluation.json",
-         "fallback_attributions_uri": "s3://b/own/attributions.json"},
+         "fallback_model_data_url": "s3://b/own/model.tar.gz",
+         "fallback_transform_uri": "s3://b/own/transform.json"},
         None,
     )  # fmt: skip
 
 
-def test_champion_is_the_newest_approved_version_else_this_runs_own_files(sm):
-    own = {
-        "champion_version": "none",
-        "evaluation_uri": "s3://b/own/evaluation.json",
-        "attributions_uri": "s3://b/own/attributions.json",
-        "champion_attributions": "no",
-    }
-    assert _champion("no-such-group") == own  # the first registration creates the group
-    _register(sm, "v1")
-    assert _champion() == own  # nothing Approved yet
-    metrics = {"ModelQuality": {"Statistics": {"ContentType": "application/json",
-                                               "S3Uri": "s3://b/v2/evaluation.json"}}}  # fmt: skip
-    _register(sm, "v2", status="Approved", ModelMetrics=metrics)
-    # Registered before explanations: its metrics, this run's attributions, flagged "no".
-    assert _champion() == {**own, "champion_version": "2", "evaluation_uri": metrics[
-        "ModelQuality"]["Statistics"]["S3Uri"]}  # fmt: skip
+def test_the_champions_attributions_go_to_the_model_card_when_it_has_them(sm):
+    own = {"champion_attributions_uri": "s3://b/own/transform.json", "champion_attributions": "no"}
+    pick = ("champion_version", "champion_attributions_uri", "champion_attributions")
+
+    def found():
+        return {key: _champion()[key] for key in pick}
+
+    assert found() == {"champion_version": "none", **own}  # no group yet
+    # Registered before explanations: the champion, without attributions (flagged "no").
+    _register(sm, "v1", status="Approved")
+    assert found() == {"champion_version": "1", **own}
     _register(
         sm,
-        "v3",
+        "v2",
         status="Approved",
-        ModelMetrics=metrics,
-        CustomerMetadataProperties={"transform_uri": "s3://b/t.json",
-                                    "attributions_uri": "s3://b/v3/attributions.json"},
+        CustomerMetadataProperties={"transform_uri": _uris("v2")["transform_uri"],
+                                    "attributions_uri": "s3://b/v2/attributions.json"},
     )  # fmt: skip
-    assert _champion() == {
-        "champion_version": "3",
-        "evaluation_uri": "s3://b/v2/evaluation.json",
-        "attributions_uri": "s3://b/v3/attributions.json",
+    assert found() == {
+        "champion_version": "2",
+        "champion_attributions_uri": "s3://b/v2/attributions.json",
         "champion_attributions": "yes",
     }
 

@@ -19,7 +19,11 @@ HEADER = "sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,
 
 def test_generator_reproduces_the_committed_files(tmp_path):
     subprocess.run([sys.executable, str(GENERATOR), "--out-dir", str(tmp_path)], check=True)
-    for committed in [SAMPLE_TRAIN_CSV, SAMPLE_BATCH_CSV]:
+    data = REPO_ROOT / "data"
+    demo = [data / "inference" / "abalone_synthetic_batch_clean.csv",
+            data / "later" / "abalone_synthetic_batch_late.csv",
+            data / "later" / "abalone_synthetic_batch_late.labels.csv"]  # fmt: skip
+    for committed in [SAMPLE_TRAIN_CSV, SAMPLE_BATCH_CSV, *demo]:
         generated = tmp_path / committed.relative_to(REPO_ROOT / "data")
         assert generated.read_bytes() == committed.read_bytes(), committed.name
 

@@ -48,7 +48,7 @@ def resolve(value, parameters: dict):
     if isinstance(value, str):
         return value.replace(CONTAINER_ROOT, "{root}")
     if "Get" in value and value["Get"].startswith("Steps."):
-        # FindChampion's outputs as for a champion with attributions (the model card test).
+        # ResolveChampion's outputs as for a champion with attributions (the model card test).
         for name, sample in (("champion_version", "1"), ("champion_attributions", "yes")):
             if value["Get"].endswith(f"['{name}']"):
                 return sample
@@ -145,6 +145,15 @@ def loop(tmp_path_factory):
         training, "DataQualityBaseline", tmp, {"data": prep.output("baseline")}
     )
     assert result.returncode == 0, result.stderr
+    # Against the new baseline (features only), as for a version registered before training-data
+    # profiles existed; tests/test_training_data_comparison.py covers the other cases.
+    jobs["CompareTrainingData"], result = run_processing(
+        training,
+        "CompareTrainingData",
+        tmp,
+        {"data": training_csv, "previous": jobs["DataQualityBaseline"].output("data_quality")},
+    )
+    assert result.returncode == 0, result.stderr
 
     train_step = next(s for s in training["Steps"] if s["Name"] == "TrainModel")
     model_dir, train_log = _train(train_step, prep, tmp)
@@ -157,9 +166,25 @@ def loop(tmp_path_factory):
         training,
         "EvaluateModel",
         tmp,
-        {"model": model_tar, "test": prep.output("test"), "train": prep.output("train")},
+        {
+            "model": model_tar,
+            "test": prep.output("test"),
+            "train": prep.output("train"),
+            # The champion path as the definition wires it (the Lambda's outputs: here the
+            # same model and its own transform, as when the champion is this very model).
+            "test_raw": prep.output("test_raw"),
+            "champion_model": model_tar,
+            "champion_transform": prep.output("transform") / "transform.json",
+        },
     )
     assert result.returncode == 0, result.stderr
+    evaluation = jobs["EvaluateModel"].output("evaluation") / "evaluation.json"
+    report = json.loads(evaluation.read_text())
+    # The same model through its own transform on the raw rows scores exactly as on test.csv.
+    assert report["champion"]["item_count"] == report["dataset"]["item_count"]
+    assert report["champion"]["regression_metrics"]["mse"]["value"] == pytest.approx(
+        report["regression_metrics"]["mse"]["value"], rel=1e-9
+    )
 
     transform_json = prep.output("transform") / "transform.json"
     jobs["ExplainModel"], result = run_processing(
@@ -180,8 +205,8 @@ def loop(tmp_path_factory):
             "evaluation": evaluation,
             "statistics": jobs["DataQualityBaseline"].output("data_quality") / "statistics.json",
             "attributions": attributions,
-            # The champion's files: here the same model's, which the card must call "same".
-            "champion_evaluation": evaluation,
+            # The champion's attributions (its metrics are evaluation.json's "champion" block,
+            # here the same model's): the card must call them "same".
             "champion_attributions": attributions,
         },
     )
@@ -222,6 +247,14 @@ def loop(tmp_path_factory):
             "data_quality": jobs["DataQualityCheck"].output("data_quality"),
         },
     )
+    # Mode=evaluate: the same batch's labels arriving later, joined with its predictions.
+    late = tmp / "late_labels" / "batch.labels.csv"
+    late.parent.mkdir()
+    shutil.copy(jobs["PreprocessBatch"].output("ground_truth") / "ground_truth.csv", late)
+    jobs["EvaluateLateLabels"], result = run_processing(
+        inference, "EvaluateLateLabels", tmp, {"predictions": predictions, "labels": late.parent}
+    )
+    assert result.returncode == 0, result.stderr
     return {
         "config": config,
         "definitions": definitions,

@@ -249,7 +249,7 @@ def test_apply_uses_the_saved_transform_and_never_refits(fitted, abalone_csv, tm
     spec = transform_spec(fitted)
     out = tmp_path / "output"
     written = matrix(out / "transform_input" / "batch.csv")
-    np.testing.assert_array_equal(written[:, 0], np.arange(40))  # record_id
+    np.testing.assert_array_equal(written[:, 0], np.arange(1, 41))  # record_id: data line
     raw = batch.replace({"": None, "abc": None})
     np.testing.assert_allclose(written[:, 1:], expected_features(spec, raw), atol=1e-12)
     assert written[0, 1:4].tolist() == [0.0, 0.0, 0.0]  # unseen category -> all zeros
@@ -274,7 +274,7 @@ def test_apply_with_ground_truth_over_several_files(fitted, abalone_csv, tmp_pat
 
     out = tmp_path / "output"
     truth = pd.read_csv(out / "ground_truth" / "ground_truth.csv")
-    assert truth["record_id"].tolist() == [0, 1, 3, 4, 5, 6, 7, 8, 9]
+    assert truth["record_id"].tolist() == [1, 2, 4, 5, 6, 7, 8, 9, 10]
     assert truth["label"].tolist() == rows["rings"].astype(int).drop(index=2).tolist()
     features = pd.read_csv(out / "features" / "features.csv")
     assert "rings" not in features.columns and "site" in features.columns

@@ -277,10 +277,14 @@ def test_lambda_packages_are_deterministic(tmp_path):
 def test_lambda_tf_packages_every_function_the_module_builds(parsed):
     from pipeline_scripts import lambda_package
 
-    functions = next(b["functions"] for b in parsed["lambda.tf"]["locals"] if "functions" in b)
-    assert sorted(f["code_dir"] for f in functions.values() if isinstance(f, dict)) == sorted(
-        lambda_package.FUNCTIONS
-    )
+    module_locals = {
+        k: v for tf in parsed.values() for b in tf.get("locals", []) for k, v in b.items()
+    }
+    functions = [  # an entry may be a reference to a local of another file (dispatcher.tf)
+        module_locals[f.removeprefix("${local.").removesuffix("}")] if isinstance(f, str) else f
+        for f in module_locals["functions"].values()
+    ]
+    assert {f["code_dir"] for f in functions} == set(lambda_package.FUNCTIONS)
     assert all((lambda_package.CODE_DIR / name).is_dir() for name in lambda_package.FUNCTIONS)
 
 

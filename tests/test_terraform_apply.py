@@ -26,6 +26,7 @@ import boto3
 import pytest
 import yaml
 
+from local_runtime.router import function_arn
 from pipeline_scripts import event_rules, lambda_package
 from pipeline_scripts.config import NAME_PREFIX_MAX_LENGTH, load_config, parse_tfvars
 from tests.conftest import missing_tool
@@ -120,6 +121,9 @@ def workdir(tf_env, terraform_bin, tmp_path_factory) -> Path:
         shutil.copy(path, work)
     for folder in ("events", "data", "env_files"):
         shutil.copytree(REPO_ROOT / folder, work / folder)
+    # dispatcher.tf reads the retrain cooldown from the pipeline settings.
+    (work / "pipeline_scripts").mkdir()
+    shutil.copy(REPO_ROOT / "pipeline_scripts" / "pipelines.yaml", work / "pipeline_scripts")
     lambda_package.package_all(work / "build" / "lambda")
     (work / "moto_override.tf").write_text(OVERRIDE)
     # -lockfile=readonly: the committed lock file must already verify the mirror's provider.
@@ -304,11 +308,11 @@ def test_helper_functions_without_environment_carry_no_kms_key(dev_plan):
     # Lambda keeps no key for a function without environment variables: one set there showed
     # as a change on every plan (issue 9, problem 2).
     functions = planned(dev_plan, "aws_lambda_function")
-    assert len(functions) == 3
+    assert {a.split('"')[1] for a in functions} == FUNCTION_KEYS
+    with_environment = {a for a, (after, _) in functions.items() if after.get("environment")}
+    assert with_environment and with_environment != set(functions)  # both kinds are planned
     for address, (after, unknown) in functions.items():
-        has_environment = bool(after.get("environment"))
-        assert has_environment == address.endswith('["notifier"]'), address
-        if has_environment:
+        if address in with_environment:
             assert unknown.get("kms_key_arn") is True, address  # the key of kms.tf
         else:
             assert after["kms_key_arn"] is None and not unknown.get("kms_key_arn"), address
@@ -341,7 +345,11 @@ def test_sample_data_is_encrypted_with_the_key_arn_when_kms_key_is_an_alias(dev_
 
 def test_every_role_gets_the_permissions_boundary(dev_plan):
     roles = planned(dev_plan, "aws_iam_role")
-    assert len(roles) == 6  # three functions, three pipeline starters
+    # One per function, one per rule target that starts a pipeline itself.
+    functions = {a.split('"')[1] for a in roles if a.startswith("aws_iam_role.function[")}
+    starters = {a.split('"')[1] for a in roles if a.startswith("aws_iam_role.start_pipeline[")}
+    assert functions == FUNCTION_KEYS and starters and starters <= set(TARGET_PIPELINES)
+    assert len(roles) == len(functions) + len(starters)
     for address, (after, _) in roles.items():
         assert after["permissions_boundary"] == BOUNDARY, address
 
@@ -434,6 +442,8 @@ def check_deployed(config, outputs: dict[str, Any], clients) -> None:
         assert target["DeadLetterConfig"]["Arn"].endswith(f":{events_dlq}"), name
         if rule.target == "notifier":
             assert target["Arn"] == outputs["notifier_function_arn"], name
+        elif rule.target in TARGET_FUNCTIONS:
+            assert target["Arn"] == function_arn(config, TARGET_FUNCTIONS[rule.target]), name
         else:
             expected = event_rules.pipeline_arn(
                 config.env, TARGET_PIPELINES[rule.target](config.env)
@@ -473,6 +483,10 @@ def check_deployed(config, outputs: dict[str, Any], clients) -> None:
                     assert "*" not in action, (role["RoleName"], policy_name, action)
 
 
+# lambda.tf's local.functions keys.
+FUNCTION_KEYS = {"notifier", "model_resolver", "data_version", "batch_dispatcher", "retrain_gate"}
+# Targets of events/*.json that are functions of dispatcher.tf (<group>-<suffix>).
+TARGET_FUNCTIONS = {"dispatch_batch": "batch-dispatcher", "retrain_gate": "retrain-gate"}
 # Which pipeline each start_* target of events/*.json starts.
 TARGET_PIPELINES = {
     "start_training": lambda env: env.pipeline_train,

@@ -1,4 +1,4 @@
-"""Lambda: start exactly one batch-inference execution per batch object version.
+"""Lambda: start exactly one batch-inference execution per batch or labels object version.
 
 Target of the EventBridge rule events/inference_data_created.json. It receives S3's
 "Object Created" event unchanged and calls StartPipelineExecution with the object's URI, so the
@@ -9,9 +9,14 @@ event:   S3 "Object Created" event (Amazon S3 user guide, "EventBridge event mes
          detail.bucket.name, detail.object.key, detail.object.version-id when the bucket is
          versioned, detail.object.etag). Unlike S3 event notifications to SNS/SQS/Lambda, the
          key is not URL-encoded there.
+Labels that arrive later: an object <LABELS_PREFIX><batch id>.labels.csv (rule
+events/labels_created.json) starts the same pipeline with Mode=evaluate, LabelsDataUrl and
+BatchId, which joins the labels with that batch's stored predictions instead of scoring.
+
 env:     PIPELINE_NAME (the batch-inference pipeline), INFERENCE_PREFIX (key prefix of batches,
-         ending in "/"), PIPELINE_PARAMETERS (JSON object of further parameters, e.g.
-         MseThreshold, passed unchanged)
+         ending in "/"), LABELS_PREFIX (key prefix of labels files, ending in "/"),
+         PIPELINE_PARAMETERS (JSON object of further parameters, e.g. MseThreshold, passed
+         unchanged)
 returns: {"PipelineExecutionArn", "PipelineExecutionDisplayName", "ClientRequestToken",
           "PipelineParameters"}
 IAM:     sagemaker:StartPipelineExecution on the batch-inference pipeline only
@@ -30,6 +35,8 @@ logger.setLevel(logging.INFO)
 
 # A batch is one object whose name ends in .csv or .csv.gz, in any letter case.
 BATCH_SUFFIX = re.compile(r"\.csv(\.gz)?$", re.IGNORECASE)
+# Labels for batch <id> arrive as <labels prefix><id>.labels.csv (exactly this lower case).
+LABELS_SUFFIX = ".labels.csv"
 # botocore sagemaker service model, StartPipelineExecutionRequest: PipelineParameters values are
 # String1024 (max 1024 chars); PipelineExecutionDisplayName is PipelineExecutionName (pattern
 # [a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}); ClientRequestToken is IdempotencyToken (32..128 chars).
@@ -60,7 +67,9 @@ def display_name(identifier: str, token: str) -> str:
     return f"{words[: DISPLAY_NAME_LIMIT - 9]}-{token[:8]}"
 
 
-def start_request(event: dict, pipeline: str, prefix: str, extra: dict) -> dict:
+def start_request(
+    event: dict, pipeline: str, prefix: str, extra: dict, labels_prefix: str = ""
+) -> dict:
     """The StartPipelineExecution request for one S3 Object Created event."""
     try:
         bucket = event["detail"]["bucket"]["name"]
@@ -71,7 +80,12 @@ def start_request(event: dict, pipeline: str, prefix: str, extra: dict) -> dict:
             "event: expected an S3 'Object Created' event with detail.bucket.name and "
             f"detail.object.key, got detail-type {event.get('detail-type')!r}"
         ) from None
-    if not key.startswith(prefix) or not BATCH_SUFFIX.search(key):
+    labels = bool(labels_prefix) and key.startswith(labels_prefix)
+    if labels and (not key.endswith(LABELS_SUFFIX) or "/" in key[len(labels_prefix) :]):
+        raise BatchEventError(
+            f"s3://{bucket}/{key}: expected labels named {labels_prefix}<batch id>{LABELS_SUFFIX}"
+        )
+    if not labels and (not key.startswith(prefix) or not BATCH_SUFFIX.search(key)):
         raise BatchEventError(
             f"s3://{bucket}/{key}: expected a .csv or .csv.gz object under {prefix}"
         )
@@ -80,19 +94,25 @@ def start_request(event: dict, pipeline: str, prefix: str, extra: dict) -> dict:
     uri = f"s3://{bucket}/{key}"
     if len(uri) > MAX_PARAMETER_VALUE:
         raise BatchEventError(f"{uri[:80]}...: the URI is longer than a pipeline parameter")
-    identifier = batch_id(key, prefix)
+    # Labels name their batch by its id (batch_id() of the batch's key), which keys the
+    # batch's predictions (<artifacts>/predictions/<batch id>/).
+    identifier = key[len(labels_prefix) : -len(LABELS_SUFFIX)] if labels else batch_id(key, prefix)
     token = request_token(bucket, key, version or f"etag:{obj.get('etag', '')}")
+    source = {"LabelsDataUrl": uri, "Mode": "evaluate"} if labels else {"InferenceDataUrl": uri}
     parameters = {
         **extra,
-        "InferenceDataUrl": uri,
+        **source,
         "BatchId": identifier,
         "BatchVersionId": version,
         "BatchETag": obj.get("etag", ""),
     }
+    what = "Labels for batch" if labels else "Batch"
     return {
         "PipelineName": pipeline,
-        "PipelineExecutionDisplayName": display_name(identifier, token),
-        "PipelineExecutionDescription": f"Batch {identifier}: {uri} version {version or '-'}",
+        "PipelineExecutionDisplayName": display_name(
+            f"{identifier}-labels" if labels else identifier, token
+        ),
+        "PipelineExecutionDescription": f"{what} {identifier}: {uri} version {version or '-'}",
         "PipelineParameters": [{"Name": k, "Value": str(v)} for k, v in parameters.items()],
         "ClientRequestToken": token,
     }
@@ -104,6 +124,7 @@ def handler(event, context):
         os.environ["PIPELINE_NAME"],
         os.environ["INFERENCE_PREFIX"],
         json.loads(os.environ.get("PIPELINE_PARAMETERS") or "{}"),
+        os.environ.get("LABELS_PREFIX", ""),
     )
     # The same token returns the execution the first call started ("An idempotent operation
     # completes no more than once": StartPipelineExecution, ClientRequestToken, SageMaker API

@@ -5,8 +5,8 @@ step ModelQualityBelowThreshold of the batch-inference pipeline (an MSE above th
 measured on enough labels; crashes and bad input never reach it). It starts the
 training-with-HPO pipeline unless a retraining execution is running or one started within the
 cooldown; a suppressed trigger is published to the notification topic with its reason, so it
-is reported, not lost. Reserved concurrency 1 (dispatcher.tf) serialises the checks, so two
-failures arriving together cannot both start one.
+is reported, not lost. Gates deciding at once from the same state send one ClientRequestToken,
+so two failures arriving together cannot both start one.
 
 event:   the pipeline step status change event (detail.pipelineExecutionArn, failureReason)
 env:     PIPELINE_NAME (training with HPO), COOLDOWN_MINUTES, SNS_TOPIC_ARN
@@ -65,14 +65,20 @@ def handler(event, context):
     start, reason = decide(executions, datetime.now(UTC), cooldown)
     arn = None
     if start:
+        # One token per state decided on: every gate invocation that saw the same latest
+        # retraining (or none) sends the same token, so of two failures handled at once only
+        # one starts an execution. StartPipelineExecution's ClientRequestToken: "An idempotent
+        # operation completes no more than once" (SageMaker API reference). A redelivered
+        # event after a start sees that execution running and is suppressed.
+        latest = max(executions, key=lambda e: e["StartTime"]) if executions else None
+        state = latest["PipelineExecutionArn"] if latest else "no earlier retraining"
         arn = sagemaker.start_pipeline_execution(
             PipelineName=pipeline,
             PipelineExecutionDescription=(
                 f"Retraining for a model-quality failure in {trigger}: "
                 f"{detail.get('failureReason', '')}"
             )[:3072],
-            # A redelivered event for the same failure starts nothing new.
-            ClientRequestToken=hashlib.sha256(trigger.encode()).hexdigest(),
+            ClientRequestToken=hashlib.sha256(f"{pipeline} after {state}".encode()).hexdigest(),
         )["PipelineExecutionArn"]
     else:
         boto3.client("sns").publish(

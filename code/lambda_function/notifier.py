@@ -423,6 +423,9 @@ OUTCOME_FILES = {
     "data_quality": ("DataQualityCheck", "data_quality", "summary.json"),
     "model_quality": ("ModelQualityCheck", "model_quality", "statistics.json"),
 }
+# A run for labels that arrived later (Mode=evaluate) checks no data and writes its model
+# quality here instead (pipeline_scripts/pipelines.py LABELS_QUALITY_STEP).
+LATE_LABELS_FILE = ("EvaluateLateLabels", "model_quality", "statistics.json")
 
 
 # ExplainBatch's summary (pipeline_scripts/explain_step.py), at the same kind of location.
@@ -434,7 +437,8 @@ EXPLAINED_STEPS = {
 }  # fmt: skip
 
 
-def _inference_result(pipeline: str, execution_id: str, step: str, output: str, file: str):
+def _inference_result(pipeline: str, execution_id: str, step: str, output: str, file: str,
+                      quiet: bool = False):  # fmt: skip
     """An inference execution's result file as JSON; None for another pipeline or when it
     cannot be read (logged: a caveat in the e-mail, never a lost e-mail)."""
     name = os.environ.get("INFERENCE_PIPELINE", "")
@@ -447,7 +451,8 @@ def _inference_result(pipeline: str, execution_id: str, step: str, output: str, 
     try:
         return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception as error:  # noqa: BLE001 - a caveat in the e-mail, never a lost mail
-        _log("inference result unavailable", logging.WARNING, key=key, error=str(error))
+        if not quiet:
+            _log("inference result unavailable", logging.WARNING, key=key, error=str(error))
         return None
 
 
@@ -475,15 +480,19 @@ def _batch_outcome(pipeline: str, execution_id: str) -> tuple[list, list]:
     violations, model quality skipped or with insufficient labels. Other pipelines: none."""
     if not _is_inference(pipeline) or not os.environ.get("ARTIFACTS_URI", "").startswith("s3:"):
         return [], []
-    results = {
-        kind: _inference_result(pipeline, execution_id, *location)
-        for kind, location in OUTCOME_FILES.items()
-    }
+    late = _inference_result(pipeline, execution_id, *LATE_LABELS_FILE, quiet=True)
+    if isinstance(late, dict):  # labels that arrived later: model quality only
+        results = {"data_quality": {}, "model_quality": late}
+    else:
+        results = {
+            kind: _inference_result(pipeline, execution_id, *location)
+            for kind, location in OUTCOME_FILES.items()
+        }
     warnings, rows = [], []
     dq, mq = results.get("data_quality"), results.get("model_quality")
     if not isinstance(dq, dict) or not isinstance(mq, dict):
         warnings.append("quality results unreadable")
-    if isinstance(dq, dict):
+    if isinstance(dq, dict) and dq:
         count = dq.get("violation_count")
         if isinstance(count, int) and count > 0:
             warnings.append(f"{count} data-quality violation{'s' if count != 1 else ''}")
@@ -593,6 +602,13 @@ def _step(event: dict, detail: dict, config: Config) -> Notification:
             failure = f"{exit_message}\n({failure})" if failure else exit_message
     metadata_rows, job_links = _step_metadata(detail, region)
     explained = _batch_explanations(pipeline, execution_id) if step in EXPLAINED_STEPS else None
+    # The registration e-mail (the model-package rule sends only approvals): the new
+    # version's training-data findings, read from the version the step registered.
+    metadata = detail.get("metadata")
+    register = metadata.get("registerModel") if isinstance(metadata, dict) else None
+    registered = register.get("arn") if isinstance(register, dict) else None
+    if isinstance(registered, str) and status == "Succeeded":
+        metadata_rows += _training_data_rows({"ModelPackageArn": registered}, region)
     body = _body(
         event,
         config,
@@ -624,6 +640,56 @@ def _step(event: dict, detail: dict, config: Config) -> Notification:
         summary += ": " + re.sub(r"^[A-Za-z]*Error:\s*", "", first_line[0])
     note = f" with {len(custom)} custom message(s)" if custom else ""
     return Notification(_subject(summary), body, f"step {step} status {status} notified{note}")
+
+
+# The training pipelines' comparison of the new training data with the previous approved
+# version's (pipeline_scripts/pipelines.py _training_data_comparison): its one-line summary and
+# report, as metadata on the version.
+TRAINING_DATA_KEYS = (
+    ("Training data vs previous", "training_data_comparison"),
+    ("Training data report", "training_data_comparison_uri"),
+)
+
+
+def _training_data_rows(detail: dict, region: str) -> list:
+    """The version's training-data findings. From the event detail when it carries
+    CustomerMetadataProperties (the local runtime's events are DescribeModelPackage-shaped),
+    else DescribeModelPackage, best effort: a lost detail never loses the notification."""
+    metadata = detail.get("CustomerMetadataProperties")
+    arn = detail.get("ModelPackageArn")
+    if not isinstance(metadata, dict) and isinstance(arn, str):
+        try:
+            package = _sagemaker_client(region, _endpoints("SAGEMAKER")).describe_model_package(
+                ModelPackageName=arn
+            )
+            metadata = package.get("CustomerMetadataProperties")
+        except Exception as error:  # noqa: BLE001 - extra detail only
+            _log(
+                "model metadata unavailable",
+                logging.WARNING,
+                error=f"{type(error).__name__}: {error}",
+            )
+    metadata = metadata if isinstance(metadata, dict) else {}
+    return [(label, metadata[key]) for label, key in TRAINING_DATA_KEYS if metadata.get(key)]
+
+
+def _champion_versus_challenger(detail: dict) -> str | None:
+    """The evaluation recorded on the version by the training pipelines (issue 10 point 5):
+    "challenger MSE 4.10 vs champion (version 2) 5.90 on the same 1,200 records"."""
+    metadata = ("CustomerMetadataProperties",)
+    challenger = _get(detail, *metadata, "challenger_mse")
+    records = _get(detail, *metadata, "evaluation_records")
+    if challenger is None or records is None:
+        return None  # registered before the comparison existed
+    records = f"{int(records):,}" if records.isdigit() else records
+    champion = _get(detail, *metadata, "champion_version")
+    if champion in (None, "none"):
+        return f"MSE {challenger} on {records} test records; no Approved version to compare with"
+    champion_mse = _get(detail, *metadata, "champion_mse")
+    return (
+        f"challenger MSE {challenger} vs champion (version {champion}) {champion_mse} "
+        f"on the same {records} records"
+    )
 
 
 def _model_package(event: dict, detail: dict, config: Config) -> Notification:
@@ -663,12 +729,14 @@ def _model_package(event: dict, detail: dict, config: Config) -> Notification:
             ("Created", _get(detail, "CreationTime")),
             ("Last modified", _get(detail, "LastModifiedTime")),
             ("Generated by", generated_by),
+            ("Champion vs challenger", _champion_versus_challenger(detail)),
             ("Model metrics", _get(detail, "ModelMetrics", "ModelQuality", "Statistics", "S3Uri")),
             # Written before RegisterModel by the training pipelines' ModelCard step. Shown when
             # the event's detail carries the version's CustomerMetadataProperties (the local
             # runtime sends the whole DescribeModelPackage answer; not verified against AWS's
             # documented example, which lists no such field: then the row is simply absent).
             ("Model card", _get(detail, "CustomerMetadataProperties", "model_card_uri")),
+            *_training_data_rows(detail, region),
             ("Model package ARN", arn),
         ],
         links=links,

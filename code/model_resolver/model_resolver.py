@@ -7,11 +7,30 @@ enough for the next batch run to use it.
 event:   {"model_package_group_name": str}
 returns: {"model_package_arn", "model_package_version", "model_data_url", "image_uri",
           "transform_uri", "baseline_statistics_uri", "baseline_constraints_uri",
-          "attributions_uri", "evaluation_uri"}  (all str; the keys become the Lambda step's
-          OutputParameters). attributions_uri is the version's ExplainModel attributions.json;
-          a version registered before explanations has none, and gets its train split instead
-          (ExplainBatch then samples its baseline from it: see _attributions_uri).
-          evaluation_uri: the version's evaluation.json (the model card's champion metrics).
+          "attributions_uri", "evaluation_uri",
+          "model_sha256", "model_version_id", "transform_sha256", "transform_version_id"}
+          (all str; the keys become the Lambda step's OutputParameters). attributions_uri is
+          the version's ExplainModel attributions.json; a version registered before
+          explanations has none, and gets its train split instead (ExplainBatch then samples
+          its baseline from it: see _attributions_uri). evaluation_uri: the version's
+          evaluation.json ("" when it has none). The last four are the integrity values
+          recorded at registration, "" on a version that has none, which the inference
+          pipeline's verification step then rejects by name.
+
+A third action, for champion versus challenger (issue 10 point 5) and the model card (issue 13
+point 3): the training pipelines ask for the newest Approved version before evaluating a new
+model:
+
+event:   {"action": "champion", "model_package_group_name": str,
+          "fallback_model_data_url": str, "fallback_transform_uri": str}
+returns: {"champion_version": str ("none" when no version is Approved), "champion_model_data_url",
+          "champion_transform_uri", "champion_attributions_uri", "champion_attributions"}:
+          with no champion, the fallbacks (the challenger's own artifacts, so the evaluation
+          step's inputs always exist; evaluate.py ignores them when champion_version is "none").
+          champion_attributions is "yes" when the champion has an ExplainModel attributions.json
+          (champion_attributions_uri), else "no" and champion_attributions_uri is the
+          fallback transform (a processing input cannot be empty; the ModelCard step reads
+          the champion's attributions only when "yes").
 
 A second action, called by the training pipelines before they register a model, so that a
 run whose steps all hit the cache does not register the same model again:
@@ -22,17 +41,6 @@ returns: {"model_fingerprint": 64 hex digits of sha256(data_version, code_and_se
           "is_new": bool (False when the group's newest version, of any approval status,
           carries the same fingerprint in CustomerMetadataProperties[FINGERPRINT_KEY]),
           "message": str}
-
-A third action, called by the training pipelines' ModelCard step's Lambda step, for the card's
-champion/challenger comparison (never fails for want of a champion, unlike "resolve"):
-
-event:   {"action": "champion", "model_package_group_name": str,
-          "fallback_evaluation_uri": str, "fallback_attributions_uri": str}
-returns: {"champion_version": the newest Approved version's number, or "none",
-          "evaluation_uri": its evaluation.json, "attributions_uri": its attributions.json,
-          "champion_attributions": "yes" or "no" (registered before explanations)}; a URI
-          the champion lacks is the fallback (this run's own file), since a processing input
-          cannot be empty: the card step reads the champion's files only as these outputs say.
 
 IAM:     sagemaker:ListModelPackages, sagemaker:DescribeModelPackage,
          sagemaker:DescribeModelPackageGroup (the last one only on the error path)
@@ -77,6 +85,11 @@ def _attributions_uri(package: dict, transform_uri: str) -> str:
     if transform_uri.endswith(TRANSFORM_SUFFIX):
         return transform_uri.removesuffix(TRANSFORM_SUFFIX) + "/train"
     return transform_uri.rsplit("/", 1)[0]
+
+
+# Integrity values recorded at registration (CustomerMetadataProperties keys, set by the
+# training pipelines from code/training_data_version's record_integrity action).
+INTEGRITY_KEYS = ("model_sha256", "model_version_id", "transform_sha256", "transform_version_id")
 
 
 class ModelResolutionError(RuntimeError):
@@ -184,47 +197,103 @@ def compare_fingerprint(event) -> dict:
     return result
 
 
-def champion(event) -> dict:
-    """The newest Approved version's evaluation and attributions, for a new version's card."""
-    group = _field(event, "model_package_group_name")
-    fallback_evaluation = _field(event, "fallback_evaluation_uri")
-    fallback_attributions = _field(event, "fallback_attributions_uri")
-    sagemaker = boto3.client("sagemaker")
+def _newest_approved(sagemaker, group: str) -> dict | None:
+    """The newest Approved version's summary; None when there is none or no group yet (the
+    first version of a group has nothing to compare with)."""
     try:
-        newest = next(_list_pages(sagemaker, group, ModelApprovalStatus="Approved"), None)
-    except ClientError as error:  # no group yet: the first registration creates it
+        return next(_list_pages(sagemaker, group, ModelApprovalStatus="Approved"), None)
+    except ClientError as error:
         if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
             raise
-        newest = None
+        return None
+
+
+# The registered versions' metadata key of their training-data profile folder (statistics.json,
+# constraints.json, target included: pipeline_scripts/pipelines.py, training_data_comparison.py).
+PROFILE_KEY = "training_data_profile_uri"
+
+
+def previous_training_data(event) -> dict:
+    """The newest Approved version's training-data profile folder, to compare new training data
+    with; versions registered before profiles existed give their data-quality baseline folder
+    (DriftCheckBaselines, features only). Nothing approved: previous_version 'none' and the
+    event's fallback_uri (a processing input cannot be empty; the step then compares nothing)."""
+    group = _field(event, "model_package_group_name")
+    fallback = _field(event, "fallback_uri")
+    sagemaker = boto3.client("sagemaker")
+    newest = _newest_approved(sagemaker, group)
+    result = {"previous_version": "none", "previous_profile_uri": fallback}
+    if newest is None:
+        result["message"] = f"group '{group}' has no Approved version: nothing to compare"
+    else:
+        package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+        profile = (package.get("CustomerMetadataProperties") or {}).get(PROFILE_KEY)
+        statistics = _dig(package, REQUIRED_FIELDS["baseline_statistics_uri"])
+        folder = profile or (statistics.rsplit("/", 1)[0] if statistics else None)
+        if folder is None:
+            raise ModelResolutionError(
+                f"Approved version {newest['ModelPackageArn']} has neither "
+                f"CustomerMetadataProperties.{PROFILE_KEY} nor DriftCheckBaselines statistics; "
+                "expected a version registered by the training pipeline"
+            )
+        result["previous_version"] = str(package["ModelPackageVersion"])
+        result["previous_profile_uri"] = folder
+        result["message"] = f"comparing with version {result['previous_version']}: {folder}"
+    _log(
+        "found previous training data",
+        model_package_group_name=group,
+        previous_version=result["previous_version"],
+        previous_profile_uri=result["previous_profile_uri"],
+        outcome=result["message"],
+    )
+    return result
+
+
+def champion(event) -> dict:
+    """The newest Approved version's model and transform, to score beside a new model, and
+    its attributions for the new version's model card."""
+    group = _field(event, "model_package_group_name")
+    fallback_transform = _field(event, "fallback_transform_uri")
     result = {
         "champion_version": "none",
-        "evaluation_uri": fallback_evaluation,
-        "attributions_uri": fallback_attributions,
+        "champion_model_data_url": _field(event, "fallback_model_data_url"),
+        "champion_transform_uri": fallback_transform,
+        "champion_attributions_uri": fallback_transform,
         "champion_attributions": "no",
     }
+    sagemaker = boto3.client("sagemaker")
+    newest = _newest_approved(sagemaker, group)
     if newest is not None:
         package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
-        evaluation = _dig(package, "ModelMetrics.ModelQuality.Statistics.S3Uri")
+        model = _dig(package, REQUIRED_FIELDS["model_data_url"])
+        transform = _dig(package, REQUIRED_FIELDS["transform_uri"])
         attributions = (package.get("CustomerMetadataProperties") or {}).get(ATTRIBUTIONS_KEY)
-        if evaluation:  # a version without metrics cannot be compared with
+        if model and transform:  # else it cannot be scored: challenger only, logged
             result.update(
-                champion_version=str(package["ModelPackageVersion"]), evaluation_uri=evaluation
+                champion_version=str(package["ModelPackageVersion"]),
+                champion_model_data_url=model,
+                champion_transform_uri=transform,
             )
-            if attributions:
-                result.update(attributions_uri=attributions, champion_attributions="yes")
-    _log("found champion", model_package_group_name=group, **result)
+            if attributions:  # none on a version registered before explanations
+                result.update(champion_attributions_uri=attributions, champion_attributions="yes")
+    _log("resolved champion", model_package_group_name=group, **result)
     return result
+
+
+ACTIONS = {
+    "compare_fingerprint": compare_fingerprint,
+    "previous_training_data": previous_training_data,
+    "champion": champion,
+}
 
 
 def handler(event, context):
     if isinstance(event, dict) and event.get("action", "resolve") != "resolve":
-        if event["action"] == "compare_fingerprint":
-            return compare_fingerprint(event)
-        if event["action"] == "champion":
-            return champion(event)
+        if event["action"] in ACTIONS:
+            return ACTIONS[event["action"]](event)
         raise ModelResolutionError(
-            f"event field 'action' is {event['action']!r}; expected 'resolve' (the default), "
-            "'compare_fingerprint' or 'champion'"
+            f"event field 'action' is {event['action']!r}; expected 'resolve' (the default) "
+            f"or one of {sorted(ACTIONS)}"
         )
     group = event.get("model_package_group_name") if isinstance(event, dict) else None
     if not isinstance(group, str) or not group.strip():
@@ -257,5 +326,7 @@ def handler(event, context):
     result["evaluation_uri"] = str(
         _dig(package, "ModelMetrics.ModelQuality.Statistics.S3Uri") or ""
     )
+    metadata = package.get("CustomerMetadataProperties") or {}
+    result.update({key: str(metadata.get(key, "")) for key in INTEGRITY_KEYS})
     _log("resolved approved model", model_package_group_name=group, **result)
     return result

@@ -12,6 +12,18 @@ returns: {"data_version": str}, a valid CustomerMetadataProperties value (see VA
          shortened ("...") with those characters as "_"; an object then gets
          " sha256=<16 hex>" of its exact key and label, so the value still identifies it.
 IAM:     s3:GetObject, s3:GetObjectVersion (head), s3:ListBucketVersions (prefix listing)
+
+Integrity of a model's artifacts (issue 10 point 6), the one place their sha256 is taken:
+
+event:   {"action": "record_integrity", "model_uri": str, "transform_uri": str}
+returns: {"model_sha256", "model_version_id", "transform_sha256", "transform_version_id"}:
+         the current objects' sha256 (64 hex) and S3 VersionId ("null" when unversioned),
+         recorded on the registered version by the training pipelines.
+event:   {"action": "verify_integrity", "model_uri", "transform_uri", and the four recorded
+         values above, as the model resolver returns them from the approved version}
+returns: {"model_uri", "transform_uri"} unchanged once the current objects match; any
+         difference (or nothing recorded) fails naming the object, field and both values.
+IAM:     s3:GetObject, s3:GetObjectVersion on the model artifacts prefix too
 """
 
 import hashlib
@@ -40,15 +52,15 @@ def _log(message: str, **fields) -> None:
     logger.info(json.dumps({"message": message, **fields}))
 
 
-def _parse(uri) -> tuple[str, str]:
+def _parse(uri, field="s3_uri") -> tuple[str, str]:
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise DataVersionError(
-            f"event field 's3_uri' must be an S3 URI like 's3://bucket/prefix/'; got {uri!r}"
+            f"event field '{field}' must be an S3 URI like 's3://bucket/prefix/'; got {uri!r}"
         )
     bucket, _, key = uri[len("s3://") :].partition("/")
     if not bucket or any(ch.isspace() for ch in bucket):
         raise DataVersionError(
-            f"event field 's3_uri' {uri!r} is not a valid S3 URI: expected 's3://<bucket>/<key>' "
+            f"event field '{field}' {uri!r} is not a valid S3 URI: expected 's3://<bucket>/<key>' "
             "with a non-empty bucket name without whitespace"
         )
     return bucket, key
@@ -122,7 +134,66 @@ def _current_objects(s3, bucket: str, prefix: str) -> list[str]:
     return sorted(lines)
 
 
+ARTIFACTS = ("model", "transform")
+
+
+def _digest(s3, uri: str, field: str) -> dict:
+    """sha256 and VersionId of the current object at uri, read in chunks (model.tar.gz may
+    be larger than the Lambda's memory)."""
+    bucket, key = _parse(uri, field)
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        raise DataVersionError(f"cannot read {uri}: {error}") from error
+    digest = hashlib.sha256()
+    for chunk in response["Body"].iter_chunks(1 << 20):
+        digest.update(chunk)
+    # GetObject reports VersionId only for a versioned bucket; "null" as S3 itself names an
+    # unversioned object's version (Amazon S3 user guide, "Working with objects in a
+    # versioning-suspended bucket"), a valid metadata value.
+    return {"sha256": digest.hexdigest(), "version_id": response.get("VersionId") or "null"}
+
+
+def record_integrity(event) -> dict:
+    s3 = boto3.client("s3")
+    result = {}
+    for name in ARTIFACTS:
+        current = _digest(s3, event.get(f"{name}_uri"), f"{name}_uri")
+        result[f"{name}_sha256"] = current["sha256"]
+        result[f"{name}_version_id"] = current["version_id"]
+    _log("recorded artifact integrity", **result)
+    return result
+
+
+def verify_integrity(event) -> dict:
+    s3 = boto3.client("s3")
+    for name in ARTIFACTS:
+        uri = event.get(f"{name}_uri")
+        current = _digest(s3, uri, f"{name}_uri")
+        for field in ("sha256", "version_id"):
+            recorded = event.get(f"{name}_{field}") or ""
+            if recorded != current[field]:
+                raise DataVersionError(
+                    f"integrity check failed for {uri}: {name}_{field} recorded on the approved "
+                    f"model version is {recorded or 'missing'!r} but the object now has "
+                    f"{current[field]!r}; the artifact changed after registration (re-register "
+                    "it with the training pipeline and approve that version)"
+                )
+    _log("verified artifact integrity", model_uri=event["model_uri"])
+    return {"model_uri": event["model_uri"], "transform_uri": event["transform_uri"]}
+
+
 def handler(event, context):
+    action = event.get("action") if isinstance(event, dict) else None
+    if action == "record_integrity":
+        return record_integrity(event)
+    if action == "verify_integrity":
+        return verify_integrity(event)
+    if action is not None:
+        raise DataVersionError(
+            f"event field 'action' is {action!r}; expected none (data version), "
+            "'record_integrity' or 'verify_integrity'"
+        )
     uri = event.get("s3_uri") if isinstance(event, dict) else None
     bucket, key = _parse(uri)
     s3 = boto3.client("s3")
