@@ -395,7 +395,7 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
             "data-quality results", lambda: _data_quality(last_scoring()), ([], [], None)
         )
         attributions = problems.attempt(
-            "batch explanations", lambda: _batch_attributions(last(env.pipeline_inf))
+            "batch explanations", lambda: _batch_attributions(last_scoring())
         )
         training = last(env.pipeline_train)
         baseline_uri = training.steps["Preprocess"].outputs.get("baseline") if training else None

@@ -339,7 +339,11 @@ def _explain_model(steps: StepFactory, preprocess, model_step, model_data_url) -
         model_data_url=model_data_url,
         transform_uri=output("transform"),
         train_uri=output("train"),
-        test_uri=output("test"),
+        # The file, not the folder: an S3Prefix input takes every object whose key starts with
+        # the URI ("SageMaker uses all objects that match the specified key name prefix", API
+        # reference S3DataSource/ProcessingS3Input S3DataType), and <...>/test is a prefix of
+        # <...>/test_raw/test.csv (the raw rows, another layout).
+        test_uri=Join(on="/", values=[output("test"), "test.csv"]),
         depends_on=[model_step],
     )
 

@@ -503,7 +503,10 @@ def test_explain_steps_read_the_model_its_transform_and_the_right_data(definitio
         assert arguments["AppSpecification"]["ContainerArguments"][:2] == ["--mode", "model"]
         assert inputs["transform"] == _output("Preprocess", "transform")
         assert inputs["train"] == _output("Preprocess", "train")
-        assert inputs["test"] == _output("Preprocess", "test")
+        # Only test.csv: the folder's URI is also a key prefix of Preprocess's test_raw output.
+        assert inputs["test"] == {
+            "Std:Join": {"On": "/", "Values": [_output("Preprocess", "test"), "test.csv"]}
+        }
         register = next(s for s in all_steps(definitions[name]) if s["Type"] == "RegisterModel")
         model_data = register["Arguments"]["InferenceSpecification"]["Containers"][0]
         assert inputs["model"] == model_data["ModelDataUrl"]
