@@ -157,8 +157,9 @@ def test_training_pipeline_registers_a_pending_version_with_metrics_and_baseline
     described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution.execution_arn)
     assert described["PipelineExecutionStatus"] == "Succeeded"
     record = json.loads(json.dumps(execution.to_dict()))
-    # main's count + ExplainModel and ModelCard (issue 13).
-    assert [s["status"] for s in record["steps"]].count("Succeeded") == 11
+    # 9 + FindPreviousTrainingData, CompareTrainingData (issue 11.6), ResolveChampion,
+    # RecordArtifactIntegrity (issue 10.5, 10.6), ExplainModel, ModelCard (issue 13).
+    assert [s["status"] for s in record["steps"]].count("Succeeded") == 15
     assert record["steps"][3]["name"] == "TrainModel" and record["steps"][3]["duration_seconds"] > 0
 
 
