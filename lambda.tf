@@ -260,13 +260,16 @@ data "aws_iam_policy_document" "notifier" {
     actions   = ["sagemaker:DescribeModelPackage"]
     resources = ["${local.model_package_arn_prefix}/${lower(var.model_package_group_name)}/*"]
   }
-  # The two result files a Succeeded batch run's subject is based on (notifier OUTCOME_FILES).
+  # The two result files a Succeeded batch run's subject is based on (notifier OUTCOME_FILES),
+  # and the attributions its e-mails explain the batch with.
   statement {
     sid     = "ReadBatchQualityResults"
     actions = ["s3:GetObject"]
     resources = [
       "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}/*/DataQualityCheck/data_quality/summary.json",
       "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}/*/ModelQualityCheck/model_quality/statistics.json",
+      # ExplainBatch's summary, for the explanation lines (notifier EXPLANATIONS_FILE).
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}/*/ExplainBatch/explanations/attributions.json",
     ]
   }
   # The outputs are encrypted with the jobs' key (kms_key); S3 decrypts them for the reader.

@@ -210,9 +210,38 @@ def model_versions(config: ProjectConfig) -> list[dict]:
                 "champion": report.get("champion", {"version": "none"}),
                 "threshold": config.env.accuracy_mse_threshold,
                 "lineage": package.get("CustomerMetadataProperties", {}),
+                # ExplainModel's attributions.json (issue 13): global importance per version.
+                "attributions": _read_json_uri(
+                    (package.get("CustomerMetadataProperties") or {}).get("attributions_uri")
+                ),
+                # The ModelCard step's model_card.md, as registered (issue 13).
+                "model_card": _read_text_uri(
+                    (package.get("CustomerMetadataProperties") or {}).get("model_card_uri")
+                ),
             }
         )
     return versions
+
+
+def _read_text_uri(uri: str | None) -> str | None:
+    if not uri:
+        return None
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body.decode("utf-8")
+
+
+def _read_json_uri(uri: str | None) -> dict | None:
+    text = _read_text_uri(uri)
+    return json.loads(text) if text is not None else None
+
+
+def _batch_attributions(execution: Execution | None) -> dict | None:
+    """ExplainBatch's attributions.json of an inference execution (None when it did not run)."""
+    step = execution.steps.get("ExplainBatch") if execution else None
+    if step is None or step.status != "Succeeded":
+        return None
+    return _read_json_uri(f"{step.outputs['explanations'].rstrip('/')}/attributions.json")
 
 
 def _read_csv(uri: str) -> pd.DataFrame:
@@ -319,7 +348,7 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
     started = time.monotonic()
     problems, loop, mailbox = _Problems(), None, None
     versions, violations, notes, notifications = [], [], [], []
-    baseline = batch = None
+    baseline = batch = attributions = None
     with embedded_aws(env.region) as endpoint:
         out(f"embedded AWS API at {endpoint}; state and report in {options.out_dir}")
         try:
@@ -365,6 +394,9 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
         violations, notes, features_uri = problems.attempt(
             "data-quality results", lambda: _data_quality(last_scoring()), ([], [], None)
         )
+        attributions = problems.attempt(
+            "batch explanations", lambda: _batch_attributions(last_scoring())
+        )
         training = last(env.pipeline_train)
         baseline_uri = training.steps["Preprocess"].outputs.get("baseline") if training else None
         if baseline_uri and features_uri:
@@ -403,6 +435,7 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
         "model_versions": versions,
         "data_quality_violations": violations,
         "data_quality_notes": notes,
+        "batch_attributions": attributions,
         "notifications": notifications,
         "event_deliveries": [d.__dict__ for d in loop.router.deliveries] if loop else [],
         "unrouted_uploads": loop.unrouted if loop else [],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.util
 import io
 import json
 from pathlib import Path
@@ -18,6 +19,15 @@ matplotlib.use("Agg")  # no display: render to files only
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+# The notifier Lambda's renderer (a lone file in its package), shared so that the report and the
+# e-mails say the same thing about a batch's attributions.
+_spec = importlib.util.spec_from_file_location(
+    "report_explanations",
+    Path(__file__).resolve().parents[1] / "code" / "lambda_function" / "explanations.py",
+)
+explanations = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(explanations)
 
 STATUS_COLOURS = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "NotExecuted": "#6e7781"}
 
@@ -165,6 +175,66 @@ def _notifications(notifications: list[dict]) -> str:
     )
 
 
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def _batch_explanations(attributions: dict | None) -> str:
+    """Attributions of the last batch vs the model version's training baseline, and the lines
+    the e-mails carry (one renderer: code/lambda_function/explanations.py)."""
+    if not attributions:
+        return "<p>No explanations: the batch's ExplainBatch step did not run.</p>"
+    lines = "".join(
+        f"<li>{html.escape(line)}</li>" for line in explanations.explanation_lines(attributions)
+    )
+    return (
+        "<h3>Explanations: attributions, training baseline vs batch</h3>"
+        f"<ul>{lines}</ul>{_html_table(*explanations.batch_table(attributions))}"
+    )
+
+
+def _global_importance(versions: list[dict]) -> str:
+    """Each version's mean |contribution| per feature on its test split, the champion (the
+    newest Approved version) marked, so a new version's importance sits next to the
+    champion's."""
+    explained = [v for v in versions if v.get("attributions")]
+    if not explained:
+        return ""
+    approved = [v["version"] for v in versions if v["approval_status"] == "Approved"]
+    champion = approved[-1] if approved else None
+    names = list(explained[-1]["attributions"]["test"]["features"])
+    header = ["feature"] + [
+        f"version {v['version']} "
+        f"({'champion' if v['version'] == champion else v['approval_status']})"
+        for v in explained
+    ]
+    rows = []
+    for name in names:
+        row = [name]
+        for version in explained:
+            values = version["attributions"]["test"]["features"].get(name)
+            row.append(f"{values['mean_abs']:.3g} ({values['rank']})" if values else "–")
+        rows.append(row)
+    return (
+        "<h3>Global importance per version: mean abs. contribution on the test split (rank)</h3>"
+        + _html_table(header, rows)
+    )
+
+
+def _model_cards(versions: list[dict]) -> str:
+    """Each version's card as registered (Markdown, shown as text; one click opens it)."""
+    cards = [v for v in versions if v.get("model_card")]
+    return "".join(
+        f"<details><summary>Model card: version {v['version']} ({v['approval_status']} now)"
+        f"</summary><pre>{html.escape(v['model_card'])}</pre></details>"
+        for v in cards
+    )
+
+
 def write_report(
     summary: dict,
     out_dir: Path,
@@ -189,7 +259,9 @@ def write_report(
     if summary.get("model_versions"):
         plot = _image(metrics_plot, summary["model_versions"])
         table = champion_table(summary["model_versions"])
-        sections.append(f"<h2>Model versions</h2>{plot}{table}")
+        importance = _global_importance(summary["model_versions"])
+        cards = _model_cards(summary["model_versions"])
+        sections.append(f"<h2>Model versions</h2>{plot}{table}{importance}{cards}")
     if baseline is not None and batch is not None:
         notes = summary.get("data_quality_notes", [])
         sections.append(
@@ -203,6 +275,7 @@ def write_report(
             )
             + "".join(f"<li>{html.escape(str(note))}</li>" for note in notes)
             + "</ul>"
+            + _batch_explanations(summary.get("batch_attributions"))
         )
     failed = [
         d for d in summary.get("event_deliveries", []) if d.get("outcome", "").startswith("failed")

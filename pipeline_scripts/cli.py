@@ -6,6 +6,7 @@
     python -m pipeline_scripts preflight --env-file env_files/dev_env.tfvars
     python -m pipeline_scripts rollback --env-file env_files/dev_env.tfvars --reason TEXT [--yes]
     python -m pipeline_scripts rollback --env-file env_files/dev_env.tfvars --undo [--yes]
+    python -m pipeline_scripts model-card --env-file env_files/dev_env.tfvars --version N
 
 upsert/delete/preflight/rollback talk to whatever endpoint boto3 is configured for: real AWS, or
 AWS_ENDPOINT_URL (e.g. the local runtime's embedded AWS API). preflight exits 1 when a
@@ -26,6 +27,7 @@ import boto3
 
 from pipeline_scripts.config import DEFAULT_SETTINGS_FILE, ConfigError, load_config
 from pipeline_scripts.deploy import delete_pipeline, upload_code, upsert_pipeline
+from pipeline_scripts.model_card import ModelCardError, card_for_version_number
 from pipeline_scripts.preflight import PreflightFailed, preflight
 from pipeline_scripts.render import render
 from pipeline_scripts.rollback import (
@@ -47,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["render", "upsert", "delete", "preflight", "rollback"])
+    parser.add_argument(
+        "command", choices=["render", "upsert", "delete", "preflight", "rollback", "model-card"]
+    )
     parser.add_argument(
         "--env-file",
         default=DEFAULT_ENV_FILE,
@@ -69,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
         "--further",
         action="store_true",
         help="roll back again when the version in use is itself the result of a rollback",
+    )
+    parser.add_argument(
+        "--version", type=int, help="model-card: the version number whose live card to print"
     )
     return parser  # fmt: skip
 
@@ -141,6 +148,22 @@ def run_rollback(args: argparse.Namespace, out=print, settings_file=DEFAULT_SETT
         raise RollbackError(f"{args.env_file}: {error}") from None
 
 
+def run_model_card(args: argparse.Namespace, out=print, settings_file=DEFAULT_SETTINGS_FILE):
+    """Prints the live Markdown card of --version (pipeline_scripts/model_card.py)."""
+    if args.version is None:
+        raise ModelCardError("model-card: --version N is required (the model version number)")
+    config = load_config(args.env_file, settings_file=settings_file)
+    region = config.env.region
+    out(
+        card_for_version_number(
+            boto3.client("sagemaker", region_name=region),
+            boto3.client("s3", region_name=region),
+            config.env.model_package_group_name,
+            args.version,
+        )
+    )
+
+
 def quiet_sdk() -> None:
     """The SDK logs every field it drops and warns that nothing runs while rendering; both are
     expected here and would bury what the commands print."""
@@ -157,12 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "rollback":
             run_rollback(args)
+        elif args.command == "model-card":
+            run_model_card(args)
         else:
             run(args.command, args.env_file, args.out_dir)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (PreflightFailed, RollbackError) as error:
+    except (PreflightFailed, RollbackError, ModelCardError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -998,6 +998,14 @@ class ModelQualitySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExplanationSettings:
+    """Explanations of the inference pipeline (README "Explanations")."""
+
+    # True: ExplainBatch also writes every record's attributions next to its predictions.
+    per_record: bool = _field(default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class BatchSettings:
     """How a batch's records are identified (README "Batches, predictions and retraining")."""
 
@@ -1035,6 +1043,7 @@ class PipelineSettings:
     transform: TransformSettings = _field()
     data_quality: DataQualitySettings = _field()
     model_quality: ModelQualitySettings = _field(default=ModelQualitySettings())
+    explanations: ExplanationSettings = _field(default=ExplanationSettings())
     registration: RegistrationSettings = _field(default=RegistrationSettings())
     batch: BatchSettings = _field(default=BatchSettings())
     caching: CachingSettings = _field()

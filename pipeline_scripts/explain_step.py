@@ -87,6 +87,7 @@ def explain_batch_step(
     batch_uri,
     depends_on=None,
     settings: ExplainSettings = ExplainSettings(),
+    per_record_uri=None,
 ) -> ProcessingStep:
     """Attributions of one scored batch against the model's training baseline.
 
@@ -95,7 +96,8 @@ def explain_batch_step(
     whose baseline section is reused, so every batch of a version is compared with the same
     baseline and no job re-reads the training data); batch_uri: PreprocessBatch's
     transform_input (record_id, features). Outputs `explanations` (attributions.json) and, with
-    settings.per_record, `per_record` (attributions.csv).
+    settings.per_record, `per_record` (attributions.csv), written to per_record_uri when
+    given (next to the batch's predictions) instead of the per-execution location.
     """
     outputs = [OUTPUT, *([PER_RECORD_OUTPUT] if settings.per_record else [])]
     flags = ["--per-record"] if settings.per_record else []
@@ -111,4 +113,5 @@ def explain_batch_step(
         outputs=outputs,
         arguments=["--mode", "batch", *settings.arguments(), *flags],
         depends_on=depends_on,
+        output_uris={PER_RECORD_OUTPUT: per_record_uri} if per_record_uri is not None else None,
     )

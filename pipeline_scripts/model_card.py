@@ -5,115 +5,30 @@ DescribeModelPackage's answer, the version's evaluation.json (scripts/evaluate.p
 data-quality baseline statistics.json (scripts/data_quality.py, Model Monitor format), plus,
 when the caller has them, the champion's (the version batch inference used before) and the
 training job's hyperparameters and feature attributions. `card_for_version` gathers those from
-SageMaker and S3 for a version ARN. Nothing here changes the pipelines.
+SageMaker and S3 for a version ARN, with the approval and rollback history the registry holds
+now. The renderer itself is scripts/model_card.py's (the ModelCard step writes the card at
+registration with it).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import math
-from dataclasses import dataclass
+import sys
 
+from pipeline_scripts.assets import REPO_ROOT
 from pipeline_scripts.rollback import AT, REASON, TO, UNDO_REASON, UNDONE_AT
 
-# Metric -> True when a higher value is better (evaluation.json regression_metrics).
-HIGHER_IS_BETTER = {"mse": False, "rmse": False, "mae": False, "r2": True}
-LINEAGE = (
-    ("git_commit", "code commit"),
-    ("training_data_url", "training data"),
-    ("training_data_version", "training data version"),
-    ("pipeline_execution_arn", "pipeline execution"),
-    ("transform_uri", "fitted transform"),
+# The one renderer lives in scripts/ (the training pipelines' ModelCard step runs it, and steps
+# can only import scripts/); loaded by path, as scripts/ is not a package.
+_spec = importlib.util.spec_from_file_location(
+    "scripts_model_card", REPO_ROOT / "scripts" / "model_card.py"
 )
-MAX_CATEGORIES = 5
-
-
-@dataclass(frozen=True)
-class VersionDocs:
-    """One version: its DescribeModelPackage answer and its evaluation.json."""
-
-    package: dict
-    evaluation: dict
-
-    @property
-    def number(self) -> int:
-        return self.package["ModelPackageVersion"]
-
-    def metric(self, name: str, section: str = "regression_metrics"):
-        return self.evaluation.get(section, {}).get(name, {}).get("value")
-
-
-def _cell(value) -> str:
-    """A Markdown table cell: numbers to 4 significant digits, pipes and newlines escaped."""
-    if isinstance(value, float):
-        text = f"{value:.4g}" if math.isfinite(value) else str(value)
-    elif value is None or value == "":
-        text = "–"
-    else:
-        text = str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return lines + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-
-
-def _compare(name: str, challenger, champion) -> str:
-    if not all(isinstance(v, int | float) for v in (challenger, champion)):
-        return "not comparable"
-    if challenger == champion:
-        return "same"
-    better = (challenger > champion) == HIGHER_IS_BETTER.get(name, False)
-    change = f"{abs(challenger - champion) / abs(champion):.1%}" if champion else "from 0"
-    return f"{'better' if better else 'worse'} ({change})"
-
-
-def _metrics(version: VersionDocs, champion: VersionDocs | None) -> list[str]:
-    names = list(version.evaluation.get("regression_metrics", {}))
-    if not names:
-        return ["No evaluation metrics were found for this version."]
-    header = ["metric", f"version {version.number}", "± sd", "mean predictor"]
-    if champion:
-        header += [f"champion (version {champion.number})", "this version is"]
-    rows = []
-    for name in names:
-        value = version.metric(name)
-        sd = version.evaluation["regression_metrics"][name].get("standard_deviation")
-        row = [name, value, sd, version.metric(name, "baseline_mean_predictor")]
-        if champion:
-            row += [champion.metric(name), _compare(name, value, champion.metric(name))]
-        rows.append(row)
-    lines = _table(header, rows)
-    if not champion:
-        lines.append("\nNo champion: no other version was Approved when this card was made.")
-    return lines
-
-
-def _baseline(statistics: dict | None) -> list[str]:
-    if not statistics:
-        return ["No data-quality baseline was found for this version."]
-    total = statistics.get("dataset", {}).get("item_count")
-    lines = [f"{_cell(total)} training records profiled.", ""]
-    rows = []
-    for feature in statistics.get("features", []):
-        numeric = feature.get("numerical_statistics")
-        stats = numeric or feature.get("string_statistics", {})
-        common = stats.get("common", {})
-        present, missing = common.get("num_present", 0), common.get("num_missing", 0)
-        missing_share = f"{missing / (present + missing):.1%}" if present + missing else None
-        if numeric:
-            summary = (
-                f"mean {_cell(numeric.get('mean'))}, sd {_cell(numeric.get('std_dev'))}, "
-                f"range {_cell(numeric.get('min'))} to {_cell(numeric.get('max'))}"
-            )
-        else:
-            buckets = stats.get("distribution", {}).get("categorical", {}).get("buckets", [])
-            top = sorted(buckets, key=lambda b: -b["count"])[:MAX_CATEGORIES]
-            shares = ", ".join(f"{b['value']} {b['count'] / present:.0%}" for b in top if present)
-            summary = f"{_cell(stats.get('distinct_count'))} distinct: {shares}"
-        rows.append([feature["name"], feature.get("inferred_type"), missing_share, summary])
-    return lines + _table(["feature", "type", "missing", "distribution"], rows)
+_card = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _card  # its dataclass looks its module up there
+_spec.loader.exec_module(_card)
+VersionDocs = _card.VersionDocs
+_cell = _card._cell
 
 
 def _approval(package: dict) -> list[str]:
@@ -145,41 +60,14 @@ def _time(value) -> str:
 
 
 def render_card(
-    package: dict,
-    evaluation: dict,
-    statistics: dict | None,
-    champion: VersionDocs | None = None,
-    hyperparameters: dict | None = None,
-    attributions: dict | None = None,
-    purpose: str | None = None,
+    package: dict, evaluation: dict, statistics: dict | None, champion=None, **extra
 ) -> str:
-    """The Markdown card. `attributions`: feature -> mean |contribution| (larger = more
-    influence), e.g. from xgboost pred_contribs; `purpose`: e.g. the group's description."""
-    version = VersionDocs(package, evaluation)
-    properties = package.get("CustomerMetadataProperties") or {}
-    container = (package.get("InferenceSpecification", {}).get("Containers") or [{}])[0]
-    group = package.get("ModelPackageGroupName", "")
-    lines = [f"# Model card: {group} version {version.number}", ""]
-    lines += ["## Purpose", "", purpose or package.get("ModelPackageDescription") or "–", ""]
-    lines += ["## Lineage", ""]
-    lines += [f"- {label}: {_cell(properties.get(key))}" for key, label in LINEAGE]
-    lines += [f"- model artefact: {_cell(container.get('ModelDataUrl'))}"]
-    lines += [f"- container image: {_cell(container.get('Image'))}", ""]
-    lines += ["## Hyperparameters", ""]
-    if hyperparameters:
-        lines += _table(["name", "value"], [[k, v] for k, v in sorted(hyperparameters.items())])
-    else:
-        lines.append("Not recorded on the version.")
-    lines += ["", "## Metrics (test split)", ""] + _metrics(version, champion)
-    lines += ["", "## Data-quality baseline", ""] + _baseline(statistics)
-    lines += ["", "## Explanations", ""]
-    if attributions:
-        ranked = sorted(attributions.items(), key=lambda item: -item[1])
-        lines += _table(["feature", "mean abs. contribution"], [[k, v] for k, v in ranked])
-    else:
-        lines.append("No feature attributions recorded for this version.")
-    lines += ["", "## Approval history", ""] + _approval(package)
-    return "\n".join(lines) + "\n"
+    """The live card: scripts/model_card.py render_card with the approval history the registry
+    holds now (extra: champion, hyperparameters, attributions, purpose,
+    champion_attributions; see there)."""
+    return _card.render_card(
+        package, evaluation, statistics, champion, approval=_approval(package), **extra
+    )
 
 
 def _read_json(s3, uri: str | None) -> dict | None:
@@ -207,9 +95,39 @@ def card_for_version(sagemaker, s3, model_package_arn: str, **extra) -> str:
         SortBy="CreationTime",
         SortOrder="Descending",
     )
+    champion_package = None
     for summary in (s for page in pages for s in page["ModelPackageSummaryList"]):
         if summary["CreationTime"] < package["CreationTime"]:
-            other = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-            champion = VersionDocs(other, _evaluation(s3, other))
+            champion_package = sagemaker.describe_model_package(
+                ModelPackageName=summary["ModelPackageArn"]
+            )
+            champion = VersionDocs(champion_package, _evaluation(s3, champion_package))
             break
+    # ExplainModel's attributions.json, recorded on versions registered since explanations.
+    extra.setdefault("attributions", _importance(s3, package))
+    if champion_package is not None:
+        extra.setdefault("champion_attributions", _importance(s3, champion_package))
     return render_card(package, _evaluation(s3, package), statistics, champion, **extra)
+
+
+def _importance(s3, package: dict) -> dict | None:
+    uri = (package.get("CustomerMetadataProperties") or {}).get("attributions_uri")
+    return _card.importance(_read_json(s3, uri))
+
+
+class ModelCardError(RuntimeError):
+    """No such version; the message says which group holds which versions."""
+
+
+def card_for_version_number(sagemaker, s3, group: str, number: int) -> str:
+    """`python -m pipeline_scripts model-card --version N`: the live card of version N."""
+    arns = {}
+    pages = sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
+    for summary in (s for page in pages for s in page["ModelPackageSummaryList"]):
+        arns[summary.get("ModelPackageVersion")] = summary["ModelPackageArn"]
+    if number not in arns:
+        known = ", ".join(str(v) for v in sorted(v for v in arns if v is not None)) or "none"
+        raise ModelCardError(
+            f"model package group '{group}' has no version {number}; its versions: {known}"
+        )
+    return card_for_version(sagemaker, s3, arns[number])

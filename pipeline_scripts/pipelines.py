@@ -28,7 +28,17 @@ from sagemaker.mlops.workflow.pipeline import Pipeline
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from pipeline_scripts.assets import REPO_ROOT, StepCode
+from pipeline_scripts.card_step import OUTPUT as MODEL_CARD_OUTPUT
+from pipeline_scripts.card_step import model_card_step
 from pipeline_scripts.config import ProjectConfig
+from pipeline_scripts.explain_step import (
+    OUTPUT as EXPLANATIONS_OUTPUT,
+)
+from pipeline_scripts.explain_step import (
+    ExplainSettings,
+    explain_batch_step,
+    explain_model_step,
+)
 from pipeline_scripts.steps import INTEGRITY_OUTPUTS, PROCESSING_ROOT, StepFactory
 
 # Step names referenced by event rules, the notifier and the local runtime.
@@ -200,6 +210,20 @@ def build_training_pipeline(
     model_mse = JsonGet(
         step_name=evaluate.name, property_file=evaluation_report, json_path=MSE_JSON_PATH
     )
+    explain = _explain_model(steps, preprocess, model_step, model_data_url)
+    evaluation_uri = Join(on="/", values=[output(evaluate, "evaluation"), "evaluation.json"])
+    statistics_uri = Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"])
+    card = model_card_step(
+        steps,
+        champion=champion,
+        evaluation_uri=evaluation_uri,
+        statistics_uri=statistics_uri,
+        attributions_uri=_attributions_uri(explain),
+        model_data_url=model_data_url,
+        data_version=data_version.properties.Outputs["data_version"],
+        git_commit=git_commit,
+        tuning=tuning,
+    )
 
     # Unchanged data, code and settings hit the step cache everywhere and would register the
     # same model again: register only a model whose fingerprint differs from the newest
@@ -209,8 +233,8 @@ def build_training_pipeline(
     )
     register_arguments = dict(
         model_data_url=model_data_url,
-        evaluation_uri=Join(on="/", values=[output(evaluate, "evaluation"), "evaluation.json"]),
-        statistics_uri=Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"]),
+        evaluation_uri=evaluation_uri,
+        statistics_uri=statistics_uri,
         constraints_uri=Join(on="/", values=[output(baseline, "data_quality"), "constraints.json"]),
         approval_status=approval,
         # Every value must be a valid CustomerMetadataValue (botocore SageMaker model: 1..256
@@ -230,6 +254,8 @@ def build_training_pipeline(
             "challenger_mse": evaluation("formatted.mse"),
             "evaluation_records": evaluation("formatted.record_count"),
             **comparison_metadata,
+            ATTRIBUTIONS_KEY: _attributions_uri(explain),
+            MODEL_CARD_KEY: Join(on="/", values=[output(card, MODEL_CARD_OUTPUT), "model_card.md"]),
         },
         description=f"Trained by the {name} pipeline",
     )
@@ -283,10 +309,67 @@ def build_training_pipeline(
             champion,
             integrity,
             evaluate,
+            explain,
+            card,
             novelty,
             accuracy_gate,
         ],
         sagemaker_session=session,
+    )
+
+
+# -- explanations (issue 13): small hooks, the steps themselves are in explain_step.py --------
+
+ATTRIBUTIONS_KEY = "attributions_uri"  # code/model_resolver reads it under the same key
+
+
+def _attributions_uri(explain: ProcessingStep) -> Join:
+    uri = explain.properties.ProcessingOutputConfig.Outputs[EXPLANATIONS_OUTPUT].S3Output.S3Uri
+    return Join(on="/", values=[uri, "attributions.json"])
+
+
+def _explain_model(steps: StepFactory, preprocess, model_step, model_data_url) -> ProcessingStep:
+    """ExplainModel beside EvaluateModel: the version's global importance and baseline."""
+
+    def output(name):
+        return preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+
+    return explain_model_step(
+        steps,
+        model_data_url=model_data_url,
+        transform_uri=output("transform"),
+        train_uri=output("train"),
+        # The file, not the folder: an S3Prefix input takes every object whose key starts with
+        # the URI ("SageMaker uses all objects that match the specified key name prefix", API
+        # reference S3DataSource/ProcessingS3Input S3DataType), and <...>/test is a prefix of
+        # <...>/test_raw/test.csv (the raw rows, another layout).
+        test_uri=Join(on="/", values=[output("test"), "test.csv"]),
+        depends_on=[model_step],
+    )
+
+
+MODEL_CARD_KEY = "model_card_uri"  # the notifier links it in the registry e-mail
+
+
+def _explain_batch(config: ProjectConfig, steps: StepFactory, resolved, verified, batch_uri,
+                   batch_id):  # fmt: skip
+    """ExplainBatch beside BatchTransform: the batch's attributions against the version's
+    baseline; per-record ones (pipelines.yaml explanations.per_record) next to the batch's
+    predictions, in <predictions>/explanations/ (model_quality.py reads only *.out there).
+    The model and transform are VerifyModelArtifacts' outputs (checked, like CreateModel's)."""
+    per_record = config.settings.explanations.per_record
+    return explain_batch_step(
+        steps,
+        model_data_url=verified.properties.Outputs["model_uri"],
+        transform_uri=verified.properties.Outputs["transform_uri"],
+        baseline_uri=resolved[ATTRIBUTIONS_KEY],
+        batch_uri=batch_uri,
+        settings=ExplainSettings(per_record=per_record),
+        per_record_uri=(
+            Join(on="/", values=[predictions_uri(config, batch_id), "explanations"])
+            if per_record
+            else None
+        ),
     )
 
 
@@ -440,6 +523,9 @@ def build_inference_pipeline(
         input_uri=output(preprocess, "transform_input"),
         output_path=predictions_uri(config, batch_id),
     )
+    explain = _explain_batch(
+        config, steps, resolved, verified, output(preprocess, "transform_input"), batch_id
+    )
 
     dq_summary = PropertyFile(
         name="DataQualitySummary", output_name="data_quality", path="summary.json"
@@ -493,6 +579,8 @@ def build_inference_pipeline(
         conditions=[ConditionEquals(left=quality("status"), right="failed")],
         if_steps=[FailStep(name=MODEL_QUALITY_FAILED_STEP, error_message=quality("reason"))],
         else_steps=[],
+        # Its failure e-mail explains the batch (code/lambda_function/notifier.py).
+        depends_on=[explain],
     )
     violation_count = JsonGet(
         step_name=data_quality.name, property_file=dq_summary, json_path="violation_count"
@@ -519,7 +607,7 @@ def build_inference_pipeline(
         ],
         if_steps=[data_quality_failure],
         else_steps=[],
-        depends_on=[model_quality],
+        depends_on=[model_quality, explain],
     )
     mode_gate, labels_gate = _late_labels_steps(
         steps, config, mode, labels_url, batch_id, threshold, scoring=model
@@ -543,6 +631,7 @@ def build_inference_pipeline(
             preprocess,
             create_model,
             transform,
+            explain,
             *data_quality_steps,
             model_quality,
             model_quality_gate,

@@ -123,6 +123,15 @@ SAGEMAKER_LAMBDAS = (DATA_VERSION_LAMBDA, MODEL_RESOLVER_LAMBDA)
 # Integrity values of a version's artifacts: Lambda outputs and metadata keys alike
 # (code/training_data_version record_integrity, code/model_resolver INTEGRITY_KEYS).
 INTEGRITY_OUTPUTS = ("model_sha256", "model_version_id", "transform_sha256", "transform_version_id")
+# The model resolver's `champion` action: EvaluateModel scores the champion's model with its
+# transform; ModelCard shows its attributions ("yes" when it has them).
+CHAMPION_OUTPUTS = (
+    "champion_version",
+    "champion_model_data_url",
+    "champion_transform_uri",
+    "champion_attributions_uri",
+    "champion_attributions",
+)
 
 
 def lambda_function_arn(config: ProjectConfig, function: str) -> str:
@@ -295,6 +304,8 @@ class StepFactory:
             "transform_uri",
             "baseline_statistics_uri",
             "baseline_constraints_uri",
+            "attributions_uri",  # never empty: the train split for a version without one
+            "evaluation_uri",
             *INTEGRITY_OUTPUTS,
         ]
         inputs = {"model_package_group_name": self.env.model_package_group_name}
@@ -328,8 +339,7 @@ class StepFactory:
             "fallback_model_data_url": model_data_url,
             "fallback_transform_uri": transform_uri,
         }
-        outputs = ["champion_version", "champion_model_data_url", "champion_transform_uri"]
-        return self._lambda(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
+        return self._lambda(name, MODEL_RESOLVER_LAMBDA, inputs, CHAMPION_OUTPUTS)
 
     def processing(
         self,
@@ -343,6 +353,7 @@ class StepFactory:
         depends_on: Sequence[object] | None = None,
         instance_count: int | None = None,
         sharded_inputs: Sequence[str] = (),
+        output_uris: Mapping[str, object] | None = None,
     ) -> ProcessingStep:
         """A processing job running one file of `scripts/` in the project's framework image.
 
@@ -395,7 +406,8 @@ class StepFactory:
                 ProcessingOutput(
                     output_name=output_name,
                     s3_output=ProcessingS3Output(
-                        s3_uri=self.output_uri(name, output_name),
+                        s3_uri=(output_uris or {}).get(output_name)
+                        or self.output_uri(name, output_name),
                         local_path=f"{PROCESSING_ROOT}/output/{output_name}",
                         s3_upload_mode="EndOfJob",
                     ),

@@ -219,11 +219,17 @@ def sampled_summary(explainer, folder, size, seed):
 
 def baseline_summary(explainer, base, args):
     """The baseline: input/baseline/attributions.json when given (recorded at training time),
-    else computed here from a seeded sample of the train split in input/train."""
+    else computed here from a seeded sample of the train split: the CSV files in
+    input/baseline (what the model resolver passes for a version registered before
+    explanations) or input/train. None in batch mode when there is neither: the batch is then
+    reported alone, without a comparison."""
     recorded = base / "input" / "baseline" / "attributions.json"
     if recorded.exists():
         return recorded_baseline(explainer, recorded)
-    return sampled_summary(explainer, base / "input" / "train", args.baseline_rows, args.seed)
+    for folder in (base / "input" / "baseline", base / "input" / "train"):
+        if args.mode == "model" or any(folder.rglob("*.csv")):
+            return sampled_summary(explainer, folder, args.baseline_rows, args.seed)
+    return None
 
 
 def compare(baseline, batch, rule):
@@ -269,10 +275,11 @@ def write_json(base, document):
 def explain_model(args):
     base = args.base_dir
     explainer = Explainer(base)
+    train = base / "input" / "train"
     document = {
         "version": FORMAT_VERSION,
         "kind": "model",
-        "baseline": baseline_summary(explainer, base, args),
+        "baseline": sampled_summary(explainer, train, args.baseline_rows, args.seed),
         "test": sampled_summary(explainer, base / "input" / "test", args.batch_rows, args.seed),
     }
     path = write_json(base, document)
@@ -306,7 +313,9 @@ def explain_batch(args):
     else:
         batch = sampled_summary(explainer, base / "input" / "batch", args.batch_rows, args.seed)
     rule = {"min_change": args.min_change, "z": args.z, "min_share": args.min_share}
-    changes = compare(baseline, batch, rule)
+    if baseline is None:
+        print(f"{PROG}: no baseline (no attributions.json or train split): batch alone")
+    changes = compare(baseline, batch, rule) if baseline else {}
     changed = sorted(
         (name for name, change in changes.items() if change["verdict"] == "changed"),
         key=lambda name: batch["features"][name]["rank"],

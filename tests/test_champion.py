@@ -298,6 +298,9 @@ def test_the_champion_is_the_newest_approved_version_or_none(aws):
         "champion_version": "none",
         "champion_model_data_url": "s3://b/new/model.tar.gz",
         "champion_transform_uri": "s3://b/new/transform.json",
+        # No champion attributions: a stand-in input the model card does not read.
+        "champion_attributions_uri": "s3://b/new/transform.json",
+        "champion_attributions": "no",
     }
     assert _champion() == fallback  # no group yet: the first model has no champion
     sm = boto3.client("sagemaker")
@@ -311,6 +314,9 @@ def test_the_champion_is_the_newest_approved_version_or_none(aws):
         "champion_version": "2",
         "champion_model_data_url": f"s3://{BUCKET}/v2/model.tar.gz",
         "champion_transform_uri": f"s3://{BUCKET}/v2/transform.json",
+        # Registered without attributions_uri (before explanations): the stand-in, flagged "no".
+        "champion_attributions_uri": "s3://b/new/transform.json",
+        "champion_attributions": "no",
     }
     # The resolver hands the recorded integrity values to the verification step.
     resolved = model_resolver.handler({"model_package_group_name": GROUP}, None)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 
+import boto3
 import numpy as np
 import pandas as pd
 import pytest
@@ -397,3 +398,86 @@ def test_batch_reuses_the_baseline_recorded_at_training_time(model, tmp_path, ca
         f"explain: {path}: baseline features {FEATURES[1:]}; expected {FEATURES} from "
         f"transform.json (the attributions of another model version?)"
     )
+
+
+def test_a_version_without_attributions_samples_its_train_split_or_reports_the_batch_alone(
+    model, tmp_path
+):
+    """What the model resolver passes as `baseline` for a version registered before
+    explanations: its train split (CSV files), or a folder with neither file."""
+    batch = held_out(model[0])[:200]
+    sample = ["--baseline-rows", 300, "--seed", 5]
+    computed = attributions(explain(model, tmp_path / "computed", "batch", batch, *sample))
+    base = layout(model, tmp_path / "legacy", batch)
+    (base / "input" / "train").rename(base / "input" / "baseline")
+    assert script.main(["--mode", "batch", "--base-dir", str(base), *map(str, sample)]) == 0
+    assert attributions(base)["baseline"] == computed["baseline"]
+
+    alone = layout(model, tmp_path / "alone", batch)
+    shutil.rmtree(alone / "input" / "train")
+    put(alone / "input" / "baseline" / "transform.json",
+        alone / "input" / "transform" / "transform.json")  # fmt: skip
+    assert script.main(["--mode", "batch", "--base-dir", str(alone)]) == 0
+    document = attributions(alone)
+    assert document["baseline"] is None and document["changes"] == {}
+    assert document["batch"]["rows"] == 200
+    (line,) = explanations.explanation_lines(document)
+    assert line.endswith("(no training baseline recorded for this model version to compare with).")
+    _, rows = explanations.batch_table(document)
+    assert {row[-1] for row in rows} == {"no baseline"} and len(rows) == len(FEATURES)
+
+
+def _notifier():
+    return _module(REPO_ROOT / "code" / "lambda_function" / "notifier.py", "notifier_explained")
+
+
+@pytest.mark.parametrize("kind", ["execution", "step"])
+def test_inference_emails_say_which_features_changed(model, tmp_path, monkeypatch, kind):
+    """The Succeeded e-mail of a batch run and the model-quality failure e-mail read
+    ExplainBatch's attributions.json where the pipeline writes it (read with s3:GetObject as
+    lambda.tf allows) and carry its lines."""
+    from moto import mock_aws
+
+    from pipeline_scripts.config import env_file_path, load_env_config
+    from pipeline_scripts.pipelines import MODEL_QUALITY_FAILED_STEP
+
+    fit_base = model[0]
+    rows = held_out(fit_base)
+    spec = json.loads((fit_base / "output" / "transform" / "transform.json").read_text())
+    shifted = bootstrap(rows, 1000, seed=1, shift=(spec["output_columns"].index("height"), 0.5))
+    document = attributions(explain(model, tmp_path / "shifted", "batch", shifted))
+    assert document["sentences"]
+
+    env = load_env_config(env_file_path("dev"))
+    name = "pipeline_execution_succeeded" if kind == "execution" else (
+        "pipeline_step_failed_model_quality_gate")  # fmt: skip
+    event = json.loads((REPO_ROOT / "tests" / "events" / f"{name}.json").read_text())
+    arn = event["detail"]["pipelineExecutionArn"]
+    arn = arn.split(":pipeline/")[0] + f":pipeline/{env.pipeline_inf}/execution/" + "e1x2p3l4"
+    event["detail"]["pipelineExecutionArn"] = arn
+    if kind == "step":
+        assert event["detail"]["stepName"] == MODEL_QUALITY_FAILED_STEP
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", env.region)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=env.region)
+        s3.create_bucket(
+            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+        )
+        topic = boto3.client("sns", region_name=env.region).create_topic(Name="t")["TopicArn"]
+        monkeypatch.setenv("SNS_TOPIC_ARN", topic)
+        monkeypatch.setenv("INFERENCE_PIPELINE", env.pipeline_inf)
+        monkeypatch.setenv("ARTIFACTS_URI", env.artifacts_uri)
+        notifier = _notifier()
+        config = notifier.load_config(None, None)
+        missing = notifier.build_notification(event, config).body
+        assert "Explanations unavailable (ExplainBatch's attributions.json unreadable)." in missing
+        prefix = env.artifacts_uri.removeprefix(f"s3://{env.bucket_name}/")
+        key = f"{prefix}/{env.pipeline_inf}/e1x2p3l4/ExplainBatch/explanations/attributions.json"
+        s3.put_object(Bucket=env.bucket_name, Key=key, Body=json.dumps(document))
+        body = notifier.build_notification(event, config).body
+    assert "EXPLANATIONS (feature attributions)" in body
+    for line in explanations.explanation_lines(document):
+        assert f"  {line}" in body.splitlines()
+    assert f"  - {document['sentences'][0]}" in body.splitlines()

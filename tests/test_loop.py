@@ -340,3 +340,60 @@ def test_the_loop_finishes_and_reports_when_the_topic_is_gone(tmp_path):
     page = (tmp_path / "out" / "report.html").read_text()
     assert "Failed deliveries" in page
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["event_deliveries"]
+
+
+def test_report_explains_the_batch_and_each_version(demo):
+    """Issue 13: attributions baseline vs batch under data quality, global importance per
+    version next to the champion's, and the e-mails' explanation lines."""
+    summary, out_dir, _ = demo
+    document = summary["batch_attributions"]
+    assert document["kind"] == "batch" and document["baseline"]["rows"] > 0
+    assert document["batch"]["rows"] > 0
+    for version in summary["model_versions"]:
+        assert version["lineage"]["attributions_uri"].endswith(
+            "/ExplainModel/explanations/attributions.json"
+        )
+        assert version["attributions"]["kind"] == "model"
+    page = (out_dir / "report.html").read_text()
+    assert "Explanations: attributions, training baseline vs batch" in page
+    for name in document["batch"]["features"]:
+        assert f"<tr><td>{name}</td>" in page
+    assert "Global importance per version" in page and "version 1 (champion)" in page
+    # The drifted batch's e-mail (its model quality fails later, when its labels arrive: that
+    # Mode=evaluate run scores nothing, so has no ExplainBatch).
+    mail = next(
+        n for n in summary["notifications"]
+        if n["subject"].startswith("Succeeded with 2 data-quality violations")
+    )  # fmt: skip
+    assert "EXPLANATIONS (feature attributions)" in mail["body"]
+    assert "Top drivers of this batch's" in mail["body"]
+
+
+def test_every_version_has_a_model_card_compared_with_the_champion(demo):
+    """Issue 13 point 3: the ModelCard step writes model_card.md before RegisterModel, which
+    records it as model_card_uri; version 2's champion is version 1 (Approved)."""
+    summary, out_dir, _ = demo
+    first, second = summary["model_versions"]
+    for version in (first, second):
+        assert version["lineage"]["model_card_uri"].endswith("/ModelCard/model_card/model_card.md")
+        card = version["model_card"]
+        assert card.startswith("# Model card: abalone-rings-dev version (new)\n")
+        assert f"- code commit: {version['lineage']['git_commit']}" in card
+        assert f"- training data version: {version['lineage']['training_data_version']}" in card
+        assert f"| mse | {version['metrics']['mse']:.4g} |" in card
+        assert "- approval: PendingManualApproval at registration" in card
+        assert "| shell_weight |" in card.split("## Explanations")[1]
+    assert "No champion: no other version was Approved" in first["model_card"]
+    assert (
+        "| metric | version (new) | ± sd | mean predictor | champion (version 1) |"
+        in (second["model_card"])
+    )
+    assert "champion: mean abs. contribution" in second["model_card"]
+    page = (out_dir / "report.html").read_text()
+    assert page.count("<summary>Model card: version ") == 2
+    registered = next(
+        n for n in summary["notifications"]
+        if n["subject"].startswith("Approved: model abalone-rings-dev version 1")
+    )  # fmt: skip
+    assert "Model card:" in registered["body"]
+    assert first["lineage"]["model_card_uri"] in registered["body"]

@@ -220,3 +220,46 @@ def test_card_for_a_registered_version_reads_its_artefacts_and_rollback(aws, ste
     assert f"MSE 9.1 on batch 7 (batch inference then used {arns[0]})" in card
     # Version 1 has no older Approved version: no champion.
     assert "No champion" in card_for_version(sm, s3, arns[0])
+
+
+def test_live_card_by_version_number_and_a_missing_version(aws, step_outputs):
+    from pipeline_scripts.cli import main
+    from pipeline_scripts.model_card import ModelCardError, card_for_version_number
+
+    sm, s3 = boto3.client("sagemaker"), boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    sm.create_model_package_group(ModelPackageGroupName=GROUP)
+    s3.put_object(Bucket=BUCKET, Key="v1.json", Body=json.dumps(step_outputs["challenger"]))
+    attributions = {
+        "kind": "model",
+        "test": {
+            "features": {
+                "shell_weight": {"mean_abs": 1.9, "rank": 1},
+                "sex": {"mean_abs": 0.2, "rank": 2},
+            }
+        },
+    }
+    s3.put_object(Bucket=BUCKET, Key="a1.json", Body=json.dumps(attributions))  # fmt: skip
+    package = _package(0, "Approved")
+    sm.create_model_package(
+        ModelPackageGroupName=GROUP,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            **package["InferenceSpecification"],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelMetrics={"ModelQuality": {"Statistics": {
+            "ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/v1.json"}}},
+        CustomerMetadataProperties={
+            **package["CustomerMetadataProperties"], "attributions_uri": f"s3://{BUCKET}/a1.json"
+        },
+    )  # fmt: skip
+    card = card_for_version_number(sm, s3, GROUP, 1)
+    assert card.startswith(f"# Model card: {GROUP} version 1\n")
+    assert "- status now: **PendingManualApproval**" in card
+    assert _row(card, "shell_weight") == ["shell_weight", "1.9"]  # from attributions_uri
+    with pytest.raises(ModelCardError) as caught:
+        card_for_version_number(sm, s3, GROUP, 9)
+    assert str(caught.value) == f"model package group '{GROUP}' has no version 9; its versions: 1"
+    assert main(["model-card"]) == 1  # without --version: one line, exit 1

@@ -306,13 +306,19 @@ TRAINING_DAG = {
     "ResolveChampion": {"<model>", "Preprocess"},
     "RecordArtifactIntegrity": {"<model>", "Preprocess"},
     "EvaluateModel": {"<model>", "Preprocess", "ResolveChampion"},
+    "ExplainModel": {"<model>", "Preprocess"},
+    # The card's champion is ResolveChampion's; its metrics come from evaluation.json.
+    "ModelCard": {
+        "ResolveChampion", "EvaluateModel", "ExplainModel", "DataQualityBaseline",
+        "RecordTrainingDataVersion", "<model>",
+    },
     "CheckModelAccuracy": {"EvaluateModel"},
     "CompareWithNewestVersion": {"RecordTrainingDataVersion"},
     "CheckModelIsNew": {"CheckModelAccuracy", "CompareWithNewestVersion"},
     "RegisterModel": {
         "CheckModelIsNew", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
         "RecordTrainingDataVersion", "CompareWithNewestVersion", "CompareTrainingData",
-        "RecordArtifactIntegrity",
+        "RecordArtifactIntegrity", "ExplainModel", "ModelCard",
     },
     "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
 }  # fmt: skip
@@ -343,11 +349,15 @@ def test_inference_dag(definitions, config):
         "PreprocessBatch": {"VerifyModelArtifacts"},
         "CreateModel": {"ResolveApprovedModel", "VerifyModelArtifacts"},
         "BatchTransform": {"CreateModel", "PreprocessBatch"},
+        # Beside BatchTransform: contributions need the model and the features, not predictions.
+        # Reads the verified model and transform, like CreateModel; the baseline is resolved.
+        "ExplainBatch": {"ResolveApprovedModel", "VerifyModelArtifacts", "PreprocessBatch"},
         "DataQualityCheck": {"PreprocessBatch", "ResolveApprovedModel"},
         pipelines.MODEL_QUALITY_STEP: {"BatchTransform", "PreprocessBatch", "DataQualityCheck"},
-        "DataQualityGate": {"DataQualityCheck", pipelines.MODEL_QUALITY_STEP},
+        # The gates wait for ExplainBatch, so their Fail steps' e-mails can explain the batch.
+        "DataQualityGate": {"DataQualityCheck", pipelines.MODEL_QUALITY_STEP, "ExplainBatch"},
         # Only a measured MSE above the threshold reaches the Fail step that retrains.
-        "ModelQualityGate": {pipelines.MODEL_QUALITY_STEP},
+        "ModelQualityGate": {pipelines.MODEL_QUALITY_STEP, "ExplainBatch"},
         pipelines.MODEL_QUALITY_FAILED_STEP: {"ModelQualityGate", pipelines.MODEL_QUALITY_STEP},
         "DataQualityViolations": {"DataQualityGate", "DataQualityCheck", "ResolveApprovedModel"},
     }
@@ -426,6 +436,19 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
             "evaluation_records",
             # issue 11.6 (tests/test_training_data_comparison.py)
             "training_data_comparison", "training_data_comparison_uri", "training_data_profile_uri",
+            # issue 13
+            "attributions_uri", "model_card_uri",
+        }  # fmt: skip
+        assert metadata["model_card_uri"] == {
+            "Std:Join": {"On": "/", "Values": [_output("ModelCard", "model_card"), "model_card.md"]}
+        }
+        # The version's own ExplainModel output, which ExplainBatch reuses as its baseline.
+        assert metadata["attributions_uri"] == {
+            "Std:Join": {"On": "/", "Values": [
+                {"Get": "Steps.ExplainModel.ProcessingOutputConfig.Outputs['explanations']"
+                        ".S3Output.S3Uri"},
+                "attributions.json",
+            ]}
         }  # fmt: skip
         assert metadata["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
         assert metadata["training_data_version"] == {
@@ -457,6 +480,107 @@ def _sample(value, definition: dict, env):
     outputs = step["Arguments"]["ProcessingOutputConfig"]["Outputs"]
     output = next(o for o in outputs if o["OutputName"] == match[2])
     return _sample(output["S3Output"]["S3Uri"], definition, env)
+
+
+def _processing(definition, name):
+    step = next(s for s in all_steps(definition) if s["Name"] == name)
+    arguments = step["Arguments"]
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in arguments["ProcessingInputs"]}
+    outputs = {
+        o["OutputName"]: o["S3Output"]["S3Uri"]
+        for o in arguments["ProcessingOutputConfig"]["Outputs"]
+    }
+    return arguments, inputs, outputs
+
+
+def _output(step, name):
+    return {"Get": f"Steps.{step}.ProcessingOutputConfig.Outputs['{name}'].S3Output.S3Uri"}
+
+
+def test_explain_steps_read_the_model_its_transform_and_the_right_data(definitions, config):
+    for name in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
+        arguments, inputs, outputs = _processing(definitions[name], "ExplainModel")
+        assert arguments["AppSpecification"]["ContainerArguments"][:2] == ["--mode", "model"]
+        assert inputs["transform"] == _output("Preprocess", "transform")
+        assert inputs["train"] == _output("Preprocess", "train")
+        # Only test.csv: the folder's URI is also a key prefix of Preprocess's test_raw output.
+        assert inputs["test"] == {
+            "Std:Join": {"On": "/", "Values": [_output("Preprocess", "test"), "test.csv"]}
+        }
+        register = next(s for s in all_steps(definitions[name]) if s["Type"] == "RegisterModel")
+        model_data = register["Arguments"]["InferenceSpecification"]["Containers"][0]
+        assert inputs["model"] == model_data["ModelDataUrl"]
+        assert set(outputs) == {"explanations"}
+    arguments, inputs, outputs = _processing(definitions[config.env.pipeline_inf], "ExplainBatch")
+    resolved = "Steps.ResolveApprovedModel.OutputParameters"
+    assert arguments["AppSpecification"]["ContainerArguments"][:2] == ["--mode", "batch"]
+    assert "--per-record" not in arguments["AppSpecification"]["ContainerArguments"]
+    # The model and transform as VerifyModelArtifacts checked them, like CreateModel's.
+    verified = "Steps.VerifyModelArtifacts.OutputParameters"
+    assert inputs["model"] == {"Get": f"{verified}['model_uri']"}
+    assert inputs["transform"] == {"Get": f"{verified}['transform_uri']"}
+    assert inputs["baseline"] == {"Get": f"{resolved}['attributions_uri']"}
+    assert inputs["batch"] == _output("PreprocessBatch", "transform_input")
+    assert set(outputs) == {"explanations"}  # per_record is off by default
+
+
+def test_model_card_step_gets_this_runs_files_and_the_champions(definitions, config):
+    for tuning, name in ((False, config.env.pipeline_train), (True, config.env.pipeline_trainwhpo)):
+        definition = definitions[name]
+        arguments, inputs, outputs = _processing(definition, "ModelCard")
+        # One champion lookup: ResolveChampion, the step EvaluateModel scores the champion from.
+        assert not any(s["Name"] == "FindChampion" for s in all_steps(definition))
+        champion = next(s for s in all_steps(definition) if s["Name"] == "ResolveChampion")
+        assert champion["Arguments"]["action"] == "champion"
+        # This run's evaluation.json, whose "champion" block holds the champion's metrics.
+        assert inputs["evaluation"] == {
+            "Std:Join": {"On": "/", "Values": [_output("EvaluateModel", "evaluation"),
+                                               "evaluation.json"]}
+        }  # fmt: skip
+        assert "champion_evaluation" not in inputs
+        register = next(s for s in all_steps(definition) if s["Type"] == "RegisterModel")
+        assert (
+            inputs["statistics"]
+            == (
+                register["Arguments"]["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"][
+                    "S3Uri"
+                ]
+            )
+        )
+        found = "Steps.ResolveChampion.OutputParameters"
+        assert inputs["champion_attributions"] == {"Get": f"{found}['champion_attributions_uri']"}
+        args = arguments["AppSpecification"]["ContainerArguments"]
+        flags = dict(zip(args[::2], args[1:][::2], strict=False))
+        assert flags["--champion-version"] == {"Get": f"{found}['champion_version']"}
+        assert flags["--champion-attributions"] == {"Get": f"{found}['champion_attributions']"}
+        assert (
+            flags["--git-commit"]
+            == (register["Arguments"]["CustomerMetadataProperties"]["git_commit"])
+        )
+        tuned = [a for a in args if isinstance(a, str) and "tuned in [" in a]
+        assert bool(tuned) == tuning
+        assert set(outputs) == {"model_card"}
+
+
+def test_per_record_explanations_land_next_to_the_batch_predictions(config, tmp_path):
+    import dataclasses
+
+    from pipeline_scripts.config import ExplanationSettings
+
+    settings = dataclasses.replace(
+        config.settings, explanations=ExplanationSettings(per_record=True)
+    )
+    rendered = render(dataclasses.replace(config, settings=settings)).pipelines
+    definition = next(
+        json.loads(p.definition) for p in rendered if p.name == config.env.pipeline_inf
+    )
+    arguments, _, outputs = _processing(definition, "ExplainBatch")
+    assert "--per-record" in arguments["AppSpecification"]["ContainerArguments"]
+    transform = next(s for s in all_steps(definition) if s["Name"] == "BatchTransform")
+    predictions = transform["Arguments"]["TransformOutput"]["S3OutputPath"]
+    assert outputs["per_record"] == {
+        "Std:Join": {"On": "/", "Values": [predictions, "explanations"]}
+    }
 
 
 def test_registered_metadata_values_are_valid_at_run_time(definitions, config):

@@ -124,6 +124,10 @@ def test_resolves_newest_approved_version_with_every_output(sm):
         "model_package_version": "3",
         "image_uri": IMAGE,
         **_uris("v3"),
+        # Registered without attributions (like versions before explanations): its train
+        # split, Preprocess's output beside transform/, for ExplainBatch to sample.
+        "attributions_uri": f"s3://mlops-artifacts/{GROUP}/v3/train",
+        "evaluation_uri": "",
         # Nothing recorded on these hand-made versions: the verification step rejects them.
         **dict.fromkeys(model_resolver.INTEGRITY_KEYS, ""),
     }
@@ -136,6 +140,70 @@ def test_resolves_newest_approved_version_with_every_output(sm):
     # Revoking it falls back to the previous approved version.
     _set_status(sm, v4, "Rejected")
     assert _resolve()["model_package_version"] == "3"
+
+
+def test_resolves_the_recorded_attributions_and_evaluation(sm):
+    attributions = f"s3://mlops-artifacts/{GROUP}/v1/ExplainModel/explanations/attributions.json"
+    evaluation = f"s3://mlops-artifacts/{GROUP}/v1/EvaluateModel/evaluation/evaluation.json"
+    _register(
+        sm,
+        "v1",
+        status="Approved",
+        CustomerMetadataProperties={
+            "transform_uri": _uris("v1")["transform_uri"],
+            "attributions_uri": attributions,
+        },
+        ModelMetrics={
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation}}
+        },
+    )
+    result = _resolve()
+    assert result["attributions_uri"] == attributions
+    assert result["evaluation_uri"] == evaluation
+
+
+def _champion(group=GROUP) -> dict:
+    return model_resolver.handler(
+        {"action": "champion", "model_package_group_name": group,
+         "fallback_model_data_url": "s3://b/own/model.tar.gz",
+         "fallback_transform_uri": "s3://b/own/transform.json"},
+        None,
+    )  # fmt: skip
+
+
+def test_the_champions_attributions_go_to_the_model_card_when_it_has_them(sm):
+    own = {"champion_attributions_uri": "s3://b/own/transform.json", "champion_attributions": "no"}
+    pick = ("champion_version", "champion_attributions_uri", "champion_attributions")
+
+    def found():
+        return {key: _champion()[key] for key in pick}
+
+    assert found() == {"champion_version": "none", **own}  # no group yet
+    # Registered before explanations: the champion, without attributions (flagged "no").
+    _register(sm, "v1", status="Approved")
+    assert found() == {"champion_version": "1", **own}
+    _register(
+        sm,
+        "v2",
+        status="Approved",
+        CustomerMetadataProperties={"transform_uri": _uris("v2")["transform_uri"],
+                                    "attributions_uri": "s3://b/v2/attributions.json"},
+    )  # fmt: skip
+    assert found() == {
+        "champion_version": "2",
+        "champion_attributions_uri": "s3://b/v2/attributions.json",
+        "champion_attributions": "yes",
+    }
+
+
+def test_a_transform_elsewhere_gives_its_folder_where_explain_finds_no_baseline(sm):
+    _register(
+        sm,
+        "v1",
+        status="Approved",
+        CustomerMetadataProperties={"transform_uri": "s3://b/custom/spec.json"},
+    )
+    assert _resolve()["attributions_uri"] == "s3://b/custom"
 
 
 def test_no_approved_version_says_how_many_exist_and_how_to_approve(sm):

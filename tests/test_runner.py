@@ -163,7 +163,7 @@ def test_training_pipeline_registers_a_pending_version_with_metrics_and_baseline
         "RecordTrainingDataVersion", "Preprocess", "DataQualityBaseline", "TrainModel",
         "ResolveChampion", "RecordArtifactIntegrity", "EvaluateModel", "CheckModelAccuracy",
         "CompareWithNewestVersion", "CheckModelIsNew", "FindPreviousTrainingData",
-        "CompareTrainingData", "RegisterModel",
+        "CompareTrainingData", "ExplainModel", "ModelCard", "RegisterModel",
     }  # fmt: skip
     (train,) = [s for s in record["steps"] if s["name"] == "TrainModel"]
     assert train["duration_seconds"] > 0

@@ -48,7 +48,13 @@ def resolve(value, parameters: dict):
     if isinstance(value, str):
         return value.replace(CONTAINER_ROOT, "{root}")
     if "Get" in value and value["Get"].startswith("Steps."):
+        # ResolveChampion's outputs as for a champion with attributions (the model card test).
+        for name, sample in (("champion_version", "1"), ("champion_attributions", "yes")):
+            if value["Get"].endswith(f"['{name}']"):
+                return sample
         return "lambda-output-in-test"  # e.g. the data version recorded for lineage
+    if "Get" in value and value["Get"].startswith("Execution."):
+        return "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p/execution/a1b2c3d4e5f6"
     if "Get" in value:
         return str(parameters[value["Get"].removeprefix("Parameters.")])
     join = value["Std:Join"]
@@ -181,9 +187,41 @@ def loop(tmp_path_factory):
     )
 
     transform_json = prep.output("transform") / "transform.json"
+    jobs["ExplainModel"], result = run_processing(
+        training,
+        "ExplainModel",
+        tmp,
+        {"model": model_tar, "transform": transform_json, "train": prep.output("train"),
+         "test": prep.output("test")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    attributions = jobs["ExplainModel"].output("explanations") / "attributions.json"
+    evaluation = jobs["EvaluateModel"].output("evaluation") / "evaluation.json"
+    jobs["ModelCard"], result = run_processing(
+        training,
+        "ModelCard",
+        tmp,
+        {
+            "evaluation": evaluation,
+            "statistics": jobs["DataQualityBaseline"].output("data_quality") / "statistics.json",
+            "attributions": attributions,
+            # The champion's attributions (its metrics are evaluation.json's "champion" block,
+            # here the same model's): the card must call them "same".
+            "champion_attributions": attributions,
+        },
+    )
+    assert result.returncode == 0, result.stderr
     jobs["PreprocessBatch"], result = run_processing(
         inference, "PreprocessBatch", tmp, {"data": DRIFT_BATCH, "transform": transform_json}
     )
+    assert result.returncode == 0, result.stderr
+    jobs["ExplainBatch"], result = run_processing(
+        inference,
+        "ExplainBatch",
+        tmp,
+        {"model": model_tar, "transform": transform_json, "baseline": attributions,
+         "batch": jobs["PreprocessBatch"].output("transform_input")},
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     predictions = _batch_transform(inference, model_dir, jobs["PreprocessBatch"], tmp)
 
@@ -333,3 +371,33 @@ def test_drifted_batch_fails_model_quality_with_the_reason_and_reports_drift(loo
     assert "MSE" in reason and f"{threshold:.2f}" in reason and "data quality" in reason
     summary = loop["jobs"]["DataQualityCheck"].output("data_quality") / "summary.json"
     assert json.loads(summary.read_text())["violation_count"] > 0
+
+
+def test_explain_steps_compare_the_drifted_batch_with_the_recorded_baseline(loop):
+    jobs = loop["jobs"]
+    recorded = json.loads(
+        (jobs["ExplainModel"].output("explanations") / "attributions.json").read_text()
+    )
+    batch = json.loads(
+        (jobs["ExplainBatch"].output("explanations") / "attributions.json").read_text()
+    )
+    assert recorded["kind"] == "model" and batch["kind"] == "batch"
+    assert batch["baseline"] == recorded["baseline"]  # reused, not recomputed
+    # The drifted demo batch shifts shell_weight (README "Local runtime"): its attribution moves.
+    assert batch["changes"]["shell_weight"]["verdict"] == "changed"
+
+
+def test_model_card_step_renders_what_it_receives(loop):
+    jobs, config = loop["jobs"], loop["config"]
+    card = (jobs["ModelCard"].output("model_card") / "model_card.md").read_text()
+    evaluation = json.loads(
+        (jobs["EvaluateModel"].output("evaluation") / "evaluation.json").read_text()
+    )
+    mse = evaluation["regression_metrics"]["mse"]["value"]
+    assert card.startswith(f"# Model card: {config.env.model_package_group_name} version (new)")
+    assert f"| mse | {mse:.4g} |" in card and "| champion (version 1) | this version is |" in card
+    assert "| same |" in card.split("## Metrics")[1]
+    hyperparameters = config.settings.training.hyperparameters
+    assert f"| max_depth | {hyperparameters.max_depth} |" in card
+    assert "| shell_weight |" in card.split("## Explanations")[1]
+    assert "- approval: PendingManualApproval at registration" in card

@@ -24,6 +24,11 @@ def explanation_lines(attributions: dict, top: int = TOP_DRIVERS) -> list[str]:
     if attributions.get("kind") != "batch":
         return []
     batch, baseline = attributions["batch"], attributions["baseline"]
+    if not baseline:  # a version registered before explanations, without its train split
+        return [
+            f"Top drivers of this batch's {batch['rows']} predictions: {_drivers(batch, top)} "
+            "(no training baseline recorded for this model version to compare with)."
+        ]
     lines = [
         f"Top drivers of this batch's {batch['rows']} predictions: {_drivers(batch, top)} "
         f"(training baseline, {baseline['rows']} sampled rows: {_drivers(baseline, top)})."
@@ -56,7 +61,8 @@ def batch_table(attributions: dict) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of a batch document: per feature, baseline vs batch mean |contribution|
     (rank), mean contribution and the verdict, the batch's most important feature first. The
     report renders it as HTML, e-mails and cards as Markdown (markdown())."""
-    batch, baseline = attributions["batch"]["features"], attributions["baseline"]["features"]
+    batch = attributions["batch"]["features"]
+    baseline = (attributions["baseline"] or {}).get("features", {})
     header = [
         "feature",
         "baseline: mean abs. contribution (rank)",
@@ -67,7 +73,13 @@ def batch_table(attributions: dict) -> tuple[list[str], list[list[str]]]:
     ]
     rows = []
     for name, after in sorted(batch.items(), key=lambda item: item[1]["rank"]):
-        before = baseline[name]
+        before = baseline.get(name)
+        if before is None:  # no baseline: the batch alone
+            rows.append(
+                [name, "–", f"{after['mean_abs']:.3g} ({after['rank']})", "–",
+                 f"– → {after['mean']:+.3g}", "no baseline"]
+            )  # fmt: skip
+            continue
         rows.append(
             [
                 name,

@@ -21,20 +21,32 @@ returns: {"published": bool, "subject": str | None, "reason": str} (+ "message_i
 raises:  only when publishing fails or SNS_TOPIC_ARN is unusable, so Lambda's retries and
          dead-letter queue keep the event.
 IAM:     sns:Publish on SNS_TOPIC_ARN (and kms:GenerateDataKey, kms:Decrypt on its key);
-         s3:GetObject on the inference pipeline's quality outputs (and kms:Decrypt on their key).
+         s3:GetObject on the inference pipeline's quality outputs and ExplainBatch's
+         attributions.json (and kms:Decrypt on their key).
 """
 
 import functools
+import importlib.util
 import json
 import logging
 import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import boto3
 from botocore.config import Config as BotoConfig
+
+# explanations.py sits next to this file: in the Lambda package (the folder is zipped) and in
+# the repository, where the local runtime and the tests load this file by path, so it is
+# loaded by path too rather than imported from sys.path.
+_spec = importlib.util.spec_from_file_location(
+    "notifier_explanations", Path(__file__).with_name("explanations.py")
+)
+explanations = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(explanations)
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
@@ -321,6 +333,7 @@ def _body(
     links: list,
     custom: tuple = (),
     failure: str | None = None,
+    explained: list | None = None,
 ) -> str:
     lines = []
     for message in custom:  # the team's own words first: that is what they asked to see
@@ -329,6 +342,8 @@ def _body(
     if failure:
         lines += _block("FAILURE REASON", failure)
     lines += [*_table(rows), ""]
+    if explained:
+        lines += _block("EXPLANATIONS (feature attributions)", "\n".join(explained))
     lines += [*links, ""]
     lines += _table(
         [
@@ -363,9 +378,10 @@ def _execution(event: dict, detail: dict, config: Config) -> Notification:
     display = _get(detail, "pipelineExecutionDisplayName") or execution_id
     start, end = _get(detail, "executionStartTime"), _get(detail, "executionEndTime")
     failure = _get(detail, "failureReason")
-    warnings, outcome_rows = [], []
+    warnings, outcome_rows, explained = [], [], None
     if status == "Succeeded":
         warnings, outcome_rows = _batch_outcome(pipeline, execution_id)
+        explained = _batch_explanations(pipeline, execution_id)
     caveats = f" with {', '.join(warnings)}" if warnings else ""
     headline = f"SageMaker pipeline {pipeline}: execution {display} {status}{caveats}."
     if status == "Failed" and not failure:
@@ -386,6 +402,7 @@ def _execution(event: dict, detail: dict, config: Config) -> Notification:
             ("Execution ARN", arn),
             *outcome_rows,
         ],
+        explained=explained,
         links=[
             "Open the execution in the SageMaker console (or Studio > Pipelines):",
             _execution_url(region, pipeline, execution_id),
@@ -411,30 +428,66 @@ OUTCOME_FILES = {
 LATE_LABELS_FILE = ("EvaluateLateLabels", "model_quality", "statistics.json")
 
 
-def _batch_outcome(pipeline: str, execution_id: str) -> tuple[list, list]:
-    """(subject caveats, body rows) of a Succeeded batch-inference execution: data-quality
-    violations, model quality skipped or with insufficient labels. Other pipelines: none."""
+# ExplainBatch's summary (pipeline_scripts/explain_step.py), at the same kind of location.
+EXPLANATIONS_FILE = ("ExplainBatch", "explanations", "attributions.json")
+# The inference steps whose e-mails explain the batch; the gates before the two Fail steps
+# wait for ExplainBatch (pipeline_scripts/pipelines.py), so the file exists when they fail.
+EXPLAINED_STEPS = {
+    "DataQualityCheck", "DataQualityViolations", "ModelQualityCheck", "ModelQualityBelowThreshold",
+}  # fmt: skip
+
+
+def _inference_result(pipeline: str, execution_id: str, step: str, output: str, file: str,
+                      quiet: bool = False):  # fmt: skip
+    """An inference execution's result file as JSON; None for another pipeline or when it
+    cannot be read (logged: a caveat in the e-mail, never a lost e-mail)."""
     name = os.environ.get("INFERENCE_PIPELINE", "")
     base = os.environ.get("ARTIFACTS_URI", "").rstrip("/")
     # Pipeline ARNs carry the name in lower case.
     if not name or not base.startswith("s3://") or name.lower() != pipeline.lower():
-        return [], []
+        return None
     bucket, _, prefix = base.removeprefix("s3://").partition("/")
+    key = "/".join(filter(None, [prefix, name, execution_id, step, output, file]))
+    try:
+        return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    except Exception as error:  # noqa: BLE001 - a caveat in the e-mail, never a lost mail
+        if not quiet:
+            _log("inference result unavailable", logging.WARNING, key=key, error=str(error))
+        return None
 
-    def read(step, output, file, quiet=False):
-        key = "/".join(filter(None, [prefix, name, execution_id, step, output, file]))
-        try:
-            return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-        except Exception as error:  # noqa: BLE001 - a caveat in the subject, never a lost mail
-            if not quiet:
-                _log("quality result unavailable", logging.WARNING, key=key, error=str(error))
-            return None
 
-    late = read(*LATE_LABELS_FILE, quiet=True)
+def _is_inference(pipeline: str) -> bool:
+    name = os.environ.get("INFERENCE_PIPELINE", "")
+    return bool(name) and name.lower() == pipeline.lower()
+
+
+def _batch_explanations(pipeline: str, execution_id: str) -> list | None:
+    """Which features drive the batch's predictions and what changed against the training
+    baseline (explanations.explanation_lines); None for other pipelines."""
+    if not _is_inference(pipeline):
+        return None
+    document = _inference_result(pipeline, execution_id, *EXPLANATIONS_FILE)
+    try:
+        lines = explanations.explanation_lines(document) if isinstance(document, dict) else []
+    except (KeyError, TypeError, ValueError) as error:  # a file of another format version
+        _log("explanations unreadable", logging.WARNING, error=repr(error))
+        lines = []
+    return lines or ["Explanations unavailable (ExplainBatch's attributions.json unreadable)."]
+
+
+def _batch_outcome(pipeline: str, execution_id: str) -> tuple[list, list]:
+    """(subject caveats, body rows) of a Succeeded batch-inference execution: data-quality
+    violations, model quality skipped or with insufficient labels. Other pipelines: none."""
+    if not _is_inference(pipeline) or not os.environ.get("ARTIFACTS_URI", "").startswith("s3:"):
+        return [], []
+    late = _inference_result(pipeline, execution_id, *LATE_LABELS_FILE, quiet=True)
     if isinstance(late, dict):  # labels that arrived later: model quality only
         results = {"data_quality": {}, "model_quality": late}
     else:
-        results = {kind: read(*where) for kind, where in OUTCOME_FILES.items()}
+        results = {
+            kind: _inference_result(pipeline, execution_id, *location)
+            for kind, location in OUTCOME_FILES.items()
+        }
     warnings, rows = [], []
     dq, mq = results.get("data_quality"), results.get("model_quality")
     if not isinstance(dq, dict) or not isinstance(mq, dict):
@@ -555,6 +608,7 @@ def _step(event: dict, detail: dict, config: Config) -> Notification:
         if exit_message and exit_message not in (failure or ""):
             failure = f"{exit_message}\n({failure})" if failure else exit_message
     metadata_rows, job_links = _step_metadata(detail, region)
+    explained = _batch_explanations(pipeline, execution_id) if step in EXPLAINED_STEPS else None
     # The registration e-mail (the model-package rule sends only approvals): the new
     # version's training-data findings, read from the version the step registered.
     metadata = detail.get("metadata")
@@ -568,6 +622,7 @@ def _step(event: dict, detail: dict, config: Config) -> Notification:
         headline=f"SageMaker pipeline {pipeline}: step {step} {status}.",
         custom=custom,
         failure=failure,
+        explained=explained,
         rows=[
             ("Pipeline", pipeline),
             ("Execution", execution_id),
@@ -683,6 +738,11 @@ def _model_package(event: dict, detail: dict, config: Config) -> Notification:
             ("Generated by", generated_by),
             ("Champion vs challenger", _champion_versus_challenger(detail)),
             ("Model metrics", _get(detail, "ModelMetrics", "ModelQuality", "Statistics", "S3Uri")),
+            # Written before RegisterModel by the training pipelines' ModelCard step. Shown when
+            # the event's detail carries the version's CustomerMetadataProperties (the local
+            # runtime sends the whole DescribeModelPackage answer; not verified against AWS's
+            # documented example, which lists no such field: then the row is simply absent).
+            ("Model card", _get(detail, "CustomerMetadataProperties", "model_card_uri")),
             *_training_data_rows(detail, region),
             ("Model package ARN", arn),
         ],

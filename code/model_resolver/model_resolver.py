@@ -7,20 +7,30 @@ enough for the next batch run to use it.
 event:   {"model_package_group_name": str}
 returns: {"model_package_arn", "model_package_version", "model_data_url", "image_uri",
           "transform_uri", "baseline_statistics_uri", "baseline_constraints_uri",
+          "attributions_uri", "evaluation_uri",
           "model_sha256", "model_version_id", "transform_sha256", "transform_version_id"}
-          (all str; the keys become the Lambda step's OutputParameters; the last four are the
-          integrity values recorded at registration, "" on a version that has none, which the
-          inference pipeline's verification step then rejects by name)
+          (all str; the keys become the Lambda step's OutputParameters). attributions_uri is
+          the version's ExplainModel attributions.json; a version registered before
+          explanations has none, and gets its train split instead (ExplainBatch then samples
+          its baseline from it: see _attributions_uri). evaluation_uri: the version's
+          evaluation.json ("" when it has none). The last four are the integrity values
+          recorded at registration, "" on a version that has none, which the inference
+          pipeline's verification step then rejects by name.
 
-A third action, for champion versus challenger (issue 10 point 5): the training pipelines ask
-for the newest Approved version before evaluating a new model:
+A third action, for champion versus challenger (issue 10 point 5) and the model card (issue 13
+point 3): the training pipelines ask for the newest Approved version before evaluating a new
+model:
 
 event:   {"action": "champion", "model_package_group_name": str,
           "fallback_model_data_url": str, "fallback_transform_uri": str}
 returns: {"champion_version": str ("none" when no version is Approved), "champion_model_data_url",
-          "champion_transform_uri"}: with no champion, the fallbacks (the challenger's own
-          artifacts, so the evaluation step's inputs always exist; evaluate.py ignores them
-          when champion_version is "none")
+          "champion_transform_uri", "champion_attributions_uri", "champion_attributions"}:
+          with no champion, the fallbacks (the challenger's own artifacts, so the evaluation
+          step's inputs always exist; evaluate.py ignores them when champion_version is "none").
+          champion_attributions is "yes" when the champion has an ExplainModel attributions.json
+          (champion_attributions_uri), else "no" and champion_attributions_uri is the
+          fallback transform (a processing input cannot be empty; the ModelCard step reads
+          the champion's attributions only when "yes").
 
 A second action, called by the training pipelines before they register a model, so that a
 run whose steps all hit the cache does not register the same model again:
@@ -56,6 +66,25 @@ REQUIRED_FIELDS = {
     "baseline_statistics_uri": "DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri",
     "baseline_constraints_uri": "DriftCheckBaselines.ModelDataQuality.Constraints.S3Uri",
 }
+
+
+# Optional metadata (pipeline_scripts/pipelines.py ATTRIBUTIONS_KEY): versions registered
+# before explanations existed lack it and must still resolve.
+ATTRIBUTIONS_KEY = "attributions_uri"
+TRANSFORM_SUFFIX = "/transform/transform.json"
+
+
+def _attributions_uri(package: dict, transform_uri: str) -> str:
+    """The version's attributions.json, else its train split: Preprocess wrote transform.json
+    to <...>/Preprocess/transform/ and the train split to <...>/Preprocess/train/ (per-step,
+    per-output locations of pipeline_scripts/steps.py StepFactory.output_uri), else the
+    transform's folder, where ExplainBatch finds no baseline and reports the batch alone."""
+    recorded = (package.get("CustomerMetadataProperties") or {}).get(ATTRIBUTIONS_KEY)
+    if recorded:
+        return recorded
+    if transform_uri.endswith(TRANSFORM_SUFFIX):
+        return transform_uri.removesuffix(TRANSFORM_SUFFIX) + "/train"
+    return transform_uri.rsplit("/", 1)[0]
 
 
 # Integrity values recorded at registration (CustomerMetadataProperties keys, set by the
@@ -221,12 +250,16 @@ def previous_training_data(event) -> dict:
 
 
 def champion(event) -> dict:
-    """The newest Approved version's model and transform, to score beside a new model."""
+    """The newest Approved version's model and transform, to score beside a new model, and
+    its attributions for the new version's model card."""
     group = _field(event, "model_package_group_name")
+    fallback_transform = _field(event, "fallback_transform_uri")
     result = {
         "champion_version": "none",
         "champion_model_data_url": _field(event, "fallback_model_data_url"),
-        "champion_transform_uri": _field(event, "fallback_transform_uri"),
+        "champion_transform_uri": fallback_transform,
+        "champion_attributions_uri": fallback_transform,
+        "champion_attributions": "no",
     }
     sagemaker = boto3.client("sagemaker")
     newest = _newest_approved(sagemaker, group)
@@ -234,12 +267,15 @@ def champion(event) -> dict:
         package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
         model = _dig(package, REQUIRED_FIELDS["model_data_url"])
         transform = _dig(package, REQUIRED_FIELDS["transform_uri"])
+        attributions = (package.get("CustomerMetadataProperties") or {}).get(ATTRIBUTIONS_KEY)
         if model and transform:  # else it cannot be scored: challenger only, logged
-            result = {
-                "champion_version": str(package["ModelPackageVersion"]),
-                "champion_model_data_url": model,
-                "champion_transform_uri": transform,
-            }
+            result.update(
+                champion_version=str(package["ModelPackageVersion"]),
+                champion_model_data_url=model,
+                champion_transform_uri=transform,
+            )
+            if attributions:  # none on a version registered before explanations
+                result.update(champion_attributions_uri=attributions, champion_attributions="yes")
     _log("resolved champion", model_package_group_name=group, **result)
     return result
 
@@ -286,6 +322,10 @@ def handler(event, context):
                 "step sets it) and approve one that has it."
             )
         result[key] = str(value)
+    result[ATTRIBUTIONS_KEY] = _attributions_uri(package, result["transform_uri"])
+    result["evaluation_uri"] = str(
+        _dig(package, "ModelMetrics.ModelQuality.Statistics.S3Uri") or ""
+    )
     metadata = package.get("CustomerMetadataProperties") or {}
     result.update({key: str(metadata.get(key, "")) for key in INTEGRITY_KEYS})
     _log("resolved approved model", model_package_group_name=group, **result)
