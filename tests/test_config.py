@@ -916,6 +916,20 @@ BAD_SETTINGS = [
     ("retry.max_attempts", 21, "retry.max_attempts", "[1, 20]"),
     ("retry.backoff_rate", 0.5, "retry.backoff_rate", ">= 1"),
     ("retry", [5, 10, 2.0], "retry", "an object with keys max_attempts"),
+    # settings added for batches, labels, champion, explanations and drift
+    ("model_quality.min_labelled_records", 0, "model_quality.min_labelled_records", ">= 1"),
+    (
+        "model_quality.retrain_cooldown_minutes",
+        "six",
+        "model_quality.retrain_cooldown_minutes",
+        "an integer (without quotes)",
+    ),
+    ("registration.reject_if_not_better", "yes", "registration.reject_if_not_better", "true"),
+    ("batch.id_column", 5, "batch.id_column", "a string, got 5"),
+    ("explanations.per_record", "no", "explanations.per_record", "true or false"),
+    ("data_quality.drift_alpha", 1.5, "data_quality.drift_alpha", "(0, 1)"),
+    ("data_quality.drift_min_shift_sd", -1, "data_quality.drift_min_shift_sd", ">= 0"),
+    ("data_quality.drift_min_rows", 0, "data_quality.drift_min_rows", ">= 1"),
 ]
 
 
