@@ -2,6 +2,8 @@
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Read-only reference material beside the repository; a fork does not have it.
 SHARED_DIR = REPO_ROOT.parent / "shared"
 SAMPLE_TRAIN_CSV = REPO_ROOT / "data" / "train" / "abalone_synthetic_train.csv"
+SCRIPTS = REPO_ROOT / "scripts"
 
 
 def shared_path(relative: str) -> Path:
@@ -52,3 +55,29 @@ def all_steps(definition: dict):
         yield step
         if step["Type"] == "Condition":
             pending += step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
+
+
+def run_step_script(script, *args, env=None, expect_ok=True):
+    """Run scripts/<script> with the test's Python; fail with its stderr if it fails."""
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+    if expect_ok and result.returncode != 0:
+        pytest.fail(f"{script} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def put(path, source):
+    """Write text or bytes, or copy a file, to path (creating folders)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(source, Path):
+        shutil.copy(source, path)
+    elif isinstance(source, bytes):
+        path.write_bytes(source)
+    else:
+        path.write_text(source)
+    return path

@@ -4,9 +4,7 @@ the renderers in code/lambda_function/explanations.py that the notifier and the 
 
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tarfile
 
@@ -16,7 +14,8 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, put
+from tests.conftest import run_step_script as run
 
 SCRIPTS = REPO_ROOT / "scripts"
 FEATURES = [
@@ -35,24 +34,6 @@ def _module(path, name):
 explanations = _module(REPO_ROOT / "code" / "lambda_function" / "explanations.py", "explanations")
 sys.path.insert(0, str(SCRIPTS))  # explain.py imports evaluate and step_common beside it
 script = _module(SCRIPTS / "explain.py", "explain_under_test")
-
-
-def run(script, *args, env=None, expect_ok=True):
-    result = subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
-    if expect_ok and result.returncode != 0:
-        pytest.fail(f"{script} exited {result.returncode}:\n{result.stderr}")
-    return result
-
-
-def put(path, source):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source, path)
 
 
 def train_model(fit_base, out, *flags):

@@ -8,20 +8,19 @@ import importlib.util
 import io
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
 
-from tests.conftest import REPO_ROOT, shared_path
+from tests.conftest import REPO_ROOT, put, shared_path
+from tests.conftest import run_step_script as run
 
 SCRIPTS = REPO_ROOT / "scripts"
 SAMPLE_BATCH_CSV = REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv"
@@ -31,34 +30,8 @@ METRIC_REGEX = r"validation-rmse:([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"  # 
 THRESHOLD = 6.0  # the project's default accuracy_mse_threshold
 
 
-def run(script, *args, env=None, expect_ok=True):
-    """Run scripts/<script> with the test's Python; fail with its stderr if it fails."""
-    result = subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
-    if expect_ok and result.returncode != 0:
-        pytest.fail(f"{script} exited {result.returncode}:\n{result.stderr}")
-    return result
-
-
 def last_line(text):
     return text.strip().splitlines()[-1]
-
-
-def put(path, source):
-    """Write text or bytes, or copy a file, to path (creating folders)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(source, Path):
-        shutil.copy(source, path)
-    elif isinstance(source, bytes):
-        path.write_bytes(source)
-    else:
-        path.write_text(source)
-    return path
 
 
 def matrix(path):
