@@ -16,8 +16,9 @@ import re
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
-from tests.test_step_scripts import last_line, put, run
+from tests.conftest import REPO_ROOT, put
+from tests.conftest import run_step_script as run
+from tests.test_step_scripts import last_line
 
 TRAIN = REPO_ROOT / "data" / "train" / "abalone_synthetic_train.csv"
 BATCH = REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv"
