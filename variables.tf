@@ -14,7 +14,7 @@ variable "region" {
 
   validation {
     condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$", var.region))
-    error_message = "Expected region to be an AWS region name such as eu-west-1."
+    error_message = "Expected region to be an AWS region name such as eu-west-1 (matching ^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$)."
   }
 }
 
@@ -109,7 +109,7 @@ variable "notification_function_name" {
 
   validation {
     condition     = can(regex("^[a-zA-Z0-9_-]{1,64}$", var.notification_function_name))
-    error_message = "Expected notification_function_name to be a Lambda function name."
+    error_message = "Expected notification_function_name to be a Lambda function name (matching ^[a-zA-Z0-9_-]{1,64}$)."
   }
 }
 
@@ -125,7 +125,7 @@ variable "custom_notification_config" {
   }
   validation {
     condition     = alltrue([for x in var.custom_notification_config : can(regex("^[A-Za-z0-9_-]{1,64}$", x.step_name))])
-    error_message = "Expected every custom_notification_config step_name to be a pipeline step name."
+    error_message = "Expected every custom_notification_config step_name to be a pipeline step name (matching ^[A-Za-z0-9_-]{1,64}$)."
   }
   validation {
     condition     = alltrue([for x in var.custom_notification_config : contains(["Starting", "Executing", "Stopping", "Stopped", "Failed", "Succeeded"], x.step_status)])
@@ -156,7 +156,7 @@ variable "email_recipient" {
   }
   validation {
     condition     = alltrue([for x in var.email_recipient : can(regex("^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+([.][A-Za-z0-9-]+)*[.][A-Za-z]{2,}$", x))])
-    error_message = "Expected every email_recipient entry to be an email address."
+    error_message = "Expected every email_recipient entry to be an email address (matching ^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+([.][A-Za-z0-9-]+)*[.][A-Za-z]{2,}$)."
   }
 }
 
@@ -168,7 +168,7 @@ variable "pipeline_inf" {
 
   validation {
     condition     = can(regex("^[a-z0-9](-*[a-z0-9]){0,255}$", var.pipeline_inf))
-    error_message = "Expected pipeline_inf to be a lower-case SageMaker pipeline name."
+    error_message = "Expected pipeline_inf to be a lower-case SageMaker pipeline name (matching ^[a-z0-9](-*[a-z0-9]){0,255}$)."
   }
 }
 
@@ -180,7 +180,7 @@ variable "pipeline_train" {
 
   validation {
     condition     = can(regex("^[a-z0-9](-*[a-z0-9]){0,255}$", var.pipeline_train))
-    error_message = "Expected pipeline_train to be a lower-case SageMaker pipeline name."
+    error_message = "Expected pipeline_train to be a lower-case SageMaker pipeline name (matching ^[a-z0-9](-*[a-z0-9]){0,255}$)."
   }
   validation {
     condition     = var.pipeline_train != var.pipeline_inf
@@ -196,7 +196,7 @@ variable "pipeline_trainwhpo" {
 
   validation {
     condition     = can(regex("^[a-z0-9](-*[a-z0-9]){0,255}$", var.pipeline_trainwhpo))
-    error_message = "Expected pipeline_trainwhpo to be a lower-case SageMaker pipeline name."
+    error_message = "Expected pipeline_trainwhpo to be a lower-case SageMaker pipeline name (matching ^[a-z0-9](-*[a-z0-9]){0,255}$)."
   }
   validation {
     condition     = var.pipeline_trainwhpo != var.pipeline_train && var.pipeline_trainwhpo != var.pipeline_inf
@@ -223,7 +223,7 @@ variable "model_package_group_name" {
 
   validation {
     condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", var.model_package_group_name))
-    error_message = "Expected model_package_group_name to be a model package group name."
+    error_message = "Expected model_package_group_name to be a model package group name (matching ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$)."
   }
   validation {
     condition     = length(var.model_package_group_name) <= 41
@@ -250,7 +250,7 @@ variable "role_arn" {
 
   validation {
     condition     = can(regex("^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}$", var.role_arn))
-    error_message = "Expected role_arn to be an IAM role ARN arn:aws:iam::<account>:role/<name>."
+    error_message = "Expected role_arn to be an IAM role ARN arn:aws:iam::<account>:role/<name> (matching ^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}$)."
   }
 }
 
@@ -261,7 +261,7 @@ variable "kms_key" {
 
   validation {
     condition     = can(regex("^arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-[0-9]{1,2}:[0-9]{12}:(key/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias/[A-Za-z0-9/_-]{1,250})$", var.kms_key))
-    error_message = "Expected kms_key to be a KMS key ARN arn:aws:kms:<region>:<account>:key/<id> or alias ARN."
+    error_message = "Expected kms_key to be a KMS key ARN arn:aws:kms:<region>:<account>:key/<id> or alias ARN (matching ^arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-[0-9]{1,2}:[0-9]{12}:(key/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias/[A-Za-z0-9/_-]{1,250})$)."
   }
   validation {
     condition     = try(split(":", var.kms_key)[3], "") == var.region
@@ -285,7 +285,7 @@ variable "subnet_id" {
   }
   validation {
     condition     = alltrue([for x in var.subnet_id : can(regex("^subnet-[0-9a-f]{8,17}$", x))])
-    error_message = "Expected every subnet_id entry to be a subnet id."
+    error_message = "Expected every subnet_id entry to be a subnet id (matching ^subnet-[0-9a-f]{8,17}$)."
   }
 }
 
@@ -301,7 +301,7 @@ variable "sg_id" {
   }
   validation {
     condition     = alltrue([for x in var.sg_id : can(regex("^sg-[0-9a-f]{8,17}$", x))])
-    error_message = "Expected every sg_id entry to be a security group id."
+    error_message = "Expected every sg_id entry to be a security group id (matching ^sg-[0-9a-f]{8,17}$)."
   }
   validation {
     condition     = (length(var.subnet_id) == 0) == (length(var.sg_id) == 0)
@@ -340,7 +340,7 @@ variable "user_id" {
 
   validation {
     condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", var.user_id))
-    error_message = "Expected user_id to be a user id such as a12345."
+    error_message = "Expected user_id to be a user id such as a12345 (matching ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$)."
   }
 }
 
@@ -396,7 +396,7 @@ variable "inference_schedule_expression" {
 
   validation {
     condition     = var.inference_schedule_expression == "" || can(regex("^(rate[(][1-9][0-9]* (minute|minutes|hour|hours|day|days)[)]|cron[(][^()]+[)])$", var.inference_schedule_expression))
-    error_message = "Expected inference_schedule_expression to be empty or an EventBridge schedule such as rate(1 day)."
+    error_message = "Expected inference_schedule_expression to be empty or an EventBridge schedule such as rate(1 day) (matching ^(rate[(][1-9][0-9]* (minute|minutes|hour|hours|day|days)[)]|cron[(][^()]+[)])$)."
   }
 }
 
@@ -408,7 +408,7 @@ variable "permissions_boundary" {
 
   validation {
     condition     = var.permissions_boundary == "" || can(regex("^arn:aws(-[a-z]+)*:iam::([0-9]{12}|aws):policy/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,128}$", var.permissions_boundary))
-    error_message = "Expected permissions_boundary to be empty or an IAM policy ARN arn:aws:iam::<account>:policy/<name>."
+    error_message = "Expected permissions_boundary to be empty or an IAM policy ARN arn:aws:iam::<account>:policy/<name> (matching ^arn:aws(-[a-z]+)*:iam::([0-9]{12}|aws):policy/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,128}$)."
   }
 }
 

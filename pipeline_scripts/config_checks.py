@@ -46,7 +46,9 @@ def matches(pattern: str, what: str) -> Check:
     compiled = re.compile(pattern)
     return Check(
         lambda value: None if compiled.fullmatch(value) else f"{what} (matching {pattern})",
-        lambda expr: [(f"can(regex({hcl_string(pattern)}, {expr}))", f"to be {what}")],
+        lambda expr: [
+            (f"can(regex({hcl_string(pattern)}, {expr}))", f"to be {what} (matching {pattern})")
+        ],
     )
 
 
