@@ -205,9 +205,9 @@ def terraform_type(annotation: Any) -> str:
     return f"object({{{members}}})"
 
 
-def variable_schema() -> tuple[Variable, ...]:
+def variable_schema(schema: type = EnvConfig) -> tuple[Variable, ...]:
     """Every env variable with its Terraform type, description and default."""
-    hints = typing.get_type_hints(EnvConfig)
+    hints = typing.get_type_hints(schema)
     return tuple(
         Variable(
             name=f.name,
@@ -216,7 +216,7 @@ def variable_schema() -> tuple[Variable, ...]:
             required=f.default is dataclasses.MISSING,
             default=None if f.default is dataclasses.MISSING else plain(f.default),
         )
-        for f in dataclasses.fields(EnvConfig)
+        for f in dataclasses.fields(schema)
     )
 
 

@@ -92,12 +92,12 @@ def validations(f: dataclasses.Field, item_type: Any) -> list[Rule]:
     return rules
 
 
-def variables_tf() -> str:
+def variables_tf(schema: type = EnvConfig) -> str:
     """The text of variables.tf."""
-    fields = {f.name: f for f in dataclasses.fields(EnvConfig)}
-    hints = typing.get_type_hints(EnvConfig)
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
     blocks = []
-    for variable in variable_schema():
+    for variable in variable_schema(schema):
         f = fields[variable.name]
         args = typing.get_args(hints[f.name])
         # terraform fmt spaces the braces of a one-line object type.

@@ -7,13 +7,24 @@ expressions, and that its tfvars check reports a bad value in one line.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 
 import pytest
 
 from pipeline_scripts import config_generate
-from pipeline_scripts.config import PATTERNS, REPO_ROOT, ConfigError, variable_schema
+from pipeline_scripts.config import (
+    PATTERNS,
+    REPO_ROOT,
+    ConfigError,
+    EnvConfig,
+    parse_tfvars,
+    variable_schema,
+)
+from pipeline_scripts.config_checks import matches, var
+from pipeline_scripts.config_reader import Source, build
 
 
 def test_generated_files_are_current():
@@ -80,3 +91,52 @@ def test_variables_tf_is_terraform_fmt_clean(tmp_path, terraform_bin):
         env={"CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": "/dev/null", "PATH": ""},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForkConfig(EnvConfig):
+    """What a fork writes to add a variable: one field."""
+
+    team: str = var(
+        "Team that owns the pipelines.", matches("^[a-z]+$", "a team name"), default="ml"
+    )
+
+
+def test_a_variable_added_to_the_schema_is_declared_validated_and_read(tmp_path, terraform_bin):
+    text = config_generate.variables_tf(ForkConfig)
+    block = text[text.index('variable "team" {') :]
+    assert block.startswith(
+        'variable "team" {\n'
+        '  description = "Team that owns the pipelines."\n'
+        "  type        = string\n"
+        '  default     = "ml"\n'
+        "  nullable    = false\n\n"
+        "  validation {\n"
+        '    condition     = can(regex("^[a-z]+$", var.team))\n'
+        '    error_message = "Expected team to be a team name (matching ^[a-z]+$)."\n'
+        "  }\n}\n"
+    )
+    # Terraform refuses a bad value with the generated block, as the Python reader does.
+    (tmp_path / "variables.tf").write_text(text)
+    (tmp_path / "team.tfvars").write_text(
+        (REPO_ROOT / "env_files" / "dev_env.tfvars").read_text() + 'team = "ML Team"\n'
+    )
+    result = subprocess.run(
+        [
+            terraform_bin,
+            "plan",
+            "-input=false",
+            "-lock=false",
+            "-no-color",
+            "-var-file=team.tfvars",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": os.devnull},
+    )
+    assert result.returncode != 0
+    assert "Expected team to be a team name" in result.stdout + result.stderr
+    with pytest.raises(ConfigError, match="variable 'team': expected a team name"):
+        build(ForkConfig, parse_tfvars(tmp_path / "team.tfvars"), "", Source("x", tfvars=True))
