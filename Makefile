@@ -12,7 +12,7 @@ CHECKOV := $(CHECKOV_VENV)/.installed
 # gitlab-ci-local (pinned in package-lock.json) lets the tests list the CI jobs per branch.
 NODE_DEPS := node_modules/.installed
 
-.PHONY: demo test lint format render package upsert delete preflight role-policy rollback checkov lock clean
+.PHONY: demo test lint format generate render package upsert delete preflight role-policy rollback checkov lock clean
 
 $(VENV)/.installed: requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -44,6 +44,9 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+generate: $(VENV)/.installed  ## write variables.tf and the README variables table from pipeline_scripts/env_schema.py; check env_files/
+	$(PY) -m pipeline_scripts.config_generate
 
 # make rollback REASON='MSE 9.1 on batch 12' [YES=1] [FURTHER=1]; make rollback UNDO=1 [YES=1]
 rollback: $(VENV)/.installed  ## reject the Approved version in use: the next batch uses the previous one

@@ -1061,7 +1061,7 @@ def test_longest_allowed_names_and_notifications_are_accepted(tmp_path):
     path = edited_env(tmp_path, values)
     env = load_env_config(path)
     assert len(
-        config.terraform_jsonencode(config._plain(env.custom_notification_config)).encode()
+        config.terraform_jsonencode(config.plain(env.custom_notification_config)).encode()
     ) in (3071, 3072)
     if TERRAFORM:
         result = terraform_plan(tmp_path, path)
