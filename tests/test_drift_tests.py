@@ -241,6 +241,31 @@ def test_abalone_half_sd_shift_at_1000_rows_is_flagged_both_ways(tmp_path, abalo
     assert summary["drift"]["verdict"] == "drift"
 
 
+def test_ks_distance_is_two_sided_and_symmetric():
+    """The distance is the largest gap either way: swapping the samples or mirroring both
+    gives the same value, so a batch below the baseline is as far as one above it."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0, 1, 400), rng.normal(0.4, 1, 300)
+    ones = np.ones
+    distance = dq.cdf_distance((a, ones(len(a))), (b, ones(len(b))))
+    assert distance > 0.1
+    assert dq.cdf_distance((b, ones(len(b))), (a, ones(len(a)))) == distance
+    assert dq.cdf_distance((-a, ones(len(a))), (-b, ones(len(b)))) == pytest.approx(distance)
+
+
+def test_downward_shift_drifts_like_an_upward_one_by_distance_alone(tmp_path):
+    """Simple comparison: only the KS distance decides, so a one-sided distance would pass a
+    batch shifted down. Mirror-image batches (+0.5 sd, -0.5 sd) give the same distance."""
+    baseline = run_baseline(tmp_path / "b", pd.DataFrame({"x": _normal_column(2000)}))
+    distances = {}
+    for sign in (+1, -1):
+        batch = pd.DataFrame({"x": _normal_column(500, shift=sign * 0.5)})
+        result = run_check(tmp_path / f"s{sign}", baseline, batch, "--comparison-method", "Simple")
+        assert _drift_violations(result) == {"x"}
+        distances[sign] = result["summary"]["drift_distances"]["x"]
+    assert distances[+1] == pytest.approx(distances[-1], abs=1e-3) and distances[+1] > 0.15
+
+
 def test_module_keeps_to_python_3_8_syntax():
     """It runs in the step container next to data_quality.py, whose Python may be older."""
     import ast
