@@ -65,7 +65,7 @@ from dq.monitor_format import load_baseline, run_baseline, write_outputs
 from dq.readers import data_files, profile_files
 from dq.settings import CHOICES, SETTING_NAMES, Settings
 from dq.shards import load_partials, shard_name
-from step_common import InputError, default_base_dir, run_step
+from step_common import INTEGER_PATTERN, InputError, default_base_dir, run_step
 
 
 def _threshold(text: str) -> float:
@@ -86,7 +86,7 @@ def _probability(text: str) -> float:
 
 
 def _row_count(text: str) -> int:
-    if not re.fullmatch(r"\d+", text.strip()) or int(text) < 1:
+    if not re.match(INTEGER_PATTERN, text.strip()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return int(text)
 

@@ -43,6 +43,7 @@ dq = _load_script()
 dq_checks = importlib.import_module("dq.checks")
 dq_readers = importlib.import_module("dq.readers")
 dq_sketches = importlib.import_module("dq.sketches")
+dq_settings = importlib.import_module("dq.settings")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -896,6 +897,30 @@ def test_script_and_engine_keep_to_python_3_8_syntax():
     assert len(modules) > 5
     for path in modules:
         ast.parse(path.read_text(), feature_version=(3, 8), filename=str(path))
+
+
+def test_settings_are_one_frozen_validated_object():
+    """Settings travel as a typed object: defaults, one-line errors naming the key, and
+    partial settings (a file's, the options', an override) applied on top in order."""
+    Settings = dq_settings.Settings
+    defaults = Settings()
+    assert (defaults.comparison_method, defaults.drift_min_rows) == ("Robust", 50)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        defaults.comparison_threshold = 0.5
+    with pytest.raises(dq.InputError, match=r"^data_quality settings: drift_alpha must be a "):
+        Settings(drift_alpha=1.5)
+    with pytest.raises(dq.InputError, match=r"comparison_method must be one of \['Simple', "):
+        Settings(comparison_method="Fancy")
+    file = dq_settings.read_settings(
+        {"emit_metrics": "Disabled", "distribution_constraints": {"comparison_threshold": 1}},
+        "constraints.json: monitoring_config",
+    )
+    assert file == {"emit_metrics": "Disabled", "comparison_threshold": 1.0}
+    merged = defaults.updated(file).updated({"comparison_threshold": 0.3})
+    assert (merged.emit_metrics, merged.comparison_threshold) == ("Disabled", 0.3)
+    assert isinstance(merged.comparison_threshold, float) and defaults.comparison_threshold == 0.1
+    with pytest.raises(dq.InputError, match=r"^x: completeness_tolerance must be a number >= 0"):
+        dq_settings.read_settings({"completeness_tolerance": -1}, "x")
 
 
 # ----------------------------------------------------------------------------- checks

@@ -13,8 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from step_common import MISSING_TOKENS as _MISSING_TOKENS
-from step_common import NUMBER_PATTERN, InputError, is_csv, open_bytes
+from step_common import (
+    INTEGER_PATTERN,
+    MISSING_TOKENS,
+    NUMBER_PATTERN,
+    InputError,
+    is_csv,
+    open_bytes,
+)
 
 from .common import short, warn
 from .profiles import ColumnProfile, DatasetProfile
@@ -26,12 +32,8 @@ try:  # in the XGBoost 3.0-5 image; a clear error at run time rather than an imp
 except ImportError:
     pa = None
 
-# The missing-value tokens and number syntax every step shares (step_common); Arrow's own
-# float parser accepts every NUMBER_PATTERN match.
-# The missing-value tokens and number syntax every step shares (step_common); Arrow's own
-# float parser accepts every NUMBER_PATTERN match.
-MISSING_TOKENS = list(_MISSING_TOKENS)
-INTEGER_PATTERN = r"^[+-]?\d+$"
+# The missing-value tokens and number syntax are every step's (step_common); Arrow's own float
+# parser accepts every NUMBER_PATTERN match.
 CHUNK_BYTES = 8 << 20
 
 
