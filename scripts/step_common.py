@@ -1,9 +1,11 @@
-"""Code shared by the step scripts: bad-input errors, the exit convention, matrices and metrics.
+"""Code shared by the step scripts: bad-input errors, the exit convention, the data conventions
+(missing-value tokens, number syntax), matrices and metrics.
 
-This module ships with every step: each processing job receives all of scripts/ beside its
-entry script, and the training job's sourcedir.tar.gz holds it beside train.py, so the scripts
-use a plain `import step_common`. It needs only numpy and the standard library (xgboost stays in
-the scripts that use it) and keeps to Python 3.8 syntax, as the container's Python may be older.
+This module ships with every step: each processing job receives all of scripts/ (packages such
+as dq/ included) beside its entry script, and the training job's sourcedir.tar.gz holds it
+beside train.py, so the scripts use a plain `import step_common`. It needs only numpy and the
+standard library (xgboost stays in the scripts that use it) and keeps to Python 3.8 syntax, as
+the container's Python may be older.
 """
 
 import gzip

@@ -10,7 +10,7 @@ and constraints.json) from <base>/input/previous/, and writes:
                          is compared with it.
 <base>/output/comparison/ the check against the previous profile (data_quality.py --mode check:
                          statistics.json, constraint_violations.json, summary.json, with the
-                         drift statistics of drift_tests.py) and comparison.json, the findings:
+                         drift statistics of dq/drift_tests.py) and comparison.json, the findings:
                          {"previous_version", "finding_count", "findings", "summary"}.
 
 `summary` is one line for the model version's CustomerMetadataProperties, e.g. "training data
