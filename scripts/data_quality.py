@@ -218,7 +218,8 @@ def run(args: argparse.Namespace) -> dict:
         raise InputError(f"{source}: no data rows in {names}; expected at least one record")
     if mode == "baseline":
         return run_baseline(profile, Settings().updated(cli_settings))
-    return run_check(profile, features, file_settings, cli_settings)
+    # Options over the baseline's monitoring_config over the defaults (overrides: run_check).
+    return run_check(profile, features, Settings().updated({**file_settings, **cli_settings}))
 
 
 def main(argv: list | None = None) -> int:

@@ -287,11 +287,9 @@ def _case_twin(name: str, others: list) -> str:
     return f" (a column {twins[0]!r} differs only in case)" if twins else ""
 
 
-def run_check(
-    profile: DatasetProfile, features: list, file_settings: dict, cli_settings: dict
-) -> dict:
+def run_check(profile: DatasetProfile, features: list, settings: Settings) -> dict:
+    """The check's documents; a feature's overrides take precedence over `settings`."""
     columns = {c.name: c for c in profile.ordered_columns()}
-    settings = Settings().updated({**file_settings, **cli_settings})
     violations, distances, notes = [], {}, []
     # (feature, its violations) in baseline order; drift ones join after the correction.
     pending, tests, tested_settings = [], {}, {}
