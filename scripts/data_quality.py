@@ -55,7 +55,9 @@ import re
 import sys
 from pathlib import Path
 
-try:  # beside this file in the step code bundle, so on sys.path when run as a script
+# dq/ is beside this file in the step code bundle, and `python3 <file>` puts the file's folder
+# first on sys.path (Python docs, sys.path: "python script.py: prepend the script's directory").
+try:
     import dq  # noqa: F401 - only whether it is importable
 except ImportError:  # loaded by its path (tests, bench): make its folder importable
     sys.path.insert(0, str(Path(__file__).resolve().parent))
