@@ -1,8 +1,9 @@
 """Step code shipped to S3 at a content-addressed location.
 
-All of `scripts/` is one bundle, `<code prefix>/<sha256 of the bundle>/scripts/`: every
-processing job receives the whole bundle (so scripts share `step_common.py`) and the training
-job gets the same files as `<code prefix>/<sha256>/sourcedir.tar.gz`. Rendering therefore
+All of `scripts/` is one bundle, `<code prefix>/<sha256 of the bundle>/scripts/`: every `.py`
+file, packages in subfolders included (`scripts/dq/` is the data-quality engine). Every
+processing job receives the whole bundle (so scripts share `step_common.py` and `dq`) and the
+training job gets the same files as `<code prefix>/<sha256>/sourcedir.tar.gz`. Rendering therefore
 needs no AWS call, the same code always renders to the same URIs (byte-identical
 definitions), and uploading is idempotent: a change makes a new bundle and never overwrites
 what an earlier execution ran.
@@ -61,7 +62,18 @@ class StepCode:
 
     @cached_property
     def _files(self) -> dict[str, bytes]:
-        return {path.name: path.read_bytes() for path in sorted(self.scripts_dir.glob("*.py"))}
+        """Every .py file under scripts/ by its POSIX path relative to it (`dq/checks.py`),
+        sorted by that path: the hash and the archive do not depend on the file system. A
+        processing job's S3Prefix input keeps each object's key below the prefix as its path
+        below LocalPath (as the SDK's local mode does, sagemaker/core/common_utils.py
+        `_download_files_under_prefix`), so `dq/` lands beside data_quality.py in
+        /opt/ml/processing/input/code, the folder Python puts first on sys.path."""
+        files = {}
+        for path in self.scripts_dir.rglob("*.py"):
+            relative = path.relative_to(self.scripts_dir)
+            if not any(part.startswith((".", "__pycache__")) for part in relative.parts):
+                files[relative.as_posix()] = path.read_bytes()
+        return dict(sorted(files.items()))
 
     @cached_property
     def bundle_uri(self) -> str:

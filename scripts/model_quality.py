@@ -31,6 +31,7 @@ import pandas as pd
 from step_common import (
     InputError,
     default_base_dir,
+    parse_numbers,
     regression_metrics,
     run_step,
 )
@@ -87,8 +88,8 @@ def read_ground_truth(path):
             raise InputError(
                 f"{path}: column {column!r} is missing; expected header record_id,label"
             )
-        values = pd.to_numeric(truth[column], errors="coerce").astype(float)
-        bad = np.flatnonzero(~np.isfinite(values.to_numpy()))
+        values = parse_numbers(truth[column].tolist())  # the steps' one number syntax
+        bad = np.flatnonzero(np.isnan(values))
         if len(bad):
             raise InputError(
                 f"{path}: column {column!r} has value {truth[column].iloc[bad[0]]!r} on line "

@@ -1,9 +1,11 @@
-"""Code shared by the step scripts: bad-input errors, the exit convention, matrices and metrics.
+"""Code shared by the step scripts: bad-input errors, the exit convention, the data conventions
+(missing-value tokens, number syntax), matrices and metrics.
 
-This module ships with every step: each processing job receives all of scripts/ beside its
-entry script, and the training job's sourcedir.tar.gz holds it beside train.py, so the scripts
-use a plain `import step_common`. It needs only numpy and the standard library (xgboost stays in
-the scripts that use it) and keeps to Python 3.8 syntax, as the container's Python may be older.
+This module ships with every step: each processing job receives all of scripts/ (packages such
+as dq/ included) beside its entry script, and the training job's sourcedir.tar.gz holds it
+beside train.py, so the scripts use a plain `import step_common`. It needs only numpy and the
+standard library (xgboost stays in the scripts that use it) and keeps to Python 3.8 syntax, as
+the container's Python may be older.
 """
 
 import gzip
@@ -42,7 +44,12 @@ MISSING_TOKENS = tuple(
 )
 # ... and what a number looks like: a plain decimal, optionally with an exponent. No "inf",
 # "1,5" (decimal comma), "1_000" or hex; a match that overflows (1e999) is not a number either.
-NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+# Digits are [0-9], not \d: Python's \d also matches other scripts' digits ("١٢"), Arrow's
+# RE2 \d does not (google/re2 doc/syntax.txt: Perl classes are ASCII-only), and pandas, re and
+# Arrow must read the same cells as numbers.
+NUMBER_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+# An integer literal: a number written without a fraction or an exponent.
+INTEGER_PATTERN = r"^[+-]?[0-9]+$"
 _NUMBER = re.compile(NUMBER_PATTERN)
 # Data files the steps read; the extension is matched case-insensitively (batch.CSV too).
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -57,6 +64,17 @@ MESSAGE_LIMIT = 1024
 def is_number(text):
     """Whether a (stripped) cell is a finite number in the one number syntax."""
     return bool(_NUMBER.match(text)) and math.isfinite(float(text))
+
+
+def parse_numbers(texts):
+    """A float array of cells in the one number syntax (spaces around them ignored); NaN where
+    a cell is anything else, so callers name the first bad cell."""
+    values = np.full(len(texts), math.nan)
+    for i, text in enumerate(texts):
+        text = str(text).strip()
+        if is_number(text):
+            values[i] = float(text)
+    return values
 
 
 def is_csv(path):

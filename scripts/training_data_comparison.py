@@ -10,7 +10,7 @@ and constraints.json) from <base>/input/previous/, and writes:
                          is compared with it.
 <base>/output/comparison/ the check against the previous profile (data_quality.py --mode check:
                          statistics.json, constraint_violations.json, summary.json, with the
-                         drift statistics of drift_tests.py) and comparison.json, the findings:
+                         drift statistics of dq/drift_tests.py) and comparison.json, the findings:
                          {"previous_version", "finding_count", "findings", "summary"}.
 
 `summary` is one line for the model version's CustomerMetadataProperties, e.g. "training data
@@ -33,6 +33,7 @@ try:  # next to this file in the step code bundle, so on sys.path when run as a 
 except ImportError:  # loaded by its path (tests): make its folder importable
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import data_quality
+from dq.monitor_format import load_json
 from step_common import default_base_dir, run_step
 
 NO_PREVIOUS = "none"
@@ -138,9 +139,7 @@ def _main(args: argparse.Namespace, settings: list) -> int:
             *("--baseline-constraints", str(previous / "constraints.json")),
         )
         data_quality.write_outputs(out / "comparison", check)
-        report = compare(
-            check, data_quality.load_json(statistics, "statistics"), args.target, version
-        )
+        report = compare(check, load_json(statistics, "statistics"), args.target, version)
     data_quality.write_outputs(out / "comparison", {"comparison.json": report})
     print(report["summary"])
     return 0

@@ -39,6 +39,11 @@ def _load_script():
 
 
 dq = _load_script()
+# The engine's modules (scripts/dq/, importable now that scripts/ is on sys.path).
+dq_checks = importlib.import_module("dq.checks")
+dq_readers = importlib.import_module("dq.readers")
+dq_sketches = importlib.import_module("dq.sketches")
+dq_settings = importlib.import_module("dq.settings")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -214,7 +219,7 @@ def test_quantile_error_is_within_the_documented_bound(order):
     values = rng.lognormal(0.0, 1.0, 1_000_000)
     if order != "random":
         values = np.sort(values)[:: 1 if order == "sorted" else -1]
-    sketch = dq.KllSketch(seed=3)
+    sketch = dq_sketches.KllSketch(seed=3)
     for chunk in np.array_split(values, 100):
         sketch.update_sorted(np.sort(chunk))
     items, weights = sketch.items_and_weights()
@@ -230,10 +235,10 @@ def test_merged_sketches_stay_within_the_bound():
     parts = [rng.normal(i, 1.0 + i, 50_000 + 7_000 * i) for i in range(8)]
     sketches = []
     for i, part in enumerate(parts):
-        sketch = dq.KllSketch(seed=i)
+        sketch = dq_sketches.KllSketch(seed=i)
         for chunk in np.array_split(part, 5):
             sketch.update_sorted(np.sort(chunk))
-        sketches.append(dq.KllSketch.from_json(json.loads(json.dumps(sketch.to_json()))))
+        sketches.append(dq_sketches.KllSketch.from_json(json.loads(json.dumps(sketch.to_json()))))
     merged = sketches[0]
     for other in sketches[1:]:
         merged.merge(other)
@@ -245,25 +250,25 @@ def test_merged_sketches_stay_within_the_bound():
 def test_hyperloglog_estimates_and_merges():
     rng = np.random.default_rng(2)
     values = rng.normal(0, 1, 300_000)
-    left, right = dq.HyperLogLog(), dq.HyperLogLog()
-    left.update(dq.hash_numbers(values[:200_000]))
-    right.update(dq.hash_numbers(values[100_000:]))
+    left, right = dq_sketches.HyperLogLog(), dq_sketches.HyperLogLog()
+    left.update(dq_sketches.hash_numbers(values[:200_000]))
+    right.update(dq_sketches.hash_numbers(values[100_000:]))
     assert left.estimate() == pytest.approx(200_000, rel=4 * 0.0163)
     left.merge(right)  # overlapping halves: the union is counted once
     assert left.estimate() == pytest.approx(300_000, rel=4 * 0.0163)
-    small = dq.HyperLogLog()
-    small.update(dq.hash_texts([f"id-{i}" for i in range(500)]))
+    small = dq_sketches.HyperLogLog()
+    small.update(dq_sketches.hash_texts([f"id-{i}" for i in range(500)]))
     assert small.estimate() == pytest.approx(500, abs=25)  # linear counting: 3.5 sigma
 
 
 def test_frequent_items_are_exact_until_the_cap_then_bounded(monkeypatch):
-    monkeypatch.setattr(dq, "MAX_TRACKED_VALUES", 50)
+    monkeypatch.setattr(dq_sketches, "MAX_TRACKED_VALUES", 50)
     rng = np.random.default_rng(4)
     stream = np.concatenate([rng.integers(0, 10, 5000), rng.integers(10, 5000, 5000)])
     rng.shuffle(stream)
     summaries = []
     for part in np.array_split(stream, 7):
-        items = dq.FrequentItems()
+        items = dq_sketches.FrequentItems()
         for chunk in np.array_split(part, 3):
             values, counts = np.unique(chunk, return_counts=True)
             items.update([str(v) for v in values], counts)
@@ -275,7 +280,7 @@ def test_frequent_items_are_exact_until_the_cap_then_bounded(monkeypatch):
     true = {str(v): int(c) for v, c in zip(*np.unique(stream, return_counts=True), strict=True)}
     for value in map(str, range(10)):  # the heavy hitters survive, low by at most `error`
         assert true[value] - merged.error <= merged.counts[value] <= true[value]
-    exact = dq.FrequentItems()
+    exact = dq_sketches.FrequentItems()
     exact.update(["a", "b"], np.array([3, 1]))
     exact.update(["b"], np.array([2]))
     assert exact.counts == {"a": 3, "b": 3} and exact.error == 0
@@ -291,7 +296,7 @@ def test_cdf_distance_is_the_two_sample_ks_statistic():
             - np.searchsorted(np.sort(b), grid, side="right") / len(b)
         )
     )
-    distance = dq.cdf_distance((a, np.ones(len(a))), (b, np.ones(len(b))))
+    distance = dq_checks.cdf_distance((a, np.ones(len(a))), (b, np.ones(len(b))))
     assert distance == pytest.approx(exact)
 
 
@@ -335,7 +340,7 @@ def test_small_chunks_give_the_one_chunk_result(tmp_path, monkeypatch):
     notes = np.random.default_rng(8).choice(choices, 60000)
     frame["note"] = notes
     one = run_baseline(tmp_path / "one", frame)["statistics"]
-    monkeypatch.setattr(dq, "CHUNK_BYTES", 16384)
+    monkeypatch.setattr(dq_readers, "CHUNK_BYTES", 16384)
     many = run_baseline(tmp_path / "many", frame)["statistics"]
     assert_same_statistics(one, many, sketch_slack=2 * 0.0048)
     buckets = feature(many, "note")["string_statistics"]["distribution"]["categorical"]
@@ -779,7 +784,7 @@ VIOLATIONS_SCHEMA = _obj(
             "items": _obj(
                 {
                     "feature_name": {"type": "string"},
-                    "constraint_check_type": {"enum": list(dq.CHECKS)},
+                    "constraint_check_type": {"enum": list(dq_checks.CHECKS)},
                     "description": {"type": "string", "minLength": 10},
                 }
             ),
@@ -789,7 +794,7 @@ VIOLATIONS_SCHEMA = _obj(
 SUMMARY_SCHEMA = _obj(
     {
         "violation_count": COUNT,
-        "violations_by_check": _obj({check: COUNT for check in dq.CHECKS}),
+        "violations_by_check": _obj({check: COUNT for check in dq_checks.CHECKS}),
         "features": {"type": "array", "items": {"type": "string"}},
         "message": {"type": "string", "pattern": "^[^\n]+$"},
         "drift_distances": {"type": "object", "additionalProperties": NUMBER},
@@ -886,9 +891,36 @@ def test_output_is_stable_valid_json_even_for_extreme_values(tmp_path):
     assert second == first
 
 
-def test_script_keeps_to_python_3_8_syntax():
+def test_script_and_engine_keep_to_python_3_8_syntax():
     """The container's Python may be older than ours: no match, no X | Y at run time."""
-    ast.parse(SCRIPT.read_text(), feature_version=(3, 8))
+    modules = [SCRIPT, *sorted((SCRIPT.parent / "dq").glob("*.py"))]
+    assert len(modules) > 5
+    for path in modules:
+        ast.parse(path.read_text(), feature_version=(3, 8), filename=str(path))
+
+
+def test_settings_are_one_frozen_validated_object():
+    """Settings travel as a typed object: defaults, one-line errors naming the key, and
+    partial settings (a file's, the options', an override) applied on top in order."""
+    Settings = dq_settings.Settings
+    defaults = Settings()
+    assert (defaults.comparison_method, defaults.drift_min_rows) == ("Robust", 50)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        defaults.comparison_threshold = 0.5
+    with pytest.raises(dq.InputError, match=r"^data_quality settings: drift_alpha must be a "):
+        Settings(drift_alpha=1.5)
+    with pytest.raises(dq.InputError, match=r"comparison_method must be one of \['Simple', "):
+        Settings(comparison_method="Fancy")
+    file = dq_settings.read_settings(
+        {"emit_metrics": "Disabled", "distribution_constraints": {"comparison_threshold": 1}},
+        "constraints.json: monitoring_config",
+    )
+    assert file == {"emit_metrics": "Disabled", "comparison_threshold": 1.0}
+    merged = defaults.updated(file).updated({"comparison_threshold": 0.3})
+    assert (merged.emit_metrics, merged.comparison_threshold) == ("Disabled", 0.3)
+    assert isinstance(merged.comparison_threshold, float) and defaults.comparison_threshold == 0.1
+    with pytest.raises(dq.InputError, match=r"^x: completeness_tolerance must be a number >= 0"):
+        dq_settings.read_settings({"completeness_tolerance": -1}, "x")
 
 
 # ----------------------------------------------------------------------------- checks

@@ -1,10 +1,11 @@
-"""scripts/drift_tests.py and the data-quality check's Robust drift verdict built on it.
+"""scripts/dq/drift_tests.py and the data-quality check's Robust drift verdict built on it.
 
 The statistical functions against exact known values (and scipy where the venv has it), then
 the engine (scripts/data_quality.py) on crafted and real data: symmetry, the inconclusive path,
 the effect-size floor, the multiple-testing correction, and abalone end to end.
 """
 
+import importlib
 import math
 from statistics import NormalDist
 
@@ -12,9 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scripts import drift_tests as dt
 from tests.conftest import shared_path
-from tests.test_data_quality import _halves, dq, read_json, run_baseline, run_check, violation_set
+from tests.test_data_quality import (
+    _halves,
+    dq,
+    dq_checks,
+    read_json,
+    run_baseline,
+    run_check,
+    violation_set,
+)
+
+# As data_quality.py imports them (tests.test_data_quality put scripts/ on sys.path).
+dt = importlib.import_module("dq.drift_tests")
+dq_settings = importlib.import_module("dq.settings")
 
 # ----------------------------------------------------------------------------- functions
 
@@ -207,7 +219,7 @@ def test_bad_drift_settings_are_one_clear_line(tmp_path, capsys):
             dq.parse_args(["--mode", "check", option, value])
         assert f"argument {option}: expected" in capsys.readouterr().err
     with pytest.raises(dq.InputError, match=r"x: drift_alpha must be a number in \(0, 1\)"):
-        dq.read_settings({"drift_alpha": 0}, "x")
+        dq_settings.read_settings({"drift_alpha": 0}, "x")
 
 
 # ----------------------------------------------------------------------------- real data
@@ -241,10 +253,26 @@ def test_abalone_half_sd_shift_at_1000_rows_is_flagged_both_ways(tmp_path, abalo
     assert summary["drift"]["verdict"] == "drift"
 
 
-def test_module_keeps_to_python_3_8_syntax():
-    """It runs in the step container next to data_quality.py, whose Python may be older."""
-    import ast
+def test_ks_distance_is_two_sided_and_symmetric():
+    """The distance is the largest gap either way: swapping the samples or mirroring both
+    gives the same value, so a batch below the baseline is as far as one above it."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0, 1, 400), rng.normal(0.4, 1, 300)
+    ones = np.ones
+    distance = dq_checks.cdf_distance((a, ones(len(a))), (b, ones(len(b))))
+    assert distance > 0.1
+    assert dq_checks.cdf_distance((b, ones(len(b))), (a, ones(len(a)))) == distance
+    assert dq_checks.cdf_distance((-a, ones(len(a))), (-b, ones(len(b)))) == pytest.approx(distance)
 
-    from tests.conftest import REPO_ROOT
 
-    ast.parse((REPO_ROOT / "scripts" / "drift_tests.py").read_text(), feature_version=(3, 8))
+def test_downward_shift_drifts_like_an_upward_one_by_distance_alone(tmp_path):
+    """Simple comparison: only the KS distance decides, so a one-sided distance would pass a
+    batch shifted down. Mirror-image batches (+0.5 sd, -0.5 sd) give the same distance."""
+    baseline = run_baseline(tmp_path / "b", pd.DataFrame({"x": _normal_column(2000)}))
+    distances = {}
+    for sign in (+1, -1):
+        batch = pd.DataFrame({"x": _normal_column(500, shift=sign * 0.5)})
+        result = run_check(tmp_path / f"s{sign}", baseline, batch, "--comparison-method", "Simple")
+        assert _drift_violations(result) == {"x"}
+        distances[sign] = result["summary"]["drift_distances"]["x"]
+    assert distances[+1] == pytest.approx(distances[-1], abs=1e-3) and distances[+1] > 0.15

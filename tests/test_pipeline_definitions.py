@@ -12,7 +12,6 @@ import io
 import json
 import re
 import tarfile
-from pathlib import Path
 
 import botocore.session
 import pytest
@@ -669,7 +668,9 @@ def test_every_job_runs_code_from_the_uploaded_bundle(config, definitions):
                 submit = json.loads(hyperparameters["sagemaker_submit_directory"])
                 assert submit == "/opt/ml/input/data/code/" + archive_uri.rsplit("/", 1)[1]
                 assert json.loads(hyperparameters["sagemaker_program"]) in archived
-    assert archived == {Path(u).name for u in uploaded if "/scripts/" in u}
+    # The same files, packages (scripts/dq/) included, by their path below scripts/.
+    assert archived == {u.split("/scripts/", 1)[1] for u in uploaded if "/scripts/" in u}
+    assert {"data_quality.py", "dq/__init__.py", "dq/checks.py"} <= archived
 
 
 def test_training_steps_are_cached_on_the_data_version_and_inference_never(definitions, config):

@@ -605,6 +605,20 @@ def test_model_quality_passes_or_fails_on_the_threshold(
         assert stats["regression_metrics"][name]["value"] == pytest.approx(value, rel=1e-9)
 
 
+def test_model_quality_at_exactly_the_threshold_passes(tmp_path):
+    """The contract (README): a batch fails when its MSE is *above* the threshold; equal
+    passes, as the training gate accepts MSE <= threshold."""
+    predictions = LABELS + 2.0 * np.where(np.arange(300) % 2, 1, -1)  # MSE exactly 4.0
+    quality_inputs(tmp_path, LABELS, predictions, SUMMARY)
+    result, stats = model_quality(tmp_path, threshold=4.0)
+    assert result.returncode == 0
+    assert stats["regression_metrics"]["mse"]["value"] == 4.0
+    assert stats["status"] == "passed"
+    assert stats["reason"].startswith("MSE 4.00 is within threshold 4.00 on 300 records")
+    _, above = model_quality(tmp_path, threshold=3.999)
+    assert above["status"] == "failed"
+
+
 def test_model_quality_skips_without_ground_truth(tmp_path):
     put(tmp_path / "input" / "ground_truth" / "ground_truth.csv", "record_id,label\n")
     result, stats = model_quality(tmp_path)

@@ -1,4 +1,4 @@
-"""Statistical tests behind the data-quality check's drift verdict (scripts/data_quality.py).
+"""Statistical tests behind the data-quality check's drift verdict (dq.checks).
 
 Plain Python and numpy only (the step image needs nothing else; Python 3.8 syntax): the normal,
 Kolmogorov and chi-square survival functions are computed here rather than taken from scipy.
