@@ -129,7 +129,7 @@ class DataQualitySettings:
     comparison_threshold: float = field(between(0, 1, open_low=True))
     datatype_check_threshold: float = field(between(0, 1, open_low=True))
     domain_content_threshold: float = field(between(0, 1, open_low=True))
-    # Robust drift verdict (scripts/drift_tests.py): family-wise false-alarm rate per batch,
+    # Robust drift verdict (scripts/dq/drift_tests.py): family-wise false-alarm rate per batch,
     # smallest mean shift in baseline sd that alarms, rows below which it is "inconclusive".
     drift_alpha: float = field(between(0, 1, open_low=True, open_high=True), default=0.05)
     drift_min_shift_sd: float = field(between(0), default=0.1)
