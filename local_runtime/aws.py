@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from moto.server import ThreadedMotoServer
 
 from local_runtime.idempotency import honour_client_request_token
 from pipeline_scripts.api_model import validate_client_request
+from pipeline_scripts.environment import environment
 
 # moto accepts any credentials; fixed ones keep real ones from being read or sent anywhere.
 _LOCAL_ENVIRONMENT = {
@@ -48,19 +48,15 @@ def embedded_aws(region: str) -> Iterator[str]:
     # moto keeps its state per process, not per server: start every embedded API empty.
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
     overrides = {**_LOCAL_ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region}
-    saved = {key: os.environ.get(key) for key in overrides}
-    os.environ.update(overrides)
-    if boto3.DEFAULT_SESSION is None:
-        boto3.setup_default_session()
-    events = boto3.DEFAULT_SESSION.events
-    events.register("before-parameter-build.sagemaker", validate_client_request)
     try:
-        yield endpoint
+        with environment(**overrides):
+            if boto3.DEFAULT_SESSION is None:
+                boto3.setup_default_session()
+            events = boto3.DEFAULT_SESSION.events
+            events.register("before-parameter-build.sagemaker", validate_client_request)
+            try:
+                yield endpoint
+            finally:
+                events.unregister("before-parameter-build.sagemaker", validate_client_request)
     finally:
-        events.unregister("before-parameter-build.sagemaker", validate_client_request)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         server.stop()

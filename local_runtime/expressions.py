@@ -26,9 +26,10 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from local_runtime.clock import iso_time, now
 from pipeline_scripts.api_model import is_expression
 
 EXECUTION_VARIABLES = (
@@ -134,7 +135,7 @@ def _get(reference, scope: Scope):
         return scope.parameters[rest]
     if kind == "Execution":
         if rest == "CurrentDateTime":
-            return iso_time(datetime.now(UTC))
+            return iso_time(now())
         value = {**scope.execution, **scope.job_variables}.get(rest)
         if value is None:
             raise ExpressionError(
@@ -326,11 +327,6 @@ def _typed(name: str, kind: str, value):
 
 
 # -- small shared helpers -------------------------------------------------------------------
-
-
-def iso_time(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds, e.g. 2024-05-01T12:00:00.123Z."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def jsonable(value):

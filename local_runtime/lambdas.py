@@ -19,7 +19,6 @@ Lambda freezes the sandbox); an event over Lambda's 6 MB request limit fails bef
 from __future__ import annotations
 
 import functools
-import importlib.util
 import io
 import json
 import logging
@@ -34,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import hcl2
+
+from pipeline_scripts.module_files import load_module
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 CODE_DIR = REPO_DIR / "code"
@@ -97,10 +98,7 @@ def terraform_timeouts(path: Path = LAMBDA_TF) -> dict[str, float]:
 def _load(path: Path, handler: str) -> Callable:
     with _loading:
         if path not in _loaded:
-            module_name = f"local_lambda_{path.stem}_{len(_loaded)}"
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            module = load_module(path, f"local_lambda_{path.stem}_{len(_loaded)}")
             _loaded[path] = getattr(module, handler)
     return _loaded[path]
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import boto3
 import pandas as pd
@@ -330,9 +331,7 @@ def demo_batches(loop: Loop, options: Options) -> None:
         loop.drain()
 
 
-def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
-    """Runs the loop and always writes summary.json and report.html once the configuration
-    is valid: an unexpected failure is recorded as the summary's "error" (one line per problem)."""
+def _checked_config(options: Options) -> ProjectConfig:
     config = load_config(options.env_file, settings_file=options.settings_file)
     env = config.env
     names = (env.pipeline_train, env.pipeline_trainwhpo, env.pipeline_inf)
@@ -341,69 +340,114 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
             f"--pipeline: expected one of {', '.join(names)} (from {options.env_file}), "
             f"got {options.only_pipeline!r}"
         )
+    return config
+
+
+def _fresh_out_dir(options: Options) -> None:
+    """--out-dir, emptied unless --keep-state (resolved: jobs run with other working dirs)."""
     options.out_dir = options.out_dir.resolve()
     if options.out_dir.exists() and not options.keep_state:
         shutil.rmtree(options.out_dir)
     options.out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _deploy(config: ProjectConfig, options: Options, out: Callable[[str], None]) -> str:
+    """What Terraform and the upsert create, in the embedded API: the versioned bucket, the
+    notification topic (with a mailbox queue, returned) and the three pipelines."""
+    env = config.env
+    s3 = boto3.client("s3")
+    s3.create_bucket(
+        Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+    )
+    s3.put_bucket_versioning(Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"})
+    topic_arn, mailbox = _inbox(config)
+    os.environ.update(notifier_environment(config, topic_arn))
+    pipeline_cli(
+        "upsert",
+        options.env_file,
+        options.out_dir / "pipelines",
+        out=out,
+        settings_file=options.settings_file,
+    )
+    return mailbox
+
+
+def _run_demo(
+    config: ProjectConfig, options: Options, problems: _Problems, out: Callable[[str], None]
+) -> tuple[Loop | None, str | None]:
+    """Deploys, trains on the uploaded data, approves the version and runs the batches. A
+    failure stops the demo, is recorded in `problems`, and what exists so far is returned."""
+    env, loop, mailbox = config.env, None, None
+    try:
+        mailbox = _deploy(config, options, out)
+        loop = Loop(config, options, out)
+        loop.upload(options.train_data, env.train_data_uri)
+        loop.drain()
+        if any(e.pipeline_name == env.pipeline_train and e.status == "Succeeded"
+               for e, _ in loop.executions):  # fmt: skip
+            loop.approve_newest()
+            demo_batches(loop, options)
+    except Exception as error:  # noqa: BLE001 - recorded; the report is still written
+        problems.append(f"the loop stopped: {_one_line(error)}")
+        out(f"error: {problems[-1]}")
+    return loop, mailbox
+
+
+class _Results(NamedTuple):
+    versions: list
+    violations: list
+    notes: list
+    attributions: dict | None
+    baseline: pd.DataFrame | None  # the training baseline's features, for the drift charts
+    batch: pd.DataFrame | None  # the last scored batch's features
+
+
+def _results(config: ProjectConfig, loop: Loop | None, problems: _Problems) -> _Results:
+    """What the summary reports from the embedded API, each part gathered on its own."""
+    env = config.env
+    executions = loop.executions if loop else []
+
+    def last(pipeline: str) -> Execution | None:
+        runs = [e for e, _ in executions if e.pipeline_name == pipeline]
+        return runs[-1] if runs else None
+
+    def last_scoring() -> Execution | None:
+        """The last inference execution that scored (label evaluations check no data)."""
+        runs = [e for e, _ in executions if e.pipeline_name == env.pipeline_inf and
+                e.parameters.get("Mode", "score") == "score"]  # fmt: skip
+        return runs[-1] if runs else None
+
+    versions = problems.attempt("model versions", lambda: model_versions(config), [])
+    violations, notes, features_uri = problems.attempt(
+        "data-quality results", lambda: _data_quality(last_scoring()), ([], [], None)
+    )
+    attributions = problems.attempt(
+        "batch explanations", lambda: _batch_attributions(last_scoring())
+    )
+    training = last(env.pipeline_train)
+    baseline_uri = training.steps["Preprocess"].outputs.get("baseline") if training else None
+    baseline = batch = None
+    if baseline_uri and features_uri:
+        baseline = problems.attempt("baseline features", lambda: _read_csv(baseline_uri))
+        batch = problems.attempt("batch features", lambda: _read_csv(features_uri))
+    return _Results(versions, violations, notes, attributions, baseline, batch)
+
+
+def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
+    """Runs the loop and always writes summary.json and report.html once the configuration
+    is valid: an unexpected failure is recorded as the summary's "error" (one line per problem)."""
+    config = _checked_config(options)
+    env = config.env
+    _fresh_out_dir(options)
     started = time.monotonic()
-    problems, loop, mailbox = _Problems(), None, None
-    versions, violations, notes, notifications = [], [], [], []
-    baseline = batch = attributions = None
+    problems = _Problems()
     with embedded_aws(env.region) as endpoint:
         out(f"embedded AWS API at {endpoint}; state and report in {options.out_dir}")
-        try:
-            s3 = boto3.client("s3")
-            s3.create_bucket(
-                Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
-            )
-            s3.put_bucket_versioning(
-                Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
-            )
-            topic_arn, mailbox = _inbox(config)
-            os.environ.update(notifier_environment(config, topic_arn))
-            pipeline_cli(
-                "upsert",
-                options.env_file,
-                options.out_dir / "pipelines",
-                out=out,
-                settings_file=options.settings_file,
-            )
-
-            loop = Loop(config, options, out)
-            loop.upload(options.train_data, env.train_data_uri)
-            loop.drain()
-            if any(e.pipeline_name == env.pipeline_train and e.status == "Succeeded"
-                   for e, _ in loop.executions):  # fmt: skip
-                loop.approve_newest()
-                demo_batches(loop, options)
-        except Exception as error:  # noqa: BLE001 - recorded; the report is still written
-            problems.append(f"the loop stopped: {_one_line(error)}")
-            out(f"error: {problems[-1]}")
-
-        def last(pipeline: str) -> Execution | None:
-            runs = [e for e, _ in loop.executions if e.pipeline_name == pipeline] if loop else []
-            return runs[-1] if runs else None
-
-        def last_scoring() -> Execution | None:
-            """The last inference execution that scored (label evaluations check no data)."""
-            runs = [e for e, _ in loop.executions if e.pipeline_name == env.pipeline_inf and
-                    e.parameters.get("Mode", "score") == "score"] if loop else []  # fmt: skip
-            return runs[-1] if runs else None
-
-        versions = problems.attempt("model versions", lambda: model_versions(config), [])
-        violations, notes, features_uri = problems.attempt(
-            "data-quality results", lambda: _data_quality(last_scoring()), ([], [], None)
+        loop, mailbox = _run_demo(config, options, problems, out)
+        versions, violations, notes, attributions, baseline, batch = _results(
+            config, loop, problems
         )
-        attributions = problems.attempt(
-            "batch explanations", lambda: _batch_attributions(last_scoring())
-        )
-        training = last(env.pipeline_train)
-        baseline_uri = training.steps["Preprocess"].outputs.get("baseline") if training else None
-        if baseline_uri and features_uri:
-            baseline = problems.attempt("baseline features", lambda: _read_csv(baseline_uri))
-            batch = problems.attempt("batch features", lambda: _read_csv(features_uri))
-        if mailbox:
-            notifications = problems.attempt("mailbox", lambda: _mail(mailbox), [])
+        notifications = problems.attempt("mailbox", lambda: _mail(mailbox), []) if mailbox else []
 
     executions = loop.executions if loop else []
     summary = {

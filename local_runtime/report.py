@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -20,14 +19,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pipeline_scripts.module_files import load_module  # noqa: E402
+
 # The notifier Lambda's renderer (a lone file in its package), shared so that the report and the
 # e-mails say the same thing about a batch's attributions.
-_spec = importlib.util.spec_from_file_location(
-    "report_explanations",
+explanations = load_module(
     Path(__file__).resolve().parents[1] / "code" / "lambda_function" / "explanations.py",
+    "report_explanations",
 )
-explanations = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(explanations)
 
 STATUS_COLOURS = {"Succeeded": "#1a7f37", "Failed": "#cf222e", "NotExecuted": "#6e7781"}
 

@@ -12,7 +12,6 @@ idempotency.py), and an execution ARN not seen before is queued to run with its 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import threading
@@ -28,15 +27,13 @@ from local_runtime.events import event_time
 from local_runtime.expressions import as_text
 from pipeline_scripts.config import REPO_ROOT, ProjectConfig
 from pipeline_scripts.event_rules import Rule, load_rules
+from pipeline_scripts.module_files import load_module
 
 NOTIFIER_FILE = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
 
 
 def _load_notifier():
-    spec = importlib.util.spec_from_file_location("local_notifier", NOTIFIER_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.handler
+    return load_module(NOTIFIER_FILE, "local_notifier").handler
 
 
 @dataclass(frozen=True)

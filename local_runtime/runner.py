@@ -47,8 +47,6 @@ import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -56,337 +54,28 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from local_runtime import events, lambdas
 from local_runtime.cache import STEP_CACHE, Entry, cache_key, expire_after
+from local_runtime.clock import iso_time, now
+from local_runtime.definition import JOB_STEPS, Node, validate
+from local_runtime.errors import DefinitionError, StepFailed
 from local_runtime.expressions import (
-    CONDITION_TYPES,
-    PARAMETER_TYPES,
     ExpressionError,
     Scope,
     as_text,
     condition_holds,
-    iso_time,
     parameter_values,
-    referenced_steps,
     resolve,
 )
-from local_runtime.jobs import (
-    ANY,
-    MODEL_FIELDS,
-    PROCESSING_FIELDS,
-    REGISTER_MODEL_FIELDS,
-    TRAINING_FIELDS,
-    Check,
-    DefinitionError,
-    Ignored,
-    Job,
-    StepFailed,
-    StepResult,
-    check_fields,
-    create_model,
-    now,
-    one_of,
-    read_json,
-    register_model,
-    run_processing,
-    run_training,
-    stop_all_jobs,
-)
-from local_runtime.transform import TRANSFORM_FIELDS, run_transform
-from local_runtime.tuning import TUNING_FIELDS, run_tuning
+from local_runtime.jobs import Job, StepResult
+from local_runtime.processes import stop_all_jobs
+from local_runtime.records import Execution, StepRecord
+from local_runtime.s3 import read_json
+from local_runtime.schema import check_fields
 from pipeline_scripts.api_model import ApiValidationError, check_request
 from pipeline_scripts.xgboost_image import metric_definition_errors
 
 logger = logging.getLogger(__name__)
 DEFAULT_ACCOUNT = "123456789012"  # moto's account, for run_definition without a pipeline ARN
 FAILURE_REASON_LIMIT = 1024  # the API's limit for a step's FailureReason
-
-
-@dataclass(frozen=True)
-class JobStep:
-    """How one job step type runs; `resource` names its ARN type, `metadata` its event key."""
-
-    run: Callable[[Job], StepResult]
-    fields: dict
-    resource: str | None
-    metadata: str | None
-    operation: str  # the SageMaker API call the step makes with its Arguments
-    name_member: str | None  # the request member SageMaker fills with the job's name
-    name_limit: int = 63
-
-
-JOB_STEPS = {
-    "Processing": JobStep(
-        run_processing,
-        PROCESSING_FIELDS,
-        "processing-job",
-        "processingJob",
-        "CreateProcessingJob",
-        "ProcessingJobName",
-    ),
-    "Training": JobStep(
-        run_training,
-        TRAINING_FIELDS,
-        "training-job",
-        "trainingJob",
-        "CreateTrainingJob",
-        "TrainingJobName",
-    ),
-    "Tuning": JobStep(
-        run_tuning,
-        TUNING_FIELDS,
-        "hyper-parameter-tuning-job",
-        "tuningJob",
-        "CreateHyperParameterTuningJob",
-        "HyperParameterTuningJobName",
-        32,
-    ),
-    "Transform": JobStep(
-        run_transform,
-        TRANSFORM_FIELDS,
-        "transform-job",
-        "transformJob",
-        "CreateTransformJob",
-        "TransformJobName",
-    ),
-    "Model": JobStep(create_model, MODEL_FIELDS, "model", "model", "CreateModel", "ModelName"),
-    "RegisterModel": JobStep(
-        register_model, REGISTER_MODEL_FIELDS, None, None, "CreateModelPackage", None
-    ),
-}
-STEP_TYPES = (*JOB_STEPS, "Lambda", "Condition", "Fail")
-
-
-def _valid_expiry(text) -> bool:
-    try:
-        expire_after(text)
-    except ValueError:
-        return False
-    return True
-
-
-_COMMON_STEP_FIELDS = {
-    "Name": ANY,
-    "Type": ANY,
-    "DependsOn": ANY,
-    "DisplayName": ANY,
-    "Description": ANY,
-    "CacheConfig": {"Enabled": ANY, "ExpireAfter": Check(_valid_expiry, "an ISO 8601 duration")},
-    "RetryPolicies": Ignored(
-        "the errors they retry (throttling, capacity, service faults) do not happen locally"
-    ),
-}
-_EXTRA_STEP_FIELDS = {
-    "Processing": {
-        "PropertyFiles": [{"PropertyFileName": ANY, "OutputName": ANY, "FilePath": ANY}]
-    },
-    "Lambda": {
-        "Arguments": ANY,  # the function's event
-        "FunctionArn": ANY,
-        "OutputParameters": [
-            {"OutputName": ANY, "OutputType": one_of("String", "Integer", "Float", "Boolean")}
-        ],
-    },
-    "Condition": {"Arguments": {"Conditions": ANY, "IfSteps": ANY, "ElseSteps": ANY}},
-    "Fail": {"Arguments": {"ErrorMessage": ANY}},
-}
-DEFINITION_FIELDS = {
-    "Version": ANY,
-    "Metadata": ANY,
-    "Parameters": [
-        {"Name": ANY, "Type": one_of(*PARAMETER_TYPES), "DefaultValue": ANY, "EnumValues": ANY}
-    ],
-    "PipelineExperimentConfig": Ignored("no SageMaker Experiments locally"),
-    "MlflowConfig": Check(lambda v: v is None, "null: no MLflow locally"),
-    "Steps": ANY,
-}
-
-
-# -- records --------------------------------------------------------------------------------
-
-
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    return round((end - start).total_seconds(), 3) if start and end else None
-
-
-@dataclass
-class StepRecord:
-    name: str
-    type: str
-    status: str = "Pending"
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    failure_reason: str | None = None
-    job_name: str | None = None
-    workdir: Path | None = None
-    log_path: Path | None = None
-    metadata: dict = field(default_factory=dict)
-    properties: dict = field(default_factory=dict)
-    outputs: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    cache_hit_source: str | None = None  # the execution whose result a cache hit reused
-
-    @property
-    def duration_seconds(self) -> float | None:
-        return _seconds(self.start_time, self.end_time)
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "type": self.type,
-            "status": self.status,
-            "start_time": iso_time(self.start_time) if self.start_time else None,
-            "end_time": iso_time(self.end_time) if self.end_time else None,
-            "duration_seconds": self.duration_seconds,
-            "failure_reason": self.failure_reason,
-            "job_name": self.job_name,
-            "workdir": str(self.workdir) if self.workdir else None,
-            "log_path": str(self.log_path) if self.log_path else None,
-            "metadata": self.metadata,
-            "outputs": self.outputs,
-            "metrics": self.metrics,
-            "properties": self.properties,
-            "cache_hit_source": self.cache_hit_source,
-        }
-
-
-@dataclass
-class Execution:
-    pipeline_name: str
-    pipeline_arn: str
-    execution_arn: str
-    display_name: str
-    description: str | None
-    parameters: dict
-    sandbox: Path
-    start_time: datetime
-    steps: dict[str, StepRecord]
-    status: str = "Executing"
-    failure_reason: str | None = None
-    end_time: datetime | None = None
-
-    @property
-    def execution_id(self) -> str:
-        return self.execution_arn.rsplit("/", 1)[-1]
-
-    @property
-    def duration_seconds(self) -> float | None:
-        return _seconds(self.start_time, self.end_time)
-
-    def step(self, name: str) -> StepRecord:
-        return self.steps[name]
-
-    def to_dict(self) -> dict:
-        return {
-            "pipeline_name": self.pipeline_name,
-            "pipeline_arn": self.pipeline_arn,
-            "execution_id": self.execution_id,
-            "execution_arn": self.execution_arn,
-            "display_name": self.display_name,
-            "description": self.description,
-            "parameters": self.parameters,
-            "status": self.status,
-            "failure_reason": self.failure_reason,
-            "start_time": iso_time(self.start_time),
-            "end_time": iso_time(self.end_time) if self.end_time else None,
-            "duration_seconds": self.duration_seconds,
-            "sandbox": str(self.sandbox),
-            "steps": [record.to_dict() for record in self.steps.values()],
-        }
-
-
-# -- the definition as a graph --------------------------------------------------------------
-
-
-@dataclass
-class _Node:
-    step: dict
-    gate: tuple[str, bool] | None  # (condition step, outcome that runs this step)
-    depends_on: set[str]
-
-    @property
-    def name(self) -> str:
-        return self.step["Name"]
-
-
-def _flatten(steps: list, gate=None) -> list[_Node]:
-    nodes = []
-    for step in steps:
-        if not isinstance(step, dict) or not isinstance(step.get("Name"), str):
-            raise DefinitionError(f"every step needs a Name; got {step!r:.200}")
-        own = {k: v for k, v in step.items() if k != "Arguments"}
-        arguments = step.get("Arguments", {})
-        condition = step.get("Type") == "Condition" and isinstance(arguments, dict)
-        # A condition's branches are steps of their own, not what the condition reads.
-        reads = arguments.get("Conditions", []) if condition else arguments
-        depends = set(step.get("DependsOn") or []) | referenced_steps([own, reads])
-        if gate:
-            depends.add(gate[0])
-        nodes.append(_Node(step, gate, depends))
-        if condition:
-            nodes += _flatten(arguments.get("IfSteps", []), (step["Name"], True))
-            nodes += _flatten(arguments.get("ElseSteps", []), (step["Name"], False))
-    return nodes
-
-
-def _check_conditions(where: str, conditions) -> None:
-    for condition in conditions if isinstance(conditions, list) else [conditions]:
-        kind = condition.get("Type") if isinstance(condition, dict) else None
-        if kind not in CONDITION_TYPES:
-            raise DefinitionError(
-                f"{where}: condition Type {kind!r} is not supported (supported: "
-                f"{', '.join(CONDITION_TYPES)})"
-            )
-        if kind == "Not":
-            _check_conditions(where, condition.get("Condition"))
-        if kind == "Or":
-            _check_conditions(where, condition.get("Conditions", []))
-
-
-def validate(definition: dict) -> tuple[list[_Node], dict[str, list[str]]]:
-    """The steps as a graph and, per step, the notes on accepted-but-not-emulated fields.
-    Raises DefinitionError naming the step and field of anything unsupported or invalid."""
-    if not isinstance(definition, dict):
-        raise DefinitionError("a pipeline definition is a JSON object")
-    top_notes = check_fields("the pipeline definition", definition, DEFINITION_FIELDS)
-    nodes = _flatten(definition.get("Steps") or [])
-    names = [node.name for node in nodes]
-    for name in names:
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
-            raise DefinitionError(f"step name {name!r}: expected 1-64 letters, digits, - or _")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise DefinitionError(f"step name(s) used more than once: {', '.join(duplicates)}")
-    notes = {}
-    for node in nodes:
-        where, kind = f"step '{node.name}'", node.step.get("Type")
-        if kind not in STEP_TYPES:
-            raise DefinitionError(
-                f"{where}: Type {kind!r} is not supported by the local runtime "
-                f"(supported: {', '.join(STEP_TYPES)})"
-            )
-        schema = {**_COMMON_STEP_FIELDS, **_EXTRA_STEP_FIELDS.get(kind, {})}
-        if kind in JOB_STEPS:
-            schema["Arguments"] = JOB_STEPS[kind].fields
-        notes[node.name] = top_notes + check_fields(where, node.step, schema)
-        if kind == "Condition":
-            _check_conditions(where, node.step.get("Arguments", {}).get("Conditions", []))
-        unknown = sorted(node.depends_on - set(names))
-        if unknown:
-            raise DefinitionError(f"{where}: depends on unknown step(s) {', '.join(unknown)}")
-    _check_acyclic(nodes)
-    return nodes, notes
-
-
-def _check_acyclic(nodes: list[_Node]) -> None:
-    remaining = {node.name: set(node.depends_on) for node in nodes}
-    while remaining:
-        free = [name for name, deps in remaining.items() if not deps & remaining.keys()]
-        if not free:
-            raise DefinitionError(f"dependency cycle among steps {', '.join(sorted(remaining))}")
-        for name in free:
-            del remaining[name]
-
-
-# -- the runner -----------------------------------------------------------------------------
 
 
 def _new_id(length: int = 12) -> str:
@@ -593,7 +282,7 @@ class _Run:
 
     # -- scheduling -------------------------------------------------------------------------
 
-    def _ready(self, stopping: bool, free: int) -> list[_Node]:
+    def _ready(self, stopping: bool, free: int) -> list[Node]:
         """Settles what can be settled and marks up to `free` steps that can start now as
         Starting (the others wait, Pending, for a worker)."""
         steps = self.execution.steps
@@ -620,7 +309,7 @@ class _Run:
                         ready.append(node)
         return ready
 
-    def _start(self, node: _Node, record: StepRecord) -> None:
+    def _start(self, node: Node, record: StepRecord) -> None:
         record.workdir = self.execution.sandbox / node.name
         record.workdir.mkdir(parents=True)
         record.log_path = record.workdir / "log.txt"
@@ -639,7 +328,7 @@ class _Run:
 
     # -- one step ---------------------------------------------------------------------------
 
-    def _execute(self, node: _Node) -> None:
+    def _execute(self, node: Node) -> None:
         record = self.execution.steps[node.name]
         self._step_status(record, "Executing")
         try:
@@ -680,7 +369,7 @@ class _Run:
             job_variables=job_variables or {},
         )
 
-    def _perform(self, node: _Node, record: StepRecord) -> StepResult:
+    def _perform(self, node: Node, record: StepRecord) -> StepResult:
         step, kind = node.step, record.type
         if kind == "Condition":
             scope = self._scope()

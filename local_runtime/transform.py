@@ -30,23 +30,11 @@ import re
 import numpy as np
 import xgboost as xgb
 
-from local_runtime.expressions import iso_time
-from local_runtime.jobs import (
-    ANY,
-    NO_INSTANCES,
-    NO_KMS,
-    NO_TAGS,
-    Check,
-    DefinitionError,
-    Job,
-    StepFailed,
-    StepResult,
-    download,
-    extract_tar,
-    now,
-    one_of,
-    split_s3_uri,
-)
+from local_runtime.clock import iso_time, now
+from local_runtime.errors import DefinitionError, StepFailed
+from local_runtime.jobs import NO_INSTANCES, NO_KMS, NO_TAGS, Job, StepResult
+from local_runtime.s3 import download, extract_tar, split_s3_uri
+from local_runtime.schema import ANY, Check, one_of
 
 _SLICE = re.compile(r"^\$\[\s*(-?\d+)?\s*:\s*(-?\d+)?\s*\]$")
 _INDICES = re.compile(r"^\$\[\s*-?\d+\s*(,\s*-?\d+\s*)*\]$")

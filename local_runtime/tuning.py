@@ -1,5 +1,5 @@
 """Hyperparameter tuning steps: the configured search over the declared ranges, each trial a
-training job run exactly like a training step (jobs.train).
+training job run exactly like a training step (training.train).
 
 - Strategy Random: seeded uniform sampling in each range's scaling.
 - Strategy Bayesian: the first max(2, MaxParallelTrainingJobs) trials are random (as SageMaker
@@ -27,20 +27,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from local_runtime.expressions import iso_time
-from local_runtime.jobs import (
-    ANY,
-    NO_TAGS,
-    TRAINING_DEFINITION_FIELDS,
-    DefinitionError,
-    Job,
-    StepFailed,
-    StepResult,
-    metric_names,
-    now,
-    one_of,
-    train,
-)
+from local_runtime.clock import iso_time, now
+from local_runtime.errors import DefinitionError, StepFailed
+from local_runtime.jobs import NO_TAGS, Job, StepResult
+from local_runtime.schema import ANY, one_of
+from local_runtime.training import TRAINING_DEFINITION_FIELDS, metric_names, train
 
 _RANGE = {"Name": ANY, "MinValue": ANY, "MaxValue": ANY, "ScalingType": ANY}
 TUNING_FIELDS = {
@@ -160,86 +151,146 @@ def propose_bayesian(rng, units: np.ndarray, losses: np.ndarray, pending: np.nda
 
 
 def run_tuning(job: Job) -> StepResult:
+    search = _search(job)
+    started = now()
+    trials = _run_trials(job, search)
+    summaries = sorted(
+        (_summary(t, job.job_name, search.metric, search.kind, job) for t in trials),
+        key=lambda s: (s["ObjectiveStatus"] != "Succeeded", search.sign * _objective_value(s)),
+    )
+    _require_a_result(job, search, trials)
+    return _result(job, search, trials, summaries, started)
+
+
+@dataclass
+class _Search:
+    """A tuning job's search, as its HyperParameterTuningJobConfig declares it."""
+
+    ranges: list[Range]
+    metric: str
+    kind: str  # Minimize or Maximize
+    max_jobs: int
+    parallel: int
+    bayesian: bool
+    rng: np.random.Generator
+
+    @property
+    def sign(self) -> int:
+        """Turns the objective into a loss: lower is better."""
+        return 1 if self.kind == "Minimize" else -1
+
+    @property
+    def cpus(self) -> int:
+        """Each trial's share of this machine, as each would have its own instance."""
+        return max(1, (os.cpu_count() or 1) // self.parallel)
+
+    def propose(self, trials: list[Trial], running: list[Trial]) -> np.ndarray:
+        """The next point in the unit cube: random for the first max(2, parallel) trials (as
+        SageMaker starts) and for Random; else the Bayesian proposal."""
+        done = [t for t in trials if t.metric is not None]
+        if not self.bayesian or len(trials) < max(2, self.parallel) or len(done) < 2:
+            return self.rng.random(len(self.ranges))
+        losses = np.array([self.sign * t.metric for t in done])
+        pending = np.array([t.unit for t in running]).reshape(-1, len(self.ranges))
+        return propose_bayesian(self.rng, np.array([t.unit for t in done]), losses, pending)
+
+
+def _search(job: Job) -> _Search:
     config = job.arguments["HyperParameterTuningJobConfig"]
     definition = job.arguments["TrainingJobDefinition"]
-    ranges = parse_ranges(job.step_name, config.get("ParameterRanges", {}))
     objective = config["HyperParameterTuningJobObjective"]
-    metric, sign = objective["MetricName"], (1 if objective["Type"] == "Minimize" else -1)
-    limits = config["ResourceLimits"]
-    max_jobs = int(limits["MaxNumberOfTrainingJobs"])
-    parallel = max(1, min(int(limits["MaxParallelTrainingJobs"]), max_jobs))
+    metric = objective["MetricName"]
     if metric not in metric_names(definition.get("AlgorithmSpecification", {})):
         raise DefinitionError(
             f"step '{job.step_name}': the objective metric '{metric}' is neither a built-in "
             "metric of the image nor a MetricDefinition in "
             "TrainingJobDefinition.AlgorithmSpecification"
         )
-    cpus = max(1, (os.cpu_count() or 1) // parallel)
-    rng = np.random.default_rng(int(config.get("RandomSeed", 0)))
-    bayesian, random_trials = config["Strategy"] == "Bayesian", max(2, parallel)
-    started = now()
+    limits = config["ResourceLimits"]
+    max_jobs = int(limits["MaxNumberOfTrainingJobs"])
+    return _Search(
+        ranges=parse_ranges(job.step_name, config.get("ParameterRanges", {})),
+        metric=metric,
+        kind=objective["Type"],
+        max_jobs=max_jobs,
+        parallel=max(1, min(int(limits["MaxParallelTrainingJobs"]), max_jobs)),
+        bayesian=config["Strategy"] == "Bayesian",
+        rng=np.random.default_rng(int(config.get("RandomSeed", 0))),
+    )
+
+
+def _run_trials(job: Job, search: _Search) -> list[Trial]:
+    """Runs the trials, at most `parallel` at once, proposing each when a worker is free."""
     trials: list[Trial] = []
-
-    def propose(running: list[Trial]) -> np.ndarray:
-        done = [t for t in trials if t.metric is not None]
-        if not bayesian or len(trials) < random_trials or len(done) < 2:
-            return rng.random(len(ranges))
-        losses = np.array([sign * t.metric for t in done])
-        pending = np.array([t.unit for t in running]).reshape(-1, len(ranges))
-        return propose_bayesian(rng, np.array([t.unit for t in done]), losses, pending)
-
-    def run(trial: Trial) -> Trial:
-        workdir = job.workdir / trial.name
-        workdir.mkdir(parents=True)
-        static = definition.get("StaticHyperParameters", {})
-        request = {
-            **{k: v for k, v in definition.items() if k != "StaticHyperParameters"},
-            "HyperParameters": {**static, **{k: str(v) for k, v in trial.tuned.items()}},
-        }
-        try:
-            log = workdir / "log.txt"
-            trial.properties = train(job, request, trial.name, workdir, log, cpus)
-        except StepFailed as failure:
-            trial.failure = str(failure)
-            return trial
-        values = {m["MetricName"]: m["Value"] for m in trial.properties["FinalMetricDataList"]}
-        if metric in values and math.isfinite(values[metric]):
-            trial.metric = values[metric]
-        else:
-            trial.failure = f"the job logged no value of the objective metric '{metric}'"
-        return trial
-
-    tuning_name = job.job_name  # at most 32 characters, SageMaker's limit for tuning jobs
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
+    with ThreadPoolExecutor(max_workers=search.parallel) as pool:
         running = {}
-        while len(trials) < max_jobs or running:
-            while len(trials) < max_jobs and len(running) < parallel:
-                unit = propose(list(running.values()))
-                tuned = {r.name: r.value(u) for r, u in zip(ranges, unit, strict=True)}
-                # The point actually run (integers rounded), so the surrogate sees the truth.
-                unit = np.array([r.unit(tuned[r.name]) for r in ranges])
-                name = f"{tuning_name}-{len(trials) + 1:03d}-{secrets.token_hex(4)}"
-                trial = Trial(len(trials) + 1, name, unit, tuned)
+        while len(trials) < search.max_jobs or running:
+            while len(trials) < search.max_jobs and len(running) < search.parallel:
+                trial = _next_trial(job, search, trials, list(running.values()))
                 trials.append(trial)
-                running[pool.submit(run, trial)] = trial
+                running[pool.submit(_run_trial, job, search, trial)] = trial
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 trial = running.pop(future)
                 future.result()  # a DefinitionError is every trial's problem: fail the step
-                outcome = f"{metric} = {trial.metric}" if trial.failure is None else trial.failure
+                outcome = (
+                    f"{search.metric} = {trial.metric}" if trial.failure is None else trial.failure
+                )
                 job.log(f"trial {trial.number} {trial.name} {trial.tuned}: {outcome}")
+    return trials
 
-    summaries = sorted(
-        (_summary(t, tuning_name, metric, objective["Type"], job) for t in trials),
-        key=lambda s: (s["ObjectiveStatus"] != "Succeeded", sign * _objective_value(s)),
-    )
-    succeeded = [t for t in trials if t.metric is not None]
-    if not succeeded:
+
+def _next_trial(job: Job, search: _Search, trials: list[Trial], running: list[Trial]) -> Trial:
+    unit = search.propose(trials, running)
+    tuned = {r.name: r.value(u) for r, u in zip(search.ranges, unit, strict=True)}
+    # The point actually run (integers rounded), so the surrogate sees the truth.
+    unit = np.array([r.unit(tuned[r.name]) for r in search.ranges])
+    # The tuning job's name has at most 32 characters, SageMaker's limit for tuning jobs.
+    name = f"{job.job_name}-{len(trials) + 1:03d}-{secrets.token_hex(4)}"
+    return Trial(len(trials) + 1, name, unit, tuned)
+
+
+def _run_trial(job: Job, search: _Search, trial: Trial) -> Trial:
+    """One training job with the trial's hyperparameters; a failure, or no value of the
+    objective metric, is the trial's failure."""
+    definition = job.arguments["TrainingJobDefinition"]
+    workdir = job.workdir / trial.name
+    workdir.mkdir(parents=True)
+    static = definition.get("StaticHyperParameters", {})
+    request = {
+        **{k: v for k, v in definition.items() if k != "StaticHyperParameters"},
+        "HyperParameters": {**static, **{k: str(v) for k, v in trial.tuned.items()}},
+    }
+    try:
+        log = workdir / "log.txt"
+        trial.properties = train(job, request, trial.name, workdir, log, search.cpus)
+    except StepFailed as failure:
+        trial.failure = str(failure)
+        return trial
+    values = {m["MetricName"]: m["Value"] for m in trial.properties["FinalMetricDataList"]}
+    if search.metric in values and math.isfinite(values[search.metric]):
+        trial.metric = values[search.metric]
+    else:
+        trial.failure = f"the job logged no value of the objective metric '{search.metric}'"
+    return trial
+
+
+def _require_a_result(job: Job, search: _Search, trials: list[Trial]) -> None:
+    """The step fails only when no trial reported the objective metric."""
+    if not any(t.metric is not None for t in trials):
         reasons = "; ".join(f"{t.name}: {t.failure}" for t in trials[:3])
         raise StepFailed(
-            f"No training job of tuning job {tuning_name} reported the objective metric "
-            f"'{metric}' ({len(trials)} job(s) failed: {reasons})"
+            f"No training job of tuning job {job.job_name} reported the objective metric "
+            f"'{search.metric}' ({len(trials)} job(s) failed: {reasons})"
         )
+
+
+def _result(
+    job: Job, search: _Search, trials: list[Trial], summaries: list[dict], started
+) -> StepResult:
+    """DescribeHyperParameterTuningJob-shaped properties; the best trial's model."""
+    tuning_name = job.job_name
+    succeeded = [t for t in trials if t.metric is not None]
     best = summaries[0]
     properties = {
         **job.arguments,
@@ -271,7 +322,7 @@ def run_tuning(job: Job) -> StepResult:
             "model": artifacts.properties["ModelArtifacts"]["S3ModelArtifacts"],
             "training_jobs": len(trials),
         },
-        metrics={metric: best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]},
+        metrics={search.metric: best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]},
         metadata={"tuningJob": {"arn": properties["HyperParameterTuningJobArn"]}},
     )
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from pipeline_scripts import sagemaker_sdk  # noqa: F401  (first: imports the SDK without a region)
+
+# isort: split
 from sagemaker.core.workflow.execution_variables import ExecutionVariables
 from sagemaker.mlops.workflow.lambda_step import LambdaStep
 from sagemaker.mlops.workflow.steps import ProcessingStep

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline_scripts import sagemaker_sdk  # noqa: F401  (first: imports the SDK without a region)
+
+# isort: split
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from pipeline_scripts.steps import StepFactory

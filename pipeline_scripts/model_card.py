@@ -12,21 +12,15 @@ registration with it).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 from pipeline_scripts.assets import REPO_ROOT
+from pipeline_scripts.module_files import load_module
 from pipeline_scripts.rollback import AT, REASON, TO, UNDO_REASON, UNDONE_AT
 
 # The one renderer lives in scripts/ (the training pipelines' ModelCard step runs it, and steps
 # can only import scripts/); loaded by path, as scripts/ is not a package.
-_spec = importlib.util.spec_from_file_location(
-    "scripts_model_card", REPO_ROOT / "scripts" / "model_card.py"
-)
-_card = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _card  # its dataclass looks its module up there
-_spec.loader.exec_module(_card)
+_card = load_module(REPO_ROOT / "scripts" / "model_card.py", "scripts_model_card")
 VersionDocs = _card.VersionDocs
 _cell = _card._cell
 

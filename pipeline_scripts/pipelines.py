@@ -11,6 +11,9 @@ import os
 import subprocess
 from dataclasses import dataclass
 
+from pipeline_scripts import sagemaker_sdk  # noqa: F401  (first: imports the SDK without a region)
+
+# isort: split
 from sagemaker.core import image_uris
 from sagemaker.core.workflow.conditions import (
     ConditionEquals,

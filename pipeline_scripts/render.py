@@ -21,6 +21,7 @@ from sagemaker.core.workflow.pipeline_context import PipelineSession
 from pipeline_scripts.assets import CodeAsset, StepCode
 from pipeline_scripts.config import ProjectConfig
 from pipeline_scripts.pipelines import build_pipelines
+from pipeline_scripts.sagemaker_sdk import offline_building
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def canonical_json(definition: str) -> str:
 
 def render(config: ProjectConfig) -> Rendered:
     code = StepCode(f"{config.env.s3_base_uri}/code")
-    pipelines = build_pipelines(config, offline_session(config), code)
-    rendered = [RenderedPipeline(p.name, canonical_json(p.definition())) for p in pipelines]
+    with offline_building():
+        pipelines = build_pipelines(config, offline_session(config), code)
+        rendered = [RenderedPipeline(p.name, canonical_json(p.definition())) for p in pipelines]
     return Rendered(rendered, code.assets())

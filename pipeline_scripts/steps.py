@@ -13,6 +13,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 
+from pipeline_scripts import sagemaker_sdk  # noqa: F401  (first: imports the SDK without a region)
+
+# isort: split
 from sagemaker.core.drift_check_baselines import DriftCheckBaselines
 from sagemaker.core.lambda_helper import Lambda
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics

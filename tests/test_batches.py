@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import json
-import sys
 
 import boto3
 import pytest
@@ -16,6 +14,7 @@ from local_runtime.aws import embedded_aws
 from local_runtime.router import EventRouter, dispatcher_environment, notifier_environment
 from pipeline_scripts.config import load_config
 from pipeline_scripts.event_rules import load_rules, matching_rules
+from pipeline_scripts.module_files import load_module
 from tests.conftest import REPO_ROOT
 
 DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
@@ -24,15 +23,7 @@ S3_EVENT = json.loads((REPO_ROOT / "tests/events/s3_object_created_inference.jso
 
 def _script(name: str):
     """A module of scripts/, imported as the processing container does (beside step_common)."""
-    scripts = str(REPO_ROOT / "scripts")
-    sys.path.insert(0, scripts)
-    try:
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(scripts)
-    return module
+    return load_module(REPO_ROOT / "scripts" / f"{name}.py")
 
 
 batch_input = _script("batch_input")
@@ -41,10 +32,7 @@ select_batch, InputError = batch_input.select_batch, batch_input.InputError
 
 def _load_dispatcher():
     path = REPO_ROOT / "code" / "batch_dispatcher" / "batch_dispatcher.py"
-    spec = importlib.util.spec_from_file_location("batch_dispatcher_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, "batch_dispatcher_under_test")
 
 
 dispatcher = _load_dispatcher()
@@ -384,10 +372,7 @@ def test_the_cooldown_holds_after_the_retraining_finished(config, retraining):
 
 def _load_module(name: str):
     path = REPO_ROOT / "code" / "batch_dispatcher" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, f"{name}_under_test")
 
 
 # ------------------------------------------------------------------ e-mails that tell the truth
@@ -449,7 +434,4 @@ def test_a_succeeded_batch_run_says_what_its_checks_found(
 
 def _load_module_at(relative: str):
     path = REPO_ROOT / "code" / relative
-    spec = importlib.util.spec_from_file_location(f"{path.stem}_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, f"{path.stem}_under_test")

@@ -4,10 +4,8 @@ approved artifacts (record_integrity / verify_integrity), issue 10 points 5 and 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
-import sys
 import tarfile
 
 import boto3
@@ -17,6 +15,7 @@ import xgboost as xgb
 from moto import mock_aws
 
 from pipeline_scripts.api_model import constraint_errors, member_shape
+from pipeline_scripts.module_files import load_module
 from tests.conftest import REPO_ROOT
 
 TRAIN_DATA = REPO_ROOT / "data" / "train" / "abalone_synthetic_train.csv"
@@ -26,26 +25,15 @@ BUCKET = "artifacts-bucket"
 METADATA = member_shape("CreateModelPackage", "CustomerMetadataProperties")
 
 
-def _module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _script(name: str):
     """A module of scripts/, imported as the processing container runs it (beside its peers)."""
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    try:
-        return _module(REPO_ROOT / "scripts" / f"{name}.py", f"{name}_under_test")
-    finally:
-        sys.path.remove(str(REPO_ROOT / "scripts"))
+    return load_module(REPO_ROOT / "scripts" / f"{name}.py", f"{name}_under_test")
 
 
 evaluate = _script("evaluate")
 preprocess = _script("preprocess")
-model_resolver = _module(REPO_ROOT / "code/model_resolver/model_resolver.py", "resolver_c")
-data_version = _module(
+model_resolver = load_module(REPO_ROOT / "code/model_resolver/model_resolver.py", "resolver_c")
+data_version = load_module(
     REPO_ROOT / "code/training_data_version/training_data_version.py", "data_version_c"
 )
 

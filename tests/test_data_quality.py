@@ -9,7 +9,6 @@ import ast
 import dataclasses
 import functools
 import gzip
-import importlib.util
 import json
 import math
 import re
@@ -24,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline_scripts.module_files import load_module
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "data_quality.py"
 
@@ -31,11 +32,7 @@ SCRIPT = REPO_ROOT / "scripts" / "data_quality.py"
 def _load_script():
     if str(SCRIPT.parent) not in sys.path:  # as in a job: step_common.py is beside it
         sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("data_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return load_module(SCRIPT, "data_quality")
 
 
 dq = _load_script()

@@ -2,7 +2,6 @@
 `abalone_csv` fixture) after preprocess.py's fit, batches in preprocess.py's apply format, and
 the renderers in code/lambda_function/explanations.py that the notifier and the report use."""
 
-import importlib.util
 import json
 import shutil
 import sys
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
+from pipeline_scripts.module_files import load_module
 from tests.conftest import REPO_ROOT, put
 from tests.conftest import run_step_script as run
 
@@ -24,16 +24,9 @@ FEATURES = [
 ]  # fmt: skip
 
 
-def _module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-explanations = _module(REPO_ROOT / "code" / "lambda_function" / "explanations.py", "explanations")
+explanations = load_module(REPO_ROOT / "code" / "lambda_function" / "explanations.py")
 sys.path.insert(0, str(SCRIPTS))  # explain.py imports evaluate and step_common beside it
-script = _module(SCRIPTS / "explain.py", "explain_under_test")
+script = load_module(SCRIPTS / "explain.py", "explain_under_test")
 
 
 def train_model(fit_base, out, *flags):
@@ -409,7 +402,7 @@ def test_a_version_without_attributions_samples_its_train_split_or_reports_the_b
 
 
 def _notifier():
-    return _module(REPO_ROOT / "code" / "lambda_function" / "notifier.py", "notifier_explained")
+    return load_module(REPO_ROOT / "code" / "lambda_function" / "notifier.py", "notifier_explained")
 
 
 @pytest.mark.parametrize("kind", ["execution", "step"])

@@ -5,7 +5,6 @@ the whole path through the batch-inference pipeline with Mode=evaluate."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from local_runtime.aws import embedded_aws
 from local_runtime.router import EventRouter, dispatcher_environment
 from pipeline_scripts.config import load_config
 from pipeline_scripts.event_rules import load_rules, matching_rules
+from pipeline_scripts.module_files import load_module
 from tests.conftest import REPO_ROOT
 
 DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
@@ -27,14 +27,9 @@ LATE_BATCH = REPO_ROOT / "data" / "later" / "abalone_synthetic_batch_late.csv"
 LATE_LABELS = REPO_ROOT / "data" / "later" / "abalone_synthetic_batch_late.labels.csv"
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-dispatcher = _load(REPO_ROOT / "code/batch_dispatcher/batch_dispatcher.py", "dispatcher_labels")
+dispatcher = load_module(
+    REPO_ROOT / "code/batch_dispatcher/batch_dispatcher.py", "dispatcher_labels"
+)
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +282,7 @@ def test_a_succeeded_label_evaluation_mails_its_own_result(
         topic = boto3.client("sns", region_name=env.region).create_topic(Name="t")["TopicArn"]
         for key, value in notifier_environment(config, topic).items():
             monkeypatch.setenv(key, value)
-        notifier = _load(REPO_ROOT / "code/lambda_function/notifier.py", "notifier_labels")
+        notifier = load_module(REPO_ROOT / "code/lambda_function/notifier.py", "notifier_labels")
         subject = notifier.handler(event, None)["subject"]
     assert subject.startswith(subject_start), subject
     assert "unreadable" not in subject

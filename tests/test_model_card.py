@@ -2,7 +2,6 @@
 (a data-quality baseline run by scripts/data_quality.py, metrics by scripts/step_common.py) and
 the registry in moto."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from pipeline_scripts.model_card import VersionDocs, card_for_version, render_card
+from pipeline_scripts.module_files import load_module
 from tests.conftest import SAMPLE_TRAIN_CSV, SHARED_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -23,12 +23,7 @@ IMAGE = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"
 
 
 def _load(name: str):
-    path = REPO_ROOT / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"card_test_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return load_module(REPO_ROOT / "scripts" / f"{name}.py", f"card_test_{name}")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ sent both raw and as the rules' input transformer delivers them (the same keys p
 """
 
 import dataclasses
-import importlib.util
 import json
 import logging
 import random
@@ -20,6 +19,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from pipeline_scripts.config import env_file_path, load_env_config
+from pipeline_scripts.module_files import load_module
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVENTS = REPO_ROOT / "tests" / "events"
@@ -31,10 +31,7 @@ TRANSFORMED_KEYS = ("detail-type", "source", "time", "region", "account", "detai
 def _load_notifier():
     """Import code/lambda_function/notifier.py the way Lambda does: a lone file."""
     path = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
-    spec = importlib.util.spec_from_file_location("notifier", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, "notifier")
 
 
 # Loaded before any AWS environment exists: the SNS client must be created on first use.

@@ -1,13 +1,14 @@
 """The pipeline Lambda functions (model resolver, training-data version) against moto."""
 
 import hashlib
-import importlib.util
 import re
 from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
+
+from pipeline_scripts.module_files import load_module
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"
@@ -16,10 +17,7 @@ GROUP = "abalone-models"
 
 def _load(name: str):
     """Import code/<name>/<name>.py the way Lambda does: a lone file, not a package."""
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "code" / name / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(REPO_ROOT / "code" / name / f"{name}.py")
 
 
 # Loaded before any AWS environment exists: the handlers must create their clients per call.
@@ -574,10 +572,7 @@ def test_unknown_action_is_a_clear_error(aws):
 
 def _notifier():
     path = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
-    spec = importlib.util.spec_from_file_location("notifier_for_duplicates", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, "notifier_for_duplicates")
 
 
 @pytest.mark.parametrize("outcome", ["False", "True"])

@@ -1,7 +1,6 @@
 """`python -m pipeline_scripts rollback` against moto: the model resolver (what batch inference
 calls at run time) must then return the previous Approved version, and undo must restore it."""
 
-import importlib.util
 import io
 import json
 import unicodedata
@@ -16,6 +15,7 @@ from moto import mock_aws
 from local_runtime.aws import embedded_aws
 from pipeline_scripts.cli import main
 from pipeline_scripts.config import load_config
+from pipeline_scripts.module_files import load_module
 from pipeline_scripts.rollback import RollbackError, check_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +29,7 @@ IMAGE = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"
 def _load_resolver():
     """code/model_resolver/model_resolver.py loaded as Lambda loads it: a lone file."""
     path = REPO_ROOT / "code" / "model_resolver" / "model_resolver.py"
-    spec = importlib.util.spec_from_file_location("rollback_test_model_resolver", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, "rollback_test_model_resolver")
 
 
 model_resolver = _load_resolver()

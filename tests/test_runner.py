@@ -23,7 +23,7 @@ import yaml
 
 from local_runtime import events as event_shapes
 from local_runtime.aws import embedded_aws
-from local_runtime.jobs import DefinitionError
+from local_runtime.errors import DefinitionError
 from local_runtime.runner import PipelineRunner
 from local_runtime.transform import requests, select
 from local_runtime.tuning import Range, propose_bayesian

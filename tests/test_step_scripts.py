@@ -4,7 +4,6 @@ Runs on real UCI abalone when ../shared/ is present (else the generated sample) 
 `abalone_csv` fixture; the slower runs (fit, train, evaluate) happen once per module.
 """
 
-import importlib.util
 import io
 import json
 import math
@@ -19,6 +18,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
+from pipeline_scripts.module_files import load_module
 from tests.conftest import REPO_ROOT, put, shared_path
 from tests.conftest import run_step_script as run
 
@@ -486,9 +486,7 @@ def test_evaluate_rejects_bad_input(fitted, trained, tmp_path):
 
 def test_run_step_turns_input_errors_into_one_last_stderr_line(capsys):
     """step_common.run_step, the exit convention every step script's main() uses."""
-    spec = importlib.util.spec_from_file_location("step_common", SCRIPTS / "step_common.py")
-    common = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(common)
+    common = load_module(SCRIPTS / "step_common.py", "step_common_under_test")
 
     def step(outcome):
         if isinstance(outcome, Exception):

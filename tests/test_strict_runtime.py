@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local_runtime import lambdas
-from local_runtime.jobs import DefinitionError
+from local_runtime.errors import DefinitionError
 from pipeline_scripts.api_model import ApiValidationError, check_request, constraint_errors
 from pipeline_scripts.api_model import input_shape as shape_of
 from tests import test_runner

@@ -1,0 +1,92 @@
+"""S3 as a job sees it: S3Prefix downloads, output uploads, JSON reads and model archives."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from local_runtime.errors import StepFailed
+from local_runtime.expressions import load_json_text
+
+
+def split_s3_uri(uri) -> tuple[str, str]:
+    if not isinstance(uri, str) or not uri.startswith("s3://") or len(uri) <= len("s3://"):
+        raise StepFailed(f"{uri!r} is not an S3 URI (expected s3://bucket/key)")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+def download(s3, uri: str, target: Path) -> int:
+    """S3Prefix semantics: every object whose key starts with the URI's key, saved under
+    `target` by its key relative to that prefix (an exact object keeps its file name).
+    Returns how many objects there were."""
+    bucket, prefix = split_s3_uri(uri)
+    target.mkdir(parents=True, exist_ok=True)
+    count = 0
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if key.endswith("/"):
+                    continue  # a "folder" marker
+                relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
+                path = (target / relative).resolve()
+                if not path.is_relative_to(target.resolve()):
+                    raise StepFailed(f"s3://{bucket}/{key}: key leaves the input folder")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(bucket, key, str(path))
+                count += 1
+    except ClientError as error:
+        raise StepFailed(f"ClientError: cannot read {uri}: {error}") from None
+    return count
+
+
+def download_input(s3, uri: str, target: Path, what: str) -> None:
+    if download(s3, uri, target) == 0:
+        # SageMaker refuses to start a job whose input prefix holds nothing.
+        raise StepFailed(
+            f'ClientError: No S3 objects found under S3 URL "{uri}" given in {what}. Please '
+            "ensure that the bucket exists and that objects exist under that S3 prefix."
+        )
+
+
+def upload_dir(s3, source: Path, uri: str) -> int:
+    bucket, prefix = split_s3_uri(uri)
+    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else []
+    for path in files:
+        key = "/".join(filter(None, [prefix.rstrip("/"), path.relative_to(source).as_posix()]))
+        s3.upload_file(str(path), bucket, key)
+    return len(files)
+
+
+def read_json(s3, uri: str):
+    bucket, key = split_s3_uri(uri)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        raise StepFailed(f"cannot read {uri}: {error}") from None
+    return load_json_text(body.decode("utf-8"), uri)
+
+
+def extract_tar(archive: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive) as tar:
+            # The "data" filter (Python >= 3.11.4) refuses members leaving `target`.
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(target, **safe)
+    except (tarfile.TarError, OSError) as error:
+        raise StepFailed(f"{archive.name}: not a readable tar archive: {error}") from None
+
+
+def tar_gz(source: Path, archive: Path) -> None:
+    """model.tar.gz as SageMaker writes it: the folder's contents at the archive root."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in sorted(source.rglob("*")):
+            tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
+    archive.write_bytes(gzip.compress(buffer.getvalue()))
