@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local_runtime import jobs
+from local_runtime import s3 as local_s3
 from pipeline_scripts.assets import StepCode
 from tests.conftest import SCRIPTS, put
 
@@ -69,7 +69,8 @@ def test_a_processing_job_laid_out_from_the_bundle_runs_data_quality(tmp_path):
         for asset in code.assets():
             bucket, key = asset.bucket_and_key
             s3.put_object(Bucket=bucket, Key=key, Body=asset.body)
-        assert jobs.download(s3, code.bundle_uri, root / "input" / "code") == len(code.assets()) - 1
+        downloaded = local_s3.download(s3, code.bundle_uri, root / "input" / "code")
+        assert downloaded == len(code.assets()) - 1
     assert (root / "input" / "code" / "dq" / "checks.py").is_file()
     put(root / "input" / "data" / "batch.csv", "a,b\n1,x\n2,y\n3,x\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
