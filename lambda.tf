@@ -6,7 +6,7 @@ locals {
   functions = {
     notifier = {
       description = "Turns pipeline, model registry and data events into readable e-mails"
-      code_dir    = "lambda_function"
+      code_dir    = "notifier"
       handler     = "notifier.handler"
       timeout     = 30
       environment = {

@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 # e-mails say the same thing about a batch's attributions.
 _spec = importlib.util.spec_from_file_location(
     "report_explanations",
-    Path(__file__).resolve().parents[1] / "code" / "lambda_function" / "explanations.py",
+    Path(__file__).resolve().parents[1] / "code" / "notifier" / "explanations.py",
 )
 explanations = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(explanations)
@@ -185,7 +185,7 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 def _batch_explanations(attributions: dict | None) -> str:
     """Attributions of the last batch vs the model version's training baseline, and the lines
-    the e-mails carry (one renderer: code/lambda_function/explanations.py)."""
+    the e-mails carry (one renderer: code/notifier/explanations.py)."""
     if not attributions:
         return "<p>No explanations: the batch's ExplainBatch step did not run.</p>"
     lines = "".join(

@@ -29,7 +29,7 @@ from local_runtime.expressions import as_text
 from pipeline_scripts.config import REPO_ROOT, ProjectConfig
 from pipeline_scripts.event_rules import Rule, load_rules
 
-NOTIFIER_FILE = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
+NOTIFIER_FILE = REPO_ROOT / "code" / "notifier" / "notifier.py"
 
 
 def _load_notifier():

@@ -579,7 +579,7 @@ def build_inference_pipeline(
         conditions=[ConditionEquals(left=quality("status"), right="failed")],
         if_steps=[FailStep(name=MODEL_QUALITY_FAILED_STEP, error_message=quality("reason"))],
         else_steps=[],
-        # Its failure e-mail explains the batch (code/lambda_function/notifier.py).
+        # Its failure e-mail explains the batch (code/notifier/notifier.py).
         depends_on=[explain],
     )
     violation_count = JsonGet(

@@ -29,8 +29,8 @@ TRANSFORMED_KEYS = ("detail-type", "source", "time", "region", "account", "detai
 
 
 def _load_notifier():
-    """Import code/lambda_function/notifier.py the way Lambda does: a lone file."""
-    path = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
+    """Import code/notifier/notifier.py the way Lambda does: a lone file."""
+    path = REPO_ROOT / "code" / "notifier" / "notifier.py"
     spec = importlib.util.spec_from_file_location("notifier", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

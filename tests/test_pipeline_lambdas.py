@@ -573,7 +573,7 @@ def test_unknown_action_is_a_clear_error(aws):
 
 
 def _notifier():
-    path = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
+    path = REPO_ROOT / "code" / "notifier" / "notifier.py"
     spec = importlib.util.spec_from_file_location("notifier_for_duplicates", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -837,7 +837,7 @@ def _generic(event, problem: str, config: Config) -> Notification:
     )
     lines = [
         f"The notifier could not format this event ({problem}), so it is sent as received.",
-        "If it should be formatted, extend code/lambda_function/notifier.py; if it should not "
+        "If it should be formatted, extend code/notifier/notifier.py; if it should not "
         "arrive here, narrow the EventBridge rule that matched it.",
         "",
         *_block("RAW EVENT", _truncate_utf8(raw, RAW_EVENT_MAX_BYTES)),
