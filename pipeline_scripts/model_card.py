@@ -17,6 +17,7 @@ import json
 import sys
 
 from pipeline_scripts.assets import REPO_ROOT
+from pipeline_scripts.contract import METADATA_KEYS
 from pipeline_scripts.rollback import AT, REASON, TO, UNDO_REASON, UNDONE_AT
 
 # The one renderer lives in scripts/ (the training pipelines' ModelCard step runs it, and steps
@@ -111,7 +112,7 @@ def card_for_version(sagemaker, s3, model_package_arn: str, **extra) -> str:
 
 
 def _importance(s3, package: dict) -> dict | None:
-    uri = (package.get("CustomerMetadataProperties") or {}).get("attributions_uri")
+    uri = (package.get("CustomerMetadataProperties") or {}).get(METADATA_KEYS["attributions"])
     return _card.importance(_read_json(s3, uri))
 
 

@@ -24,7 +24,7 @@ from .lookups import (
     _training_data_rows,
 )
 from .message import Notification, _body, _skip, _subject
-from .settings import Config
+from .settings import METADATA_KEYS, STEPS, Config
 
 EXECUTION_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
 STEP_EVENT = "SageMaker Model Building Pipeline Execution Step Status Change"
@@ -34,7 +34,10 @@ OBJECT_CREATED_EVENT = "Object Created"
 # The inference steps whose e-mails explain the batch; the gates before the two Fail steps
 # wait for ExplainBatch (pipeline_scripts/pipelines.py), so the file exists when they fail.
 EXPLAINED_STEPS = {
-    "DataQualityCheck", "DataQualityViolations", "ModelQualityCheck", "ModelQualityBelowThreshold",
+    STEPS[name]
+    for name in (
+        "data_quality_check", "data_quality_failed", "model_quality_check", "model_quality_failed"
+    )
 }  # fmt: skip
 
 
@@ -115,7 +118,7 @@ def _step_metadata(detail: dict, region: str) -> tuple[list, list]:
 
 # The training pipelines' condition before RegisterModel (pipeline_scripts/pipelines.py
 # NOVELTY_STEP): outcome False means the model was not registered, being the newest version's.
-NOT_REGISTERED_STEP = "CheckModelIsNew"
+NOT_REGISTERED_STEP = STEPS["novelty_check"]
 
 
 def _not_registered_notice(step: str, status: str, detail: dict) -> tuple:
@@ -129,7 +132,7 @@ def _not_registered_notice(step: str, status: str, detail: dict) -> tuple:
     return (
         "No new model version was registered: the model has the same training data, code and "
         "hyperparameters as the newest version of the model package group (the "
-        "CompareWithNewestVersion step's output 'message' names it).",
+        f"{STEPS['compare_with_newest']} step's output 'message' names it).",
     )
 
 
@@ -200,8 +203,8 @@ def _champion_versus_challenger(detail: dict) -> str | None:
     """The evaluation recorded on the version by the training pipelines (issue 10 point 5):
     "challenger MSE 4.10 vs champion (version 2) 5.90 on the same 1,200 records"."""
     metadata = ("CustomerMetadataProperties",)
-    challenger = _get(detail, *metadata, "challenger_mse")
-    records = _get(detail, *metadata, "evaluation_records")
+    challenger = _get(detail, *metadata, METADATA_KEYS["challenger"])
+    records = _get(detail, *metadata, METADATA_KEYS["records"])
     if challenger is None or records is None:
         return None  # registered before the comparison existed
     records = f"{int(records):,}" if records.isdigit() else records
@@ -258,7 +261,7 @@ def _model_package(event: dict, detail: dict, config: Config) -> Notification:
             # the event's detail carries the version's CustomerMetadataProperties (the local
             # runtime sends the whole DescribeModelPackage answer; not verified against AWS's
             # documented example, which lists no such field: then the row is simply absent).
-            ("Model card", _get(detail, "CustomerMetadataProperties", "model_card_uri")),
+            ("Model card", _get(detail, "CustomerMetadataProperties", METADATA_KEYS["model_card"])),
             *_training_data_rows(detail, region),
             ("Model package ARN", arn),
         ],

@@ -11,21 +11,23 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from . import explanations
-from .settings import _log
+from .settings import METADATA_KEYS, OUTPUTS, STEPS, _log
 
 # Where the batch-inference steps write their results: <ARTIFACTS_URI>/<pipeline>/<execution
 # id>/<step>/<output>/ (pipeline_scripts/steps.py StepFactory.output_uri).
 OUTCOME_FILES = {
-    "data_quality": ("DataQualityCheck", "data_quality", "summary.json"),
-    "model_quality": ("ModelQualityCheck", "model_quality", "statistics.json"),
+    "dq": (STEPS["data_quality_check"], OUTPUTS["data_quality_results"], "summary.json"),
+    "mq": (STEPS["model_quality_check"], OUTPUTS["model_quality_results"], "statistics.json"),
 }
 # A run for labels that arrived later (Mode=evaluate) checks no data and writes its model
 # quality here instead (pipeline_scripts/pipelines.py LABELS_QUALITY_STEP).
-LATE_LABELS_FILE = ("EvaluateLateLabels", "model_quality", "statistics.json")
+LATE_LABELS_FILE = (
+    STEPS["labels_quality_check"], OUTPUTS["model_quality_results"], "statistics.json",
+)  # fmt: skip
 
 
 # ExplainBatch's summary (pipeline_scripts/explain_step.py), at the same kind of location.
-EXPLANATIONS_FILE = ("ExplainBatch", "explanations", "attributions.json")
+EXPLANATIONS_FILE = (STEPS["explain_batch"], OUTPUTS["batch_explanations"], "attributions.json")
 
 
 def _inference_result(pipeline: str, execution_id: str, step: str, output: str, file: str,
@@ -63,7 +65,8 @@ def _batch_explanations(pipeline: str, execution_id: str) -> list | None:
     except (KeyError, TypeError, ValueError) as error:  # a file of another format version
         _log("explanations unreadable", logging.WARNING, error=repr(error))
         lines = []
-    return lines or ["Explanations unavailable (ExplainBatch's attributions.json unreadable)."]
+    step = EXPLANATIONS_FILE[0]
+    return lines or [f"Explanations unavailable ({step}'s attributions.json unreadable)."]
 
 
 def _batch_outcome(pipeline: str, execution_id: str) -> tuple[list, list]:
@@ -73,14 +76,14 @@ def _batch_outcome(pipeline: str, execution_id: str) -> tuple[list, list]:
         return [], []
     late = _inference_result(pipeline, execution_id, *LATE_LABELS_FILE, quiet=True)
     if isinstance(late, dict):  # labels that arrived later: model quality only
-        results = {"data_quality": {}, "model_quality": late}
+        results = {"dq": {}, "mq": late}
     else:
         results = {
             kind: _inference_result(pipeline, execution_id, *location)
             for kind, location in OUTCOME_FILES.items()
         }
     warnings, rows = [], []
-    dq, mq = results.get("data_quality"), results.get("model_quality")
+    dq, mq = results.get("dq"), results.get("mq")
     if not isinstance(dq, dict) or not isinstance(mq, dict):
         warnings.append("quality results unreadable")
     if isinstance(dq, dict) and dq:
@@ -132,8 +135,8 @@ def _processing_exit_message(detail: dict, region: str) -> str | None:
 # version's (pipeline_scripts/pipelines.py _training_data_comparison): its one-line summary and
 # report, as metadata on the version.
 TRAINING_DATA_KEYS = (
-    ("Training data vs previous", "training_data_comparison"),
-    ("Training data report", "training_data_comparison_uri"),
+    ("Training data vs previous", METADATA_KEYS["training_data_summary"]),
+    ("Training data report", METADATA_KEYS["training_data_report"]),
 )
 
 
