@@ -500,3 +500,28 @@ def test_every_checkov_skip_is_justified_inline_and_still_needed(checkov_reports
         skipped = {c["check_id"] for c in report["results"]["skipped_checks"]}
         # Every skip is written inline, and every inline skip still suppresses a finding.
         assert skipped == set(comments), (skipped, set(comments))
+
+
+@pytest.mark.parametrize("env_file", ENV_FILES[:1], ids=lambda p: p.name)
+def test_the_notifier_may_read_every_result_file_it_reads(env_file, parsed, locals_):
+    """Each batch-inference result the notifier reads (code/notifier/lookups.py) is under a
+    resource of lambda.tf's ReadBatchQualityResults statement, for a sample execution."""
+    import fnmatch
+    import importlib.util
+
+    path = REPO_ROOT / "code" / "notifier" / "notifier.py"
+    spec = importlib.util.spec_from_file_location("notifier_for_iam", path)
+    notifier = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(notifier)
+    lookups = notifier._lookups
+    files = [*lookups.OUTCOME_FILES.values(), lookups.LATE_LABELS_FILE, lookups.EXPLANATIONS_FILE]
+
+    documents = [block["aws_iam_policy_document"] for block in parsed["lambda.tf"]["data"]]
+    (document,) = [d["notifier"] for d in documents if "notifier" in d]
+    (statement,) = [s for s in document["statement"] if s.get("sid") == "ReadBatchQualityResults"]
+    resources = [evaluator(env_file, locals_).value(r) for r in statement["resources"]]
+    env = load_env_config(env_file)
+    base = f"arn:{env.partition}:s3:::{env.artifacts_uri.removeprefix('s3://')}"
+    for step, output, name in files:
+        key = f"{base}/{env.pipeline_inf}/execution-id/{step}/{output}/{name}"
+        assert any(fnmatch.fnmatchcase(key, r) for r in resources), (key, resources)
