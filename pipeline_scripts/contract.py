@@ -7,7 +7,7 @@ Terraform reads the same file (contract.tf); each Lambda zip carries a copy
 (pipeline_scripts/lambda_package.py). tests/test_contract.py fails when a value is spelled
 anywhere else.
 
-Standard library only: lambda_package.py imports it with a bare python3.
+Standard library only, like the Lambdas that read the same file.
 """
 
 from __future__ import annotations
