@@ -5,17 +5,16 @@
 locals {
   # The ${...} placeholders of events/*.json; event_rules.template_variables mirrors this map.
   event_template_vars = {
-    pipeline_train_arn       = local.pipeline_arns.training
-    pipeline_trainwhpo_arn   = local.pipeline_arns.training_hpo
-    pipeline_inf_arn         = local.pipeline_arns.inference
-    model_package_group_name = var.model_package_group_name
-    bucket_name              = var.bucket_name
-    train_prefix             = local.data_prefixes.training
-    inference_prefix         = local.data_prefixes.inference
-    labels_prefix            = local.labels_prefix
-    # pipeline_scripts/pipelines.py MODEL_QUALITY_FAILED_STEP and LABELS_QUALITY_FAILED_STEP
-    model_quality_failed_step  = "ModelQualityBelowThreshold"
-    labels_quality_failed_step = "LateLabelsBelowThreshold"
+    pipeline_train_arn         = local.pipeline_arns.training
+    pipeline_trainwhpo_arn     = local.pipeline_arns.training_hpo
+    pipeline_inf_arn           = local.pipeline_arns.inference
+    model_package_group_name   = var.model_package_group_name
+    bucket_name                = var.bucket_name
+    train_prefix               = local.data_prefixes.training
+    inference_prefix           = local.data_prefixes.inference
+    labels_prefix              = local.labels_prefix
+    model_quality_failed_step  = local.contract.steps.model_quality_failed
+    labels_quality_failed_step = local.contract.steps.labels_quality_failed
   }
 
   event_rules = {
@@ -59,14 +58,14 @@ locals {
     start_training = {
       pipeline_arn = local.pipeline_arns.training
       parameters = {
-        MseThreshold = tostring(var.accuracy_mse_threshold)
+        (local.contract.parameters.mse_threshold) = tostring(var.accuracy_mse_threshold)
       }
     }
     start_inference = {
       pipeline_arn = local.pipeline_arns.inference
       parameters = {
-        MseThreshold               = tostring(var.accuracy_mse_threshold)
-        FailOnDataQualityViolation = tostring(var.fail_on_data_quality_violation)
+        (local.contract.parameters.mse_threshold)                  = tostring(var.accuracy_mse_threshold)
+        (local.contract.parameters.fail_on_data_quality_violation) = tostring(var.fail_on_data_quality_violation)
       }
     }
   }

@@ -6,7 +6,7 @@ locals {
   functions = {
     notifier = {
       description = "Turns pipeline, model registry and data events into readable e-mails"
-      code_dir    = "lambda_function"
+      code_dir    = "notifier"
       handler     = "notifier.handler"
       timeout     = 30
       environment = {
@@ -45,11 +45,11 @@ locals {
   # The helper names are a contract with pipeline_scripts/steps.py lambda_function_arn.
   function_names = {
     notifier       = var.notification_function_name
-    model_resolver = "${var.model_package_group_name}-model-resolver"
-    data_version   = "${var.model_package_group_name}-data-version"
-    # local_runtime/router.py dispatcher_function_arn
-    batch_dispatcher = "${var.model_package_group_name}-batch-dispatcher"
-    retrain_gate     = "${var.model_package_group_name}-retrain-gate"
+    model_resolver = "${var.model_package_group_name}-${local.contract.lambda_suffixes.model_resolver}"
+    data_version   = "${var.model_package_group_name}-${local.contract.lambda_suffixes.data_version}"
+    # local_runtime/router.py function_arn
+    batch_dispatcher = "${var.model_package_group_name}-${local.contract.lambda_suffixes.batch_dispatcher}"
+    retrain_gate     = "${var.model_package_group_name}-${local.contract.lambda_suffixes.retrain_gate}"
   }
 
   # Functions join the jobs' VPC when it is set; the VPC then needs a route (NAT or interface
@@ -238,6 +238,8 @@ locals {
   }
   model_package_group_arn  = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:model-package-group/${lower(var.model_package_group_name)}"
   model_package_arn_prefix = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}:model-package"
+  # Where the batch-inference steps write (pipeline_scripts/steps.py StepFactory.output_uri).
+  inference_artifacts_arn = "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}"
 }
 
 data "aws_iam_policy_document" "notifier" {
@@ -260,16 +262,17 @@ data "aws_iam_policy_document" "notifier" {
     actions   = ["sagemaker:DescribeModelPackage"]
     resources = ["${local.model_package_arn_prefix}/${lower(var.model_package_group_name)}/*"]
   }
-  # The two result files a Succeeded batch run's subject is based on (notifier OUTCOME_FILES),
-  # and the attributions its e-mails explain the batch with.
+  # The result files a Succeeded batch run's subject is based on (notifier OUTCOME_FILES, and
+  # LATE_LABELS_FILE for labels that arrived later), and the attributions its e-mails explain
+  # the batch with (notifier EXPLANATIONS_FILE): <execution>/<step>/<output>/<file>.
   statement {
     sid     = "ReadBatchQualityResults"
     actions = ["s3:GetObject"]
     resources = [
-      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}/*/DataQualityCheck/data_quality/summary.json",
-      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}/*/ModelQualityCheck/model_quality/statistics.json",
-      # ExplainBatch's summary, for the explanation lines (notifier EXPLANATIONS_FILE).
-      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_inf}/*/ExplainBatch/explanations/attributions.json",
+      "${local.inference_artifacts_arn}/*/${local.contract.steps.data_quality_check}/${local.contract.outputs.data_quality_results}/summary.json",
+      "${local.inference_artifacts_arn}/*/${local.contract.steps.model_quality_check}/${local.contract.outputs.model_quality_results}/statistics.json",
+      "${local.inference_artifacts_arn}/*/${local.contract.steps.labels_quality_check}/${local.contract.outputs.model_quality_results}/statistics.json",
+      "${local.inference_artifacts_arn}/*/${local.contract.steps.explain_batch}/${local.contract.outputs.batch_explanations}/attributions.json",
     ]
   }
   # The outputs are encrypted with the jobs' key (kms_key); S3 decrypts them for the reader.

@@ -1,7 +1,7 @@
 # The notification topic (encrypted with the key of kms.tf) and its e-mail subscriptions.
 
 resource "aws_sns_topic" "notifications" {
-  name              = "${local.name_prefix}-notifications"
+  name              = "${local.name_prefix}${local.contract.sns_topic_suffix}"
   display_name      = "MLOps ${var.environment}"
   kms_master_key_id = aws_kms_key.this.arn
 }

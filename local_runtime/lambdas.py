@@ -34,6 +34,7 @@ from pathlib import Path
 
 import hcl2
 
+from pipeline_scripts.contract import LAMBDA_SUFFIXES
 from pipeline_scripts.module_files import load_module
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -43,11 +44,14 @@ LAMBDA_TF = REPO_DIR / "lambda.tf"
 # Function-name suffix -> (file under code/, handler function, its key in lambda.tf's
 # local.functions).
 FUNCTIONS = {
-    "model-resolver": ("model_resolver/model_resolver.py", "handler", "model_resolver"),
-    "data-version": ("training_data_version/training_data_version.py", "handler", "data_version"),
-    # Not pipeline steps: EventBridge targets (router.py calls them).
-    "batch-dispatcher": ("batch_dispatcher/batch_dispatcher.py", "handler", "batch_dispatcher"),
-    "retrain-gate": ("batch_dispatcher/retrain_gate.py", "handler", "retrain_gate"),
+    LAMBDA_SUFFIXES[key]: (file, "handler", key)
+    for key, file in {
+        "model_resolver": "model_resolver/model_resolver.py",
+        "data_version": "training_data_version/training_data_version.py",
+        # Not pipeline steps: EventBridge targets (router.py calls them).
+        "batch_dispatcher": "batch_dispatcher/batch_dispatcher.py",
+        "retrain_gate": "batch_dispatcher/retrain_gate.py",
+    }.items()
 }
 # Lambda's limit for a synchronous invocation's request, and its error (quoted in
 # pelmers/streetwarp-web#14): "Request must be smaller than 6291456 bytes for the

@@ -38,6 +38,14 @@ from pipeline_scripts.config import (
     ProjectConfig,
     load_config,
 )
+from pipeline_scripts.contract import (
+    METADATA_KEYS,
+    MODES,
+    OUTPUTS,
+    PARAMETERS,
+    SNS_TOPIC_SUFFIX,
+    STEPS,
+)
 
 DEFAULT_TRAIN_DATA = REPO_ROOT / "data" / "train" / "abalone_synthetic_train.csv"
 DEFAULT_BATCH_DATA = REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv"
@@ -87,7 +95,7 @@ class Progress:
 def _inbox(config: ProjectConfig) -> tuple[str, str]:
     """The notification topic (named as sns.tf names it) and a queue standing in for e-mail."""
     sns, sqs = boto3.client("sns"), boto3.client("sqs")
-    topic = sns.create_topic(Name=f"{config.env.model_package_group_name}-notifications")
+    topic = sns.create_topic(Name=f"{config.env.model_package_group_name}{SNS_TOPIC_SUFFIX}")
     queue_url = sqs.create_queue(QueueName="demo-mailbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
     sns.subscribe(
@@ -213,11 +221,15 @@ def model_versions(config: ProjectConfig) -> list[dict]:
                 "lineage": package.get("CustomerMetadataProperties", {}),
                 # ExplainModel's attributions.json (issue 13): global importance per version.
                 "attributions": _read_json_uri(
-                    (package.get("CustomerMetadataProperties") or {}).get("attributions_uri")
+                    (package.get("CustomerMetadataProperties") or {}).get(
+                        METADATA_KEYS["attributions"]
+                    )
                 ),
                 # The ModelCard step's model_card.md, as registered (issue 13).
                 "model_card": _read_text_uri(
-                    (package.get("CustomerMetadataProperties") or {}).get("model_card_uri")
+                    (package.get("CustomerMetadataProperties") or {}).get(
+                        METADATA_KEYS["model_card"]
+                    )
                 ),
             }
         )
@@ -239,10 +251,11 @@ def _read_json_uri(uri: str | None) -> dict | None:
 
 def _batch_attributions(execution: Execution | None) -> dict | None:
     """ExplainBatch's attributions.json of an inference execution (None when it did not run)."""
-    step = execution.steps.get("ExplainBatch") if execution else None
+    step = execution.steps.get(STEPS["explain_batch"]) if execution else None
     if step is None or step.status != "Succeeded":
         return None
-    return _read_json_uri(f"{step.outputs['explanations'].rstrip('/')}/attributions.json")
+    folder = step.outputs[OUTPUTS["batch_explanations"]].rstrip("/")
+    return _read_json_uri(f"{folder}/attributions.json")
 
 
 def _read_csv(uri: str) -> pd.DataFrame:
@@ -256,10 +269,12 @@ def _read_csv(uri: str) -> pd.DataFrame:
 def _data_quality(execution: Execution | None) -> tuple[list[dict], list[str], str | None]:
     """Violations an inference execution found, its notes (findings below a violation
     threshold, e.g. a few values that are not numbers) and where its batch's raw features are."""
-    check = execution.steps.get("DataQualityCheck") if execution else None
+    check = execution.steps.get(STEPS["data_quality_check"]) if execution else None
     if check is None or check.status != "Succeeded":
         return [], [], None
-    bucket, _, key = check.outputs["data_quality"].removeprefix("s3://").partition("/")
+    bucket, _, key = (
+        check.outputs[OUTPUTS["data_quality_results"]].removeprefix("s3://").partition("/")
+    )
     s3 = boto3.client("s3")
     body = s3.get_object(Bucket=bucket, Key=f"{key}/constraint_violations.json")
     summary = json.loads(s3.get_object(Bucket=bucket, Key=f"{key}/summary.json")["Body"].read())
@@ -301,15 +316,16 @@ def batch_fields(execution: Execution, config: ProjectConfig) -> dict:
     if execution.pipeline_name != config.env.pipeline_inf:
         return fields
     parameters = execution.parameters
-    mode = parameters.get("Mode", "score")
-    fields.update(mode=mode, batch_id=parameters.get("BatchId"))
-    if mode == "evaluate":
-        stats = _sandbox_json(execution, "EvaluateLateLabels", "model_quality/statistics.json")
-        fields["batch"] = parameters.get("LabelsDataUrl")
+    mode = parameters.get(PARAMETERS["mode"], MODES["score"])
+    fields.update(mode=mode, batch_id=parameters.get(PARAMETERS["batch_id"]))
+    if mode == MODES["evaluate"]:
+        statistics = f"{OUTPUTS['model_quality_results']}/statistics.json"
+        stats = _sandbox_json(execution, STEPS["labels_quality_check"], statistics)
+        fields["batch"] = parameters.get(PARAMETERS["labels_data_url"])
         fields["labels_matched"] = stats["labels"]["matched"] if stats else None
         return fields
     report = _sandbox_json(execution, "PreprocessBatch", "report/batch_report.json")
-    fields["batch"] = parameters.get("InferenceDataUrl")
+    fields["batch"] = parameters.get(PARAMETERS["inference_data_url"])
     fields["records_scored"] = report["record_count"] if report else None
     return fields
 
@@ -413,8 +429,9 @@ def _results(config: ProjectConfig, loop: Loop | None, problems: _Problems) -> _
 
     def last_scoring() -> Execution | None:
         """The last inference execution that scored (label evaluations check no data)."""
+        score, mode = MODES["score"], PARAMETERS["mode"]
         runs = [e for e, _ in executions if e.pipeline_name == env.pipeline_inf and
-                e.parameters.get("Mode", "score") == "score"]  # fmt: skip
+                e.parameters.get(mode, score) == score]  # fmt: skip
         return runs[-1] if runs else None
 
     versions = problems.attempt("model versions", lambda: model_versions(config), [])

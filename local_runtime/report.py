@@ -19,12 +19,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pipeline_scripts.contract import STEPS  # noqa: E402
 from pipeline_scripts.module_files import load_module  # noqa: E402
 
 # The notifier Lambda's renderer (a lone file in its package), shared so that the report and the
 # e-mails say the same thing about a batch's attributions.
 explanations = load_module(
-    Path(__file__).resolve().parents[1] / "code" / "lambda_function" / "explanations.py",
+    Path(__file__).resolve().parents[1] / "code" / "notifier" / "explanations.py",
     "report_explanations",
 )
 
@@ -184,9 +185,10 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 def _batch_explanations(attributions: dict | None) -> str:
     """Attributions of the last batch vs the model version's training baseline, and the lines
-    the e-mails carry (one renderer: code/lambda_function/explanations.py)."""
+    the e-mails carry (one renderer: code/notifier/explanations.py)."""
     if not attributions:
-        return "<p>No explanations: the batch's ExplainBatch step did not run.</p>"
+        step = STEPS["explain_batch"]
+        return f"<p>No explanations: the batch's {step} step did not run.</p>"
     lines = "".join(
         f"<li>{html.escape(line)}</li>" for line in explanations.explanation_lines(attributions)
     )

@@ -26,10 +26,11 @@ from local_runtime import lambdas
 from local_runtime.events import event_time
 from local_runtime.expressions import as_text
 from pipeline_scripts.config import REPO_ROOT, ProjectConfig
+from pipeline_scripts.contract import LAMBDA_SUFFIXES, PARAMETERS
 from pipeline_scripts.event_rules import Rule, load_rules
 from pipeline_scripts.module_files import load_module
 
-NOTIFIER_FILE = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
+NOTIFIER_FILE = REPO_ROOT / "code" / "notifier" / "notifier.py"
 
 
 def _load_notifier():
@@ -109,7 +110,7 @@ class EventRouter:
     def _dispatch(self, rule: Rule, event: dict) -> str:
         """Runs the dispatcher's real handler; a new execution ARN is queued, a known one is
         the same batch version delivered again (SageMaker returned the first execution)."""
-        arn = function_arn(self.config, "batch-dispatcher")
+        arn = function_arn(self.config, LAMBDA_SUFFIXES["batch_dispatcher"])
         with _environment(dispatcher_environment(self.config)):
             try:
                 result = lambdas.invoke(arn, rule.target_input(event))
@@ -130,7 +131,7 @@ class EventRouter:
     def _retrain_gate(self, rule: Rule, event: dict) -> str:
         """Runs the retrain gate's real handler: it starts the HPO pipeline (queued here) or
         reports why not (published to the topic: the mailbox shows it)."""
-        arn = function_arn(self.config, "retrain-gate")
+        arn = function_arn(self.config, LAMBDA_SUFFIXES["retrain_gate"])
         with _environment(retrain_gate_environment(self.config)):
             try:
                 result = lambdas.invoke(arn, rule.target_input(event))
@@ -202,8 +203,10 @@ def dispatcher_environment(config: ProjectConfig) -> dict[str, str]:
         "LABELS_PREFIX": f"{env.bucket_prefix}/labels/",
         "PIPELINE_PARAMETERS": json.dumps(
             {
-                "MseThreshold": as_text(float(env.accuracy_mse_threshold)),
-                "FailOnDataQualityViolation": as_text(bool(env.fail_on_data_quality_violation)),
+                PARAMETERS["mse_threshold"]: as_text(float(env.accuracy_mse_threshold)),
+                PARAMETERS["fail_on_data_quality_violation"]: as_text(
+                    bool(env.fail_on_data_quality_violation)
+                ),
             }
         ),
     }

@@ -19,17 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_scripts.config import REPO_ROOT, EnvConfig, ProjectConfig
+from pipeline_scripts.contract import RULE_TARGETS, STEPS
 
 EVENTS_DIR = REPO_ROOT / "events"
-# What a rule can start; events.tf maps each to a Lambda function or a SageMaker pipeline
-# (dispatch_batch and retrain_gate: the Lambda functions of dispatcher.tf).
-TARGETS = (
-    "notifier",
-    "dispatch_batch",
-    "retrain_gate",  # starts training with HPO, one at a time, after a cooldown
-    "start_training",
-    "start_inference",
-)
+# What a rule can start (contract.json rule_targets); events.tf maps each to a Lambda function
+# or a SageMaker pipeline (dispatch_batch and retrain_gate: the Lambdas of dispatcher.tf).
+TARGETS = RULE_TARGETS
 RULE_KEYS = ("description", "event_pattern", "input_transformer", "target")
 TRANSFORMER_KEYS = ("input_paths", "input_template")
 
@@ -127,9 +122,6 @@ def pipeline_arn(env: EnvConfig, pipeline_name: str) -> str:
 
 def template_variables(config: ProjectConfig) -> dict[str, str]:
     """The values of the ${...} placeholders: local.event_template_vars in events.tf."""
-    # Imported here: the pipeline builders pull in the SageMaker SDK, slow to import.
-    from pipeline_scripts.pipelines import LABELS_QUALITY_FAILED_STEP, MODEL_QUALITY_FAILED_STEP
-
     env = config.env
     return {
         "pipeline_train_arn": pipeline_arn(env, env.pipeline_train),
@@ -140,8 +132,8 @@ def template_variables(config: ProjectConfig) -> dict[str, str]:
         "train_prefix": f"{env.bucket_prefix}/{env.bucket_train_prefix}/",
         "inference_prefix": f"{env.bucket_prefix}/{env.bucket_inf_prefix}/",
         "labels_prefix": f"{env.bucket_prefix}/labels/",
-        "model_quality_failed_step": MODEL_QUALITY_FAILED_STEP,
-        "labels_quality_failed_step": LABELS_QUALITY_FAILED_STEP,
+        "model_quality_failed_step": STEPS["model_quality_failed"],
+        "labels_quality_failed_step": STEPS["labels_quality_failed"],
     }
 
 

@@ -20,11 +20,12 @@ from pipeline_scripts import sagemaker_sdk  # noqa: F401  (first: imports the SD
 # isort: split
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
+from pipeline_scripts.contract import OUTPUTS, STEPS
 from pipeline_scripts.steps import StepFactory
 
 EXPLAIN_MODEL_STEP = "ExplainModel"
-EXPLAIN_BATCH_STEP = "ExplainBatch"
-OUTPUT = "explanations"  # holds attributions.json
+EXPLAIN_BATCH_STEP = STEPS["explain_batch"]
+OUTPUT = OUTPUTS["batch_explanations"]  # holds attributions.json
 PER_RECORD_OUTPUT = "per_record"  # holds attributions.csv (record_id, features..., bias)
 
 

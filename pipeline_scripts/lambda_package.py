@@ -23,6 +23,11 @@ FUNCTIONS = tuple(
     sorted(p.name for p in CODE_DIR.iterdir() if p.is_dir() and p.name != "__pycache__")
 )
 OUTPUT_DIR = REPO_ROOT / "build" / "lambda"
+# The shared names (pipeline step names, metadata keys, ...): each zip carries a copy at its
+# root, beside the handler, where the function reads it. A file rather than environment
+# variables: Lambda caps a function's variables at 4 KB, and the notifier's already hold the
+# team's custom messages ("Lambda quotas", AWS Lambda Developer Guide).
+CONTRACT_FILE = REPO_ROOT / "contract.json"
 
 # The earliest time a zip entry can carry (DOS time starts in 1980).
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -40,14 +45,19 @@ def source_files(directory: Path) -> list[Path]:
 
 
 def package(directory: Path, output: Path) -> Path:
-    """Write directory's source files to output as a deterministic zip; return output."""
+    """Write directory's source files and contract.json to output as a deterministic zip;
+    return output."""
     files = source_files(directory)
     if not files:
         raise SystemExit(f"{directory}: no files to package")
+    entries = {path.relative_to(directory).as_posix(): path for path in files}
+    if CONTRACT_FILE.name in entries:
+        raise SystemExit(f"{directory}: {CONTRACT_FILE.name} is added by the packager; remove it")
+    entries[CONTRACT_FILE.name] = CONTRACT_FILE
     output.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_STORED) as archive:
-        for path in files:
-            info = zipfile.ZipInfo(path.relative_to(directory).as_posix(), date_time=FIXED_TIME)
+        for name, path in sorted(entries.items()):
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
             info.external_attr = FILE_MODE << 16
             info.create_system = 3  # Unix, so the mode above is what Lambda reads
             archive.writestr(info, path.read_bytes())

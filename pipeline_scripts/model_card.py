@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 
 from pipeline_scripts.assets import REPO_ROOT
+from pipeline_scripts.contract import METADATA_KEYS
 from pipeline_scripts.module_files import load_module
 from pipeline_scripts.rollback import AT, REASON, TO, UNDO_REASON, UNDONE_AT
 
@@ -105,7 +106,7 @@ def card_for_version(sagemaker, s3, model_package_arn: str, **extra) -> str:
 
 
 def _importance(s3, package: dict) -> dict | None:
-    uri = (package.get("CustomerMetadataProperties") or {}).get("attributions_uri")
+    uri = (package.get("CustomerMetadataProperties") or {}).get(METADATA_KEYS["attributions"])
     return _card.importance(_read_json(s3, uri))
 
 

@@ -34,6 +34,7 @@ from pipeline_scripts.assets import REPO_ROOT, StepCode
 from pipeline_scripts.card_step import OUTPUT as MODEL_CARD_OUTPUT
 from pipeline_scripts.card_step import model_card_step
 from pipeline_scripts.config import ProjectConfig
+from pipeline_scripts.contract import METADATA_KEYS, MODES, OUTPUTS, PARAMETERS, STEPS
 from pipeline_scripts.explain_step import (
     OUTPUT as EXPLANATIONS_OUTPUT,
 )
@@ -45,22 +46,24 @@ from pipeline_scripts.explain_step import (
 from pipeline_scripts.steps import INTEGRITY_OUTPUTS, PROCESSING_ROOT, StepFactory
 
 # Step names referenced by event rules, the notifier and the local runtime.
-MODEL_QUALITY_STEP = "ModelQualityCheck"
+MODEL_QUALITY_STEP = STEPS["model_quality_check"]
 # The one step whose failure starts retraining: it runs only when ModelQualityCheck succeeded
 # and measured an MSE above the threshold on enough labels. A crash or bad input fails
 # ModelQualityCheck itself, which retrains nothing.
-MODEL_QUALITY_FAILED_STEP = "ModelQualityBelowThreshold"
+MODEL_QUALITY_FAILED_STEP = STEPS["model_quality_failed"]
 # The same for labels that arrive later (Mode=evaluate): a step name is unique in a pipeline,
 # and a step after both branches of a ConditionStep would never run (it depends on a step of
 # the branch not taken), so the evaluation branch has its own check, gate and Fail step.
-LABELS_QUALITY_STEP = "EvaluateLateLabels"
-LABELS_QUALITY_FAILED_STEP = "LateLabelsBelowThreshold"
-MODE_GATE_STEP = "ModeGate"
-DATA_QUALITY_STEP = "DataQualityCheck"
+LABELS_QUALITY_STEP = STEPS["labels_quality_check"]
+LABELS_QUALITY_FAILED_STEP = STEPS["labels_quality_failed"]
+MODE_GATE_STEP = STEPS["mode_gate"]
+DATA_QUALITY_STEP = STEPS["data_quality_check"]
 REGISTER_STEP = "RegisterModel"
-COMPARE_STEP = "CompareWithNewestVersion"
-NOVELTY_STEP = "CheckModelIsNew"
-FINGERPRINT_KEY = "model_fingerprint"  # code/model_resolver reads it under the same key
+COMPARE_STEP = STEPS["compare_with_newest"]
+NOVELTY_STEP = STEPS["novelty_check"]
+FINGERPRINT_KEY = METADATA_KEYS["fingerprint"]  # code/model_resolver reads it too
+# Processing output names, in the S3 paths the notifier and lambda.tf's policies read.
+DQ_OUTPUT, MQ_OUTPUT = OUTPUTS["data_quality_results"], OUTPUTS["model_quality_results"]
 
 MSE_JSON_PATH = "regression_metrics.mse.value"
 PARTIALS_DIR = f"{PROCESSING_ROOT}/output/partials"  # sharded data-quality steps write here
@@ -109,7 +112,9 @@ def _image_uri(config: ProjectConfig) -> str:
 
 
 def _mse_threshold(config: ProjectConfig) -> ParameterFloat:
-    return ParameterFloat("MseThreshold", default_value=float(config.env.accuracy_mse_threshold))
+    return ParameterFloat(
+        PARAMETERS["mse_threshold"], default_value=float(config.env.accuracy_mse_threshold)
+    )
 
 
 def build_training_pipeline(
@@ -162,7 +167,7 @@ def build_training_pipeline(
     )
     baseline = baseline_steps[-1]
     comparison_steps, comparison_metadata = _training_data_comparison(
-        steps, config, data_url, data_version, output(baseline, "data_quality")
+        steps, config, data_url, data_version, output(baseline, DQ_OUTPUT)
     )
 
     train_uri, validation_uri = output(preprocess, "train"), output(preprocess, "validation")
@@ -215,7 +220,7 @@ def build_training_pipeline(
     )
     explain = _explain_model(steps, preprocess, model_step, model_data_url)
     evaluation_uri = Join(on="/", values=[output(evaluate, "evaluation"), "evaluation.json"])
-    statistics_uri = Join(on="/", values=[output(baseline, "data_quality"), "statistics.json"])
+    statistics_uri = Join(on="/", values=[output(baseline, DQ_OUTPUT), "statistics.json"])
     card = model_card_step(
         steps,
         champion=champion,
@@ -238,7 +243,7 @@ def build_training_pipeline(
         model_data_url=model_data_url,
         evaluation_uri=evaluation_uri,
         statistics_uri=statistics_uri,
-        constraints_uri=Join(on="/", values=[output(baseline, "data_quality"), "constraints.json"]),
+        constraints_uri=Join(on="/", values=[output(baseline, DQ_OUTPUT), "constraints.json"]),
         approval_status=approval,
         # Every value must be a valid CustomerMetadataValue (botocore SageMaker model: 1..256
         # characters of letters, spaces, digits and _.:/=+-@). Hence no raw TrainingDataUrl: a
@@ -247,15 +252,15 @@ def build_training_pipeline(
             "git_commit": git_commit,
             "training_data_version": data_version.properties.Outputs["data_version"],
             "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
-            FINGERPRINT_KEY: novelty.properties.Outputs["model_fingerprint"],
+            FINGERPRINT_KEY: novelty.properties.Outputs[FINGERPRINT_KEY],
             "transform_uri": transform_uri,
             # Integrity (point 6): what inference verifies before use.
             **{key: integrity.properties.Outputs[key] for key in INTEGRITY_OUTPUTS},
             # Champion vs challenger (point 5), as evaluate.py formats them ("none": no champion).
             "champion_version": evaluation("formatted.champion_version"),
             "champion_mse": evaluation("formatted.champion_mse"),
-            "challenger_mse": evaluation("formatted.mse"),
-            "evaluation_records": evaluation("formatted.record_count"),
+            METADATA_KEYS["challenger"]: evaluation("formatted.mse"),
+            METADATA_KEYS["records"]: evaluation("formatted.record_count"),
             **comparison_metadata,
             ATTRIBUTIONS_KEY: _attributions_uri(explain),
             MODEL_CARD_KEY: Join(on="/", values=[output(card, MODEL_CARD_OUTPUT), "model_card.md"]),
@@ -323,7 +328,7 @@ def build_training_pipeline(
 
 # -- explanations (issue 13): small hooks, the steps themselves are in explain_step.py --------
 
-ATTRIBUTIONS_KEY = "attributions_uri"  # code/model_resolver reads it under the same key
+ATTRIBUTIONS_KEY = METADATA_KEYS["attributions"]  # code/model_resolver reads it too
 
 
 def _attributions_uri(explain: ProcessingStep) -> Join:
@@ -351,7 +356,7 @@ def _explain_model(steps: StepFactory, preprocess, model_step, model_data_url) -
     )
 
 
-MODEL_CARD_KEY = "model_card_uri"  # the notifier links it in the registry e-mail
+MODEL_CARD_KEY = METADATA_KEYS["model_card"]  # the notifier links it in the e-mail
 
 
 def _explain_batch(config: ProjectConfig, steps: StepFactory, resolved, verified, batch_uri,
@@ -369,7 +374,7 @@ def _explain_batch(config: ProjectConfig, steps: StepFactory, resolved, verified
         batch_uri=batch_uri,
         settings=ExplainSettings(per_record=per_record),
         per_record_uri=(
-            Join(on="/", values=[predictions_uri(config, batch_id), "explanations"])
+            Join(on="/", values=[predictions_uri(config, batch_id), EXPLANATIONS_OUTPUT])
             if per_record
             else None
         ),
@@ -407,13 +412,13 @@ def _training_data_comparison(steps: StepFactory, config: ProjectConfig, data_ur
     # Valid CustomerMetadataValues: the summary is sanitised by the script, the URIs are
     # execution-scoped S3 URIs like transform_uri.
     metadata = {
-        "training_data_comparison": JsonGet(
+        METADATA_KEYS["training_data_summary"]: JsonGet(
             step_name=compare.name, property_file=report, json_path="summary"
         ),
-        "training_data_comparison_uri": Join(
+        METADATA_KEYS["training_data_report"]: Join(
             on="/", values=[outputs["comparison"].S3Output.S3Uri, "comparison.json"]
         ),
-        "training_data_profile_uri": outputs["profile"].S3Output.S3Uri,
+        METADATA_KEYS["training_data_profile"]: outputs["profile"].S3Output.S3Uri,
     }
     return [previous, compare], metadata
 
@@ -480,15 +485,19 @@ def build_inference_pipeline(
     # One batch per execution: the dispatcher Lambda (code/batch_dispatcher) sets
     # InferenceDataUrl to the batch object's URI and BatchId to its name; the defaults (the
     # whole prefix, "all") are for a scheduled or manual run over every batch.
-    data_url = ParameterString("InferenceDataUrl", default_value=env.inference_data_uri)
-    batch_id = ParameterString("BatchId", default_value="all")
-    batch_version = ParameterString("BatchVersionId", default_value="")
-    batch_etag = ParameterString("BatchETag", default_value="")
+    data_url = ParameterString(
+        PARAMETERS["inference_data_url"], default_value=env.inference_data_uri
+    )
+    batch_id = ParameterString(PARAMETERS["batch_id"], default_value="all")
+    batch_version = ParameterString(PARAMETERS["batch_version_id"], default_value="")
+    batch_etag = ParameterString(PARAMETERS["batch_etag"], default_value="")
     threshold = _mse_threshold(config)
     fail_on_violation = ParameterBoolean(
-        "FailOnDataQualityViolation", default_value=bool(env.fail_on_data_quality_violation)
+        PARAMETERS["fail_on_data_quality_violation"],
+        default_value=bool(env.fail_on_data_quality_violation),
     )
-    mode, labels_url = ParameterString("Mode", default_value="score"), labels_parameter(config)
+    mode = ParameterString(PARAMETERS["mode"], default_value=MODES["score"])
+    labels_url = labels_parameter(config)
 
     model = steps.resolve_approved_model("ResolveApprovedModel")
     resolved = model.properties.Outputs
@@ -530,9 +539,7 @@ def build_inference_pipeline(
         config, steps, resolved, verified, output(preprocess, "transform_input"), batch_id
     )
 
-    dq_summary = PropertyFile(
-        name="DataQualitySummary", output_name="data_quality", path="summary.json"
-    )
+    dq_summary = PropertyFile(name="DataQualitySummary", output_name=DQ_OUTPUT, path="summary.json")
     data_quality_steps = _data_quality_steps(
         steps,
         config,
@@ -556,7 +563,7 @@ def build_inference_pipeline(
     # failure, which is what triggers retraining. Its reason includes the data-quality
     # summary so the alert explains the likely cause.
     quality_report = PropertyFile(
-        name="ModelQualityReport", output_name="model_quality", path="statistics.json"
+        name="ModelQualityReport", output_name=MQ_OUTPUT, path="statistics.json"
     )
     model_quality = steps.processing(
         MODEL_QUALITY_STEP,
@@ -564,9 +571,9 @@ def build_inference_pipeline(
         inputs={
             "predictions": transform.properties.TransformOutput.S3OutputPath,
             "ground_truth": output(preprocess, "ground_truth"),
-            "data_quality": output(data_quality, "data_quality"),
+            DQ_OUTPUT: output(data_quality, DQ_OUTPUT),
         },
-        outputs=["model_quality"],
+        outputs=[MQ_OUTPUT],
         arguments=[
             *("--mse-threshold", Join(on="", values=[threshold])),
             *("--min-labels", str(config.settings.model_quality.min_labelled_records)),
@@ -582,14 +589,14 @@ def build_inference_pipeline(
         conditions=[ConditionEquals(left=quality("status"), right="failed")],
         if_steps=[FailStep(name=MODEL_QUALITY_FAILED_STEP, error_message=quality("reason"))],
         else_steps=[],
-        # Its failure e-mail explains the batch (code/lambda_function/notifier.py).
+        # Its failure e-mail explains the batch (code/notifier/notifier.py).
         depends_on=[explain],
     )
     violation_count = JsonGet(
         step_name=data_quality.name, property_file=dq_summary, json_path="violation_count"
     )
     data_quality_failure = FailStep(
-        name="DataQualityViolations",
+        name=STEPS["data_quality_failed"],
         error_message=Join(
             on=" ",
             values=[
@@ -652,7 +659,9 @@ def _id_column_arguments(config: ProjectConfig) -> list[str]:
 
 def labels_parameter(config: ProjectConfig) -> ParameterString:
     """LabelsDataUrl: the labels file of an evaluation run (set by the batch dispatcher)."""
-    return ParameterString("LabelsDataUrl", default_value=f"{config.env.s3_base_uri}/labels")
+    return ParameterString(
+        PARAMETERS["labels_data_url"], default_value=f"{config.env.s3_base_uri}/labels"
+    )
 
 
 def _late_labels_steps(steps, config, mode, labels_url, batch_id, threshold, scoring):
@@ -661,16 +670,14 @@ def _late_labels_steps(steps, config, mode, labels_url, batch_id, threshold, sco
     them as ModelQualityCheck does; every scoring step depends on `scoring` (in the other
     branch), so none of them runs. Mode=score (default) runs `scoring` and the rest as before.
     Returns (ModeGate, the evaluation's quality gate)."""
-    report = PropertyFile(
-        name="LateLabelsReport", output_name="model_quality", path="statistics.json"
-    )
+    report = PropertyFile(name="LateLabelsReport", output_name=MQ_OUTPUT, path="statistics.json")
     evaluation = steps.processing(
         LABELS_QUALITY_STEP,
         "model_quality.py",
         # No stored predictions for the batch id (an unknown batch): the job fails naming the
         # predictions URI ("No S3 objects found under S3 URL ...").
         inputs={"predictions": predictions_uri(config, batch_id), "labels": labels_url},
-        outputs=["model_quality"],
+        outputs=[MQ_OUTPUT],
         arguments=[
             "--labels",
             *("--mse-threshold", Join(on="", values=[threshold])),
@@ -690,7 +697,7 @@ def _late_labels_steps(steps, config, mode, labels_url, batch_id, threshold, sco
     )
     mode_gate = ConditionStep(
         name=MODE_GATE_STEP,
-        conditions=[ConditionEquals(left=mode, right="evaluate")],
+        conditions=[ConditionEquals(left=mode, right=MODES["evaluate"])],
         if_steps=[evaluation],
         else_steps=[scoring],
     )
@@ -737,7 +744,7 @@ def _data_quality_steps(
         name,
         "data_quality.py",
         inputs={**data_input, **(inputs or {})},
-        outputs=["data_quality"],
+        outputs=[DQ_OUTPUT],
         arguments=[*mode_arguments, *_data_quality_arguments(config), *(arguments or [])],
         property_files=property_files or (),
     )
@@ -747,7 +754,7 @@ def _data_quality_steps(
 def _data_quality_arguments(config: ProjectConfig) -> list[str]:
     dq = config.settings.data_quality
     return [
-        "--output-dir", f"{PROCESSING_ROOT}/output/data_quality",
+        "--output-dir", f"{PROCESSING_ROOT}/output/{DQ_OUTPUT}",
         "--comparison-threshold", str(dq.comparison_threshold),
         "--datatype-check-threshold", str(dq.datatype_check_threshold),
         "--domain-content-threshold", str(dq.domain_content_threshold),

@@ -39,10 +39,11 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 
 from pipeline_scripts.config import EnvConfig, ProjectConfig, load_pipeline_settings
+from pipeline_scripts.contract import SNS_TOPIC_SUFFIX
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 # sns.tf names the notification topic "<model_package_group_name>-notifications".
-TOPIC_NAME_SUFFIX = "-notifications"
+TOPIC_NAME_SUFFIX = SNS_TOPIC_SUFFIX
 # The bucket notifications other than EventBridge, as GetBucketNotificationConfiguration names them.
 OTHER_NOTIFICATIONS = (
     "TopicConfigurations",

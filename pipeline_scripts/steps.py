@@ -62,6 +62,7 @@ from sagemaker.train.tuner import HyperparameterTuner
 
 from pipeline_scripts.assets import TRAINING_ENTRY_POINT, TRAINING_SOURCE_ARCHIVE, StepCode
 from pipeline_scripts.config import ProjectConfig
+from pipeline_scripts.contract import INTEGRITY_OUTPUTS, LAMBDA_SUFFIXES, METADATA_KEYS
 from pipeline_scripts.xgboost_image import VALIDATION_RMSE
 
 PROCESSING_ROOT = "/opt/ml/processing"
@@ -118,14 +119,13 @@ class _SecuredTuningStep(TuningStep):
 
 # The helper Lambdas the pipelines invoke (lambda.tf deploys them; role_policy lets the role
 # invoke them).
-DATA_VERSION_LAMBDA = "data-version"
-MODEL_RESOLVER_LAMBDA = "model-resolver"
+DATA_VERSION_LAMBDA = LAMBDA_SUFFIXES["data_version"]
+MODEL_RESOLVER_LAMBDA = LAMBDA_SUFFIXES["model_resolver"]
 SAGEMAKER_LAMBDAS = (DATA_VERSION_LAMBDA, MODEL_RESOLVER_LAMBDA)
 
 
-# Integrity values of a version's artifacts: Lambda outputs and metadata keys alike
-# (code/training_data_version record_integrity, code/model_resolver INTEGRITY_KEYS).
-INTEGRITY_OUTPUTS = ("model_sha256", "model_version_id", "transform_sha256", "transform_version_id")
+# Integrity values of a version's artifacts (contract.json integrity_outputs): Lambda outputs
+# and metadata keys alike (code/training_data_version record_integrity, code/model_resolver).
 # The model resolver's `champion` action: EvaluateModel scores the champion's model with its
 # transform; ModelCard shows its attributions ("yes" when it has them).
 CHAMPION_OUTPUTS = (
@@ -282,7 +282,11 @@ class StepFactory:
             "data_version": data_version,
             "code_and_settings": self.code_and_settings(tuning=tuning),
         }
-        outputs = ["model_fingerprint", ("is_new", LambdaOutputTypeEnum.Boolean), "message"]
+        outputs = [
+            METADATA_KEYS["fingerprint"],
+            ("is_new", LambdaOutputTypeEnum.Boolean),
+            "message",
+        ]
         return self._lambda(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
 
     def previous_training_data(self, name: str, fallback_uri) -> LambdaStep:
@@ -307,7 +311,7 @@ class StepFactory:
             "transform_uri",
             "baseline_statistics_uri",
             "baseline_constraints_uri",
-            "attributions_uri",  # never empty: the train split for a version without one
+            METADATA_KEYS["attributions"],  # never empty: the train split for a version without one
             "evaluation_uri",
             *INTEGRITY_OUTPUTS,
         ]

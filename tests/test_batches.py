@@ -423,7 +423,7 @@ def test_a_succeeded_batch_run_says_what_its_checks_found(
         for key, value in environment.items():
             monkeypatch.setenv(key, value)
         assert environment["ARTIFACTS_URI"] == env.artifacts_uri  # what lambda.tf sets
-        notifier = _load_module_at("lambda_function/notifier.py")
+        notifier = _load_module_at("notifier/notifier.py")
         result = notifier.handler(event, None)
         assert result["subject"].startswith(subject_start), result["subject"]
         # Unreadable results are a caveat too, never a silent "Succeeded".

@@ -9,6 +9,7 @@ import ast
 import dataclasses
 import functools
 import gzip
+import importlib
 import json
 import math
 import re

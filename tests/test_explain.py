@@ -1,6 +1,6 @@
 """scripts/explain.py on real data: a model trained by scripts/train.py on abalone (the
 `abalone_csv` fixture) after preprocess.py's fit, batches in preprocess.py's apply format, and
-the renderers in code/lambda_function/explanations.py that the notifier and the report use."""
+the renderers in code/notifier/explanations.py that the notifier and the report use."""
 
 import json
 import shutil
@@ -24,7 +24,7 @@ FEATURES = [
 ]  # fmt: skip
 
 
-explanations = load_module(REPO_ROOT / "code" / "lambda_function" / "explanations.py")
+explanations = load_module(REPO_ROOT / "code" / "notifier" / "explanations.py")
 sys.path.insert(0, str(SCRIPTS))  # explain.py imports evaluate and step_common beside it
 script = load_module(SCRIPTS / "explain.py", "explain_under_test")
 
@@ -402,7 +402,7 @@ def test_a_version_without_attributions_samples_its_train_split_or_reports_the_b
 
 
 def _notifier():
-    return load_module(REPO_ROOT / "code" / "lambda_function" / "notifier.py", "notifier_explained")
+    return load_module(REPO_ROOT / "code" / "notifier" / "notifier.py", "notifier_explained")
 
 
 @pytest.mark.parametrize("kind", ["execution", "step"])

@@ -282,7 +282,7 @@ def test_a_succeeded_label_evaluation_mails_its_own_result(
         topic = boto3.client("sns", region_name=env.region).create_topic(Name="t")["TopicArn"]
         for key, value in notifier_environment(config, topic).items():
             monkeypatch.setenv(key, value)
-        notifier = load_module(REPO_ROOT / "code/lambda_function/notifier.py", "notifier_labels")
+        notifier = load_module(REPO_ROOT / "code/notifier/notifier.py", "notifier_labels")
         subject = notifier.handler(event, None)["subject"]
     assert subject.startswith(subject_start), subject
     assert "unreadable" not in subject

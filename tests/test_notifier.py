@@ -7,10 +7,14 @@ sent both raw and as the rules' input transformer delivers them (the same keys p
 import dataclasses
 import json
 import logging
+import os
 import random
 import re
 import socket
+import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import boto3
@@ -29,8 +33,8 @@ TRANSFORMED_KEYS = ("detail-type", "source", "time", "region", "account", "detai
 
 
 def _load_notifier():
-    """Import code/lambda_function/notifier.py the way Lambda does: a lone file."""
-    path = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
+    """Import code/notifier/notifier.py the way Lambda does: a lone file."""
+    path = REPO_ROOT / "code" / "notifier" / "notifier.py"
     return load_module(path, "notifier")
 
 
@@ -834,3 +838,37 @@ def test_unreachable_sagemaker_costs_seconds_not_the_email(inbox, monkeypatch, s
     # The publish itself keeps boto3's default retries.
     sns = notifier._sns_client(REGION, notifier._endpoints("SNS"))
     assert sns.meta.config.retries.get("total_max_attempts") != 1
+
+
+def test_the_deployed_zip_imports_the_notifier_as_lambda_does(tmp_path):
+    """The notifier is several modules: its zip (pipeline_scripts/lambda_package.py) holds
+    them all, and `import notifier` from the unpacked zip, as Lambda's handler "notifier.handler"
+    does, formats an event; every module stays under 600 lines."""
+    from pipeline_scripts import lambda_package
+
+    folder = REPO_ROOT / "code" / "notifier"
+    archive = lambda_package.package(folder, tmp_path / "notifier.zip")
+    with zipfile.ZipFile(archive) as zipped:
+        names = set(zipped.namelist())
+        zipped.extractall(tmp_path / "task")
+    modules = {p.name for p in folder.glob("*.py")}
+    assert modules <= names and len(modules) > 2, names
+    for path in folder.glob("*.py"):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        assert lines < 600, f"{path.name}: {lines} lines"
+    script = (
+        "import json, sys, notifier; "
+        "event = json.load(sys.stdin); "
+        "print(notifier.build_notification(event, notifier.load_config(None, None)).subject)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path / "task",
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(tmp_path / "task")},
+        input=json.dumps(fixture("pipeline_step_failed_model_quality")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Failed: ModelQualityCheck"), done.stdout

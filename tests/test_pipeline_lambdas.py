@@ -571,7 +571,7 @@ def test_unknown_action_is_a_clear_error(aws):
 
 
 def _notifier():
-    path = REPO_ROOT / "code" / "lambda_function" / "notifier.py"
+    path = REPO_ROOT / "code" / "notifier" / "notifier.py"
     return load_module(path, "notifier_for_duplicates")
 
 

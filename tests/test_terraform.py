@@ -21,7 +21,7 @@ from typing import Any
 import hcl2
 import pytest
 
-from pipeline_scripts import event_rules
+from pipeline_scripts import contract, event_rules
 from pipeline_scripts.config import (
     EnvConfig,
     ProjectConfig,
@@ -74,6 +74,9 @@ def locals_(parsed) -> dict[str, Any]:
                 if name != "__is_block__":
                     assert name not in values, f"local.{name} is defined twice"
                     values[name] = value
+    # contract.tf reads contract.json; the evaluator takes the file's values as they are.
+    assert values["contract"] == '${jsondecode(file("${path.module}/contract.json"))}'
+    values["contract"] = contract.CONTRACT
     return values
 
 
@@ -101,16 +104,16 @@ _TOKEN = re.compile(
 
 class Evaluator:
     """Terraform's value of a local, for the subset these tests need: "${...}" templates of
-    var.X, local.X(.attr), lower(), tostring(), split() and [index]. Anything else fails the
-    test, asking for simpler locals rather than a bigger evaluator."""
+    var.X, local.X(.attr), (expression), lower(), tostring(), split() and [index]. Anything
+    else fails the test, asking for simpler locals rather than a bigger evaluator."""
 
     def __init__(self, variables: dict[str, Any], locals_: dict[str, Any]) -> None:
         self.variables = variables
         self.locals = locals_
 
     def value(self, node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: self.value(v) for k, v in node.items() if k != "__is_block__"}
+        if isinstance(node, dict):  # a key may be an expression: {(local.x) = ...}
+            return {self.value(k): self.value(v) for k, v in node.items() if k != "__is_block__"}
         if isinstance(node, str):
             return self.template(node)
         return node
@@ -163,6 +166,10 @@ class Evaluator:
 
     def _primary(self, tokens):
         (kind, text), tokens = tokens[0], tokens[1:]
+        if text == "(":  # a parenthesised expression
+            value, tokens = self._postfix(tokens)
+            assert tokens[0][1] == ")", f"evaluator: expected ')' at {tokens!r}"
+            return value, tokens[1:]
         if kind == "string":
             return json.loads(text), tokens
         if kind == "number":
@@ -264,7 +271,8 @@ def test_lambda_packages_are_deterministic(tmp_path):
     second = lambda_package.package(code, tmp_path / "two.zip")
     assert first.read_bytes() == second.read_bytes()
     with zipfile.ZipFile(first) as archive:
-        assert archive.namelist() == ["a.py", "pkg/b.py"]  # sorted, no __pycache__
+        # sorted, no __pycache__, and the shared names beside the handler
+        assert archive.namelist() == ["a.py", "contract.json", "pkg/b.py"]
         for info in archive.infolist():
             assert info.date_time == (1980, 1, 1, 0, 0, 0)
             assert info.external_attr >> 16 == 0o100644
@@ -492,3 +500,28 @@ def test_every_checkov_skip_is_justified_inline_and_still_needed(checkov_reports
         skipped = {c["check_id"] for c in report["results"]["skipped_checks"]}
         # Every skip is written inline, and every inline skip still suppresses a finding.
         assert skipped == set(comments), (skipped, set(comments))
+
+
+@pytest.mark.parametrize("env_file", ENV_FILES[:1], ids=lambda p: p.name)
+def test_the_notifier_may_read_every_result_file_it_reads(env_file, parsed, locals_):
+    """Each batch-inference result the notifier reads (code/notifier/lookups.py) is under a
+    resource of lambda.tf's ReadBatchQualityResults statement, for a sample execution."""
+    import fnmatch
+    import importlib.util
+
+    path = REPO_ROOT / "code" / "notifier" / "notifier.py"
+    spec = importlib.util.spec_from_file_location("notifier_for_iam", path)
+    notifier = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(notifier)
+    lookups = notifier._lookups
+    files = [*lookups.OUTCOME_FILES.values(), lookups.LATE_LABELS_FILE, lookups.EXPLANATIONS_FILE]
+
+    documents = [block["aws_iam_policy_document"] for block in parsed["lambda.tf"]["data"]]
+    (document,) = [d["notifier"] for d in documents if "notifier" in d]
+    (statement,) = [s for s in document["statement"] if s.get("sid") == "ReadBatchQualityResults"]
+    resources = [evaluator(env_file, locals_).value(r) for r in statement["resources"]]
+    env = load_env_config(env_file)
+    base = f"arn:{env.partition}:s3:::{env.artifacts_uri.removeprefix('s3://')}"
+    for step, output, name in files:
+        key = f"{base}/{env.pipeline_inf}/execution-id/{step}/{output}/{name}"
+        assert any(fnmatch.fnmatchcase(key, r) for r in resources), (key, resources)

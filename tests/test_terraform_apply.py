@@ -117,6 +117,7 @@ def workdir(tf_env, terraform_bin, tmp_path_factory) -> Path:
         *REPO_ROOT.glob("*.tf"),
         REPO_ROOT / ".terraform.lock.hcl",
         REPO_ROOT / "tags.json",
+        REPO_ROOT / "contract.json",  # contract.tf reads the shared names
     ]:
         shutil.copy(path, work)
     for folder in ("events", "data", "env_files"):

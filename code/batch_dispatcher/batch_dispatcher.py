@@ -27,11 +27,26 @@ import json
 import logging
 import os
 import re
+from pathlib import Path
 
 import boto3
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
+
+
+def _contract() -> dict:
+    """The shared names, contract.json: beside this file in the Lambda zip (lambda_package.py
+    puts it there), at the repository root when the code runs from a checkout."""
+    here = Path(__file__).resolve().parent
+    for path in (here / "contract.json", here.parents[1] / "contract.json"):
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    raise FileNotFoundError(f"{here}: contract.json is missing (build the zip with make package)")
+
+
+CONTRACT = _contract()
+PARAMETERS = CONTRACT["parameters"]
 
 # A batch is one object whose name ends in .csv or .csv.gz, in any letter case.
 BATCH_SUFFIX = re.compile(r"\.csv(\.gz)?$", re.IGNORECASE)
@@ -98,13 +113,17 @@ def start_request(
     # batch's predictions (<artifacts>/predictions/<batch id>/).
     identifier = key[len(labels_prefix) : -len(LABELS_SUFFIX)] if labels else batch_id(key, prefix)
     token = request_token(bucket, key, version or f"etag:{obj.get('etag', '')}")
-    source = {"LabelsDataUrl": uri, "Mode": "evaluate"} if labels else {"InferenceDataUrl": uri}
+    source = (
+        {PARAMETERS["labels_data_url"]: uri, PARAMETERS["mode"]: CONTRACT["modes"]["evaluate"]}
+        if labels
+        else {PARAMETERS["inference_data_url"]: uri}
+    )
     parameters = {
         **extra,
         **source,
-        "BatchId": identifier,
-        "BatchVersionId": version,
-        "BatchETag": obj.get("etag", ""),
+        PARAMETERS["batch_id"]: identifier,
+        PARAMETERS["batch_version_id"]: version,
+        PARAMETERS["batch_etag"]: obj.get("etag", ""),
     }
     what = "Labels for batch" if labels else "Batch"
     return {

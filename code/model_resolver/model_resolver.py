@@ -50,12 +50,26 @@ import hashlib
 import json
 import logging
 import re
+from pathlib import Path
 
 import boto3
 from botocore.exceptions import ClientError
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
+
+
+def _contract() -> dict:
+    """The shared names, contract.json: beside this file in the Lambda zip (lambda_package.py
+    puts it there), at the repository root when the code runs from a checkout."""
+    here = Path(__file__).resolve().parent
+    for path in (here / "contract.json", here.parents[1] / "contract.json"):
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    raise FileNotFoundError(f"{here}: contract.json is missing (build the zip with make package)")
+
+
+CONTRACT = _contract()
 
 # Output key -> dotted path into the DescribeModelPackage response (digits index lists).
 REQUIRED_FIELDS = {
@@ -70,7 +84,7 @@ REQUIRED_FIELDS = {
 
 # Optional metadata (pipeline_scripts/pipelines.py ATTRIBUTIONS_KEY): versions registered
 # before explanations existed lack it and must still resolve.
-ATTRIBUTIONS_KEY = "attributions_uri"
+ATTRIBUTIONS_KEY = CONTRACT["metadata_keys"]["attributions"]
 TRANSFORM_SUFFIX = "/transform/transform.json"
 
 
@@ -89,7 +103,7 @@ def _attributions_uri(package: dict, transform_uri: str) -> str:
 
 # Integrity values recorded at registration (CustomerMetadataProperties keys, set by the
 # training pipelines from code/training_data_version's record_integrity action).
-INTEGRITY_KEYS = ("model_sha256", "model_version_id", "transform_sha256", "transform_version_id")
+INTEGRITY_KEYS = tuple(CONTRACT["integrity_outputs"])
 
 
 class ModelResolutionError(RuntimeError):
@@ -146,7 +160,7 @@ def _no_approved_error(sagemaker, group: str) -> ModelResolutionError:
 
 
 # The registered versions' metadata key of the fingerprint (pipeline_scripts/pipelines.py).
-FINGERPRINT_KEY = "model_fingerprint"
+FINGERPRINT_KEY = CONTRACT["metadata_keys"]["fingerprint"]
 
 
 def _field(event, name: str) -> str:
@@ -171,7 +185,7 @@ def compare_fingerprint(event) -> dict:
         if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
             raise
         newest = None
-    result = {"model_fingerprint": fingerprint, "is_new": True}
+    result = {FINGERPRINT_KEY: fingerprint, "is_new": True}
     if newest is None:
         result["message"] = f"group '{group}' has no version yet: registering the model"
     else:
@@ -190,7 +204,7 @@ def compare_fingerprint(event) -> dict:
     _log(
         "compared model fingerprint",
         model_package_group_name=group,
-        model_fingerprint=result["model_fingerprint"],
+        model_fingerprint=result[FINGERPRINT_KEY],
         is_new=result["is_new"],
         outcome=result["message"],
     )
@@ -210,7 +224,7 @@ def _newest_approved(sagemaker, group: str) -> dict | None:
 
 # The registered versions' metadata key of their training-data profile folder (statistics.json,
 # constraints.json, target included: pipeline_scripts/pipelines.py, training_data_comparison.py).
-PROFILE_KEY = "training_data_profile_uri"
+PROFILE_KEY = CONTRACT["metadata_keys"]["training_data_profile"]
 
 
 def previous_training_data(event) -> dict:

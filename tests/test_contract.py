@@ -1,0 +1,183 @@
+"""Each shared name is spelled once, in contract.json (issue 12, "Shared names in one place").
+
+For every value of the contract, the non-test sources (Python, Terraform, events/*.json,
+Makefile, .gitlab-ci.yml) are scanned for it as a literal: a Python string constant (not a
+docstring or comment), a Terraform string (not a comment), a JSON string of a rule (not its
+description), or a word of the Makefile or CI file outside comments. Each hit fails the test
+with its file:line; the allow-list below holds the exceptions, each with its reason.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline_scripts import contract, lambda_package
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXCLUDED_DIRS = {".git", ".venv", ".venv-checkov", "node_modules", "build", "tests", "bench"}
+
+# (path relative to the repo, value) -> why that file may spell it.
+ALLOWED = {
+    # EventBridge target ids that happen to equal the function suffixes; an id is the target's
+    # identity, so deriving it from a name that may change would replace the targets.
+    ("dispatcher.tf", "batch-dispatcher"): "the dispatch_batch rule's target_id",
+    ("dispatcher.tf", "retrain-gate"): "the model_quality_failed rule's target_id",
+    # The step scripts run inside the SageMaker containers, where only scripts/ is shipped
+    # (README "Where things live"): they name their own folders under /opt/ml/processing,
+    # which the pipelines map to the contract's output names (tests/test_step_contracts.py
+    # runs each script against the paths its step declares), and their own names in errors.
+    ("scripts/training_data_comparison.py", "training_data_comparison"): "the script's name",
+    ("scripts/data_quality.py", "data_quality"): "the script's name (run_step)",
+    ("scripts/explain.py", "explanations"): "its output folder",
+    ("scripts/model_quality.py", "data_quality"): "its input folder",
+    ("scripts/model_quality.py", "model_quality"): "its output folder and its own name",
+}
+
+
+def contract_values() -> set[str]:
+    """Every name the contract gives (not the keys naming them, nor the rule targets'
+    descriptions)."""
+    values: set[str] = {contract.SNS_TOPIC_SUFFIX, *contract.INTEGRITY_OUTPUTS}
+    for section in ("steps", "parameters", "outputs", "lambda_suffixes", "metadata_keys"):
+        values.update(contract.CONTRACT[section].values())
+    return values
+
+
+def source_files() -> list[Path]:
+    files = []
+    for path in REPO_ROOT.rglob("*"):
+        parts = set(path.relative_to(REPO_ROOT).parts)
+        if not path.is_file() or parts & EXCLUDED_DIRS:
+            continue
+        rule = path.suffix == ".json" and path.parent.name == "events"
+        if rule or path.suffix in (".py", ".tf") or path.name in ("Makefile", ".gitlab-ci.yml"):
+            files.append(path)
+    return sorted(files)
+
+
+def _python_strings(text: str):
+    """(line, string) of every string constant that is not a docstring."""
+    tree = ast.parse(text)
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+            docstrings.add(id(first.value))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
+            yield node.lineno, node.value
+
+
+_TF_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _terraform_strings(text: str):
+    """Each line's code without its comment: strings, and names used as map keys too."""
+    for number, line in enumerate(text.splitlines(), 1):
+        # Comments start with # or //; a '#' inside a string would end the line early (none do).
+        code = "" if line.lstrip().startswith("//") else line.split("#", 1)[0]
+        for part in [*(m.group(0)[1:-1] for m in _TF_STRING.finditer(code)), code]:
+            yield number, part
+
+
+def _rule_strings(text: str):
+    """Strings of a rule file except its description, with the line they are on."""
+    lines = text.splitlines()
+    rule = json.loads(text)
+    rule.pop("description", None)
+
+    def walk(node):
+        if isinstance(node, dict):
+            for value in node.values():
+                yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+        elif isinstance(node, str):
+            yield node
+
+    for value in walk(rule):
+        encoded = json.dumps(value)[1:-1]
+        number = next((i for i, line in enumerate(lines, 1) if encoded in line), 0)
+        yield number, value
+
+
+def _plain_words(text: str):
+    for number, line in enumerate(text.splitlines(), 1):
+        code = line.split("#", 1)[0]
+        if code.strip():
+            yield number, code
+
+
+def strings_of(path: Path):
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".py":
+        return _python_strings(text)
+    if path.suffix == ".tf":
+        return _terraform_strings(text)
+    if path.suffix == ".json":
+        return _rule_strings(text)
+    return _plain_words(text)
+
+
+def spelled(value: str, text: str) -> bool:
+    """value as a whole name in text: not part of a longer identifier or path word. Output
+    names are plain words ("explanations"): they count as the whole string or a path segment."""
+    if value in contract.OUTPUTS.values():
+        return text == value or re.search(rf"(^|/){re.escape(value)}(/|$)", text) is not None
+    # Not a command-line flag (--data-version) nor a script's file name (data_quality.py).
+    pattern = rf"(?<![A-Za-z0-9_])(?<!--){re.escape(value)}(?![A-Za-z0-9_])(?!\.py)"
+    return re.search(pattern, text) is not None
+
+
+def test_every_shared_name_is_spelled_only_in_the_contract():
+    values = sorted(contract_values(), key=len, reverse=True)
+    problems = set()
+    for path in source_files():
+        relative = path.relative_to(REPO_ROOT).as_posix()
+        for number, text in strings_of(path):
+            for value in values:
+                if spelled(value, text) and (relative, value) not in ALLOWED:
+                    problems.add(f"{relative}:{number}: {value!r} (use the contract)")
+    assert not problems, "\n".join(sorted(problems))
+
+
+def test_the_allow_list_is_still_needed():
+    """An exception that no longer matches anything is removed, so the list stays honest."""
+    hits = set()
+    for path in source_files():
+        relative = path.relative_to(REPO_ROOT).as_posix()
+        for _, text in strings_of(path):
+            hits.update((relative, v) for v in contract_values() if spelled(v, text))
+    assert set(ALLOWED) <= hits, sorted(set(ALLOWED) - hits)
+
+
+@pytest.mark.parametrize("text, found", [
+    ('x = "ModelQualityCheck"', True),
+    ('x = f"{a}/ModelQualityCheck/model_quality/statistics.json"', True),
+    ('x = "ModelQualityCheckpoint"', False),
+    ('"""The ModelQualityCheck docstring."""\n# ModelQualityCheck in a comment', False),
+])  # fmt: skip
+def test_the_scanner_finds_literals_not_prose(text, found):
+    hits = [s for _, s in _python_strings(text) if spelled("ModelQualityCheck", s)]
+    assert bool(hits) is found
+
+
+def test_every_lambda_zip_carries_the_contract(tmp_path):
+    """The Lambdas read the names from the contract.json in their zip."""
+    import zipfile
+
+    for name in lambda_package.FUNCTIONS:
+        archive = lambda_package.package(lambda_package.CODE_DIR / name, tmp_path / f"{name}.zip")
+        with zipfile.ZipFile(archive) as zipped:
+            assert json.loads(zipped.read("contract.json")) == contract.CONTRACT, name
