@@ -45,6 +45,7 @@ DQ = REPO / "scripts" / "data_quality.py"
 SIZES = {"1M": 1_000_000, "10M": 10_000_000}
 TRANSFORM_PATH = "transform path end to end (preprocess.py apply + scoring)"
 PLAIN_LOOP = "plain xgboost read-predict-write (same raw file, same transform.json)"
+TRANSFORM_TARGET = "transform path ≥ 80 % of the plain loop"  # issue 12
 BLOCK = 1_000_000  # rows generated per seed
 
 
@@ -416,7 +417,7 @@ def targets(results: dict) -> list:
     score = results.get("scoring")
     if score:
         share = score["rows_per_s"][TRANSFORM_PATH] / score["rows_per_s"][PLAIN_LOOP]
-        found.append(("transform path ≥ 70 % of the plain loop", share >= 0.7, f"{share:.0%}"))
+        found.append((TRANSFORM_TARGET, share >= 0.8, f"{share:.0%}"))
     return found
 
 
@@ -460,6 +461,28 @@ def write_readme(section: str, marker: str = "results") -> None:
     README.write_text(f"{before}{start}\n{section}{end}{after}")
 
 
+def write_scoring_only(results: dict) -> str:
+    """Replaces only the scoring table and the transform target's row of the results section
+    (`--scoring-only`), noting when, where and at what load they were measured."""
+    m, score = results["machine"], results["scoring"]
+    share = score["rows_per_s"][TRANSFORM_PATH] / score["rows_per_s"][PLAIN_LOOP]
+    block = render_scoring(score) + [
+        f"Scoring measured {m['date']} on commit {m['git_commit']} with `bench/run.py "
+        f"--scoring-only` ({m['cpu']}, {m['cores']} cores, load average "
+        f"{m['load_average_start'][0]:.1f} at the start, {results['load_average_end'][0]:.1f} "
+        "at the end: the machine was shared with other work).",
+        "",
+    ]
+    text = README.read_text()
+    start = text.index("**Scoring ")
+    end = text.index("**`make demo`**", start)
+    text = text[:start] + "\n".join(block) + "\n" + text[end:]
+    row = f"| {TRANSFORM_TARGET} | {share:.0%} | {verdict(share >= 0.8)} |"
+    text = re.sub(r"^\| transform path ≥ .*$", row, text, count=1, flags=re.MULTILINE)
+    README.write_text(text)
+    return "\n".join(block)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps-small", type=int, default=5, help="runs per tool at 1M rows")
@@ -468,8 +491,17 @@ def main() -> None:
     parser.add_argument("--no-whylogs", action="store_true")
     parser.add_argument("--no-demo", action="store_true")
     parser.add_argument("--demo-reps", type=int, default=3, help="`make demo` runs")
+    parser.add_argument(
+        "--scoring-only", action="store_true", help="measure the scoring (1 M rows) only"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.scoring_only:
+        results = {"machine": machine(), "scoring": scoring(args.reps_small)}
+        results["load_average_end"] = os.getloadavg()
+        (OUT / "results-scoring.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(write_scoring_only(results))
+        return
     started = time.perf_counter()
     results = {"machine": machine(), "profiling": {}, "failures": []}
     skipped = "--no-whylogs" if args.no_whylogs else whylogs_venv()
