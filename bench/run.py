@@ -295,6 +295,8 @@ def scoring(reps: int) -> dict:
             "xgboost predict() alone, on in-memory arrays": rows / statistics.median(predict),
         },
         "median_rss_mb": {name: median(rs, "rss_mb") for name, rs in runs.items()},
+        # CPU seconds (all threads) are less swayed than wall times by other work on the machine.
+        "median_cpu": {name: median(rs, "cpu") for name, rs in runs.items()},
     }
 
 
@@ -383,7 +385,17 @@ def render_scoring(score: dict) -> list:
         f"| {name} | {rate / 1e6:.2f} M | {rate / plain:.2f} |" for name, rate in rates.items()
     ]
     walls = ", ".join(f"{k} {v:.2f} s" for k, v in score["median_wall"].items())
-    return [*lines, "", f"Median wall times: {walls}.", ""]
+    lines += ["", f"Median wall times: {walls}."]
+    if "median_cpu" in score:
+        cpu = score["median_cpu"]
+        path = cpu["transform path: preprocess.py apply"] + cpu["transform path: score its output"]
+        share = cpu["plain xgboost read-predict-write"] / path
+        lines[-1] += (
+            " Median CPU seconds: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items())
+            + f"; by CPU time the transform path does {share:.0%} of the plain loop's rate."
+        )
+    return [*lines, ""]
 
 
 def targets(results: dict) -> list:

@@ -437,6 +437,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    # The C library's allocator: Arrow's default (mimalloc) page-faults on the large buffers
+    # here, 1.9 s instead of 0.8 s of system time to apply the transform to 1 M rows.
+    pa.set_memory_pool(pa.system_memory_pool())
     if args.mode == "fit":
         return run_step(PROG, fit, args, args.base_dir)
     return run_step(
