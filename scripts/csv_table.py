@@ -10,16 +10,63 @@ import csv
 import io
 from bisect import bisect_right
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from step_common import MISSING_TOKENS, InputError, csv_files, not_utf8, read_bytes
 
+# pyarrow imports pandas (0.3 s or more) the first time it converts Python or numpy values
+# (pa.array, pa.scalar, to_numpy, Python constants passed to pyarrow.compute); the steps build
+# and read Arrow buffers directly instead.
+
+
+def strings(values):
+    """A string array of Python strings."""
+    data = [value.encode() for value in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(item) for item in data], out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+    return pa.Array.from_buffers(pa.string(), len(data), buffers)
+
+
+def from_numpy(values):
+    """A 1-D numeric or boolean numpy array as an Arrow array."""
+    values = np.ascontiguousarray(values)
+    if values.dtype == bool:
+        data = np.packbits(values, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(data)])
+    kind = pa.from_numpy_dtype(values.dtype)
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+
+
+def to_numpy(array, missing):
+    """An Arrow numeric or boolean array (or chunked array) as numpy, `missing` where null."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    n, offset = len(array), array.offset
+    if pa.types.is_boolean(array.type):
+        values = bits(array.buffers()[1], offset, n)
+    else:
+        dtype = np.dtype({pa.float64(): np.float64, pa.int32(): np.int32}.get(array.type, np.int64))
+        values = np.zeros(n, dtype)
+        if n:
+            values[:] = np.frombuffer(array.buffers()[1], dtype, n, offset * dtype.itemsize)
+    if array.null_count:
+        values[~bits(array.buffers()[0], offset, n)] = missing
+    return values
+
+
+def bits(buffer, offset, n):
+    data = np.frombuffer(buffer, np.uint8) if n else np.zeros(0, np.uint8)
+    return np.unpackbits(data, bitorder="little")[offset : offset + n].astype(bool)
+
+
 # Long cells are data, as in Arrow's reader (the csv module's default limit is 128 KiB).
 csv.field_size_limit(2**31 - 1)
 # Cell values read as "missing" (then imputed with the train-split fill value): the one list
 # every step uses, compared after stripping spaces.
-MISSING = pa.array(sorted(MISSING_TOKENS), pa.string())
+MISSING = strings(sorted(MISSING_TOKENS))
 # Bytes after which Arrow's reader and the csv module could disagree: quotes (fields spanning
 # lines), NUL, and the separators str.strip() removes but Arrow's ASCII trim keeps.
 UNUSUAL = (b'"', b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
@@ -65,7 +112,7 @@ def read_arrow(data):
             parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()),
-                null_values=[] if spaced else MISSING.to_pylist(),
+                null_values=[] if spaced else list(MISSING_TOKENS),
                 strings_can_be_null=not spaced,
             ),
         )
@@ -78,7 +125,7 @@ def read_arrow(data):
 
 
 def missing_to_null(column):
-    return pc.if_else(pc.is_in(column, value_set=MISSING), pa.scalar(None, pa.string()), column)
+    return pc.if_else(pc.is_in(column, value_set=MISSING), pa.nulls(1, pa.string())[0], column)
 
 
 def read_careful(data, path):
@@ -115,7 +162,7 @@ def read_careful(data, path):
                 lines.append(line)
     except csv.Error as error:
         raise InputError(f"{path}: malformed CSV after line {line}: {error}") from None
-    columns = [pa.array([row[i] for row in rows], pa.string()) for i in range(len(header))]
+    columns = [strings([row[i] for row in rows]) for i in range(len(header))]
     return header, pa.table([missing_to_null(c) for c in columns], names=header), lines
 
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from batch_input import select_batch
-from csv_table import read_folder
+from csv_table import from_numpy, read_folder, strings, to_numpy
 from step_common import (
     NUMBER_PATTERN,
     InputError,
@@ -48,16 +48,16 @@ def to_numbers(raw, column, origins, strict):
     strict; otherwise it becomes missing (the raw value still reaches the data-quality check
     through features.csv, which counts it) with a warning."""
     text = raw[column]
-    present = pc.is_valid(text).to_numpy(zero_copy_only=False)
+    present = to_numpy(pc.is_valid(text), False)
     try:  # Arrow parses the number syntax and, beyond it, only inf/nan spellings (see tests)
-        values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+        values = to_numpy(pc.cast(text, pa.float64()), np.nan)
     except pa.ArrowInvalid:  # some value is no number: sorted out below
         values = np.full(len(text), np.nan)
     if not (present & ~np.isfinite(values)).any():
         return values
     matched = pc.match_substring_regex(text, NUMBER_PATTERN)
-    numbers = pc.if_else(matched, text, pa.scalar(None, pa.string()))
-    values = pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False).copy()
+    numbers = pc.if_else(matched, text, pa.nulls(1, pa.string())[0])
+    values = to_numpy(pc.cast(numbers, pa.float64()), np.nan)
     bad = np.flatnonzero(present & ~np.isfinite(values))
     path, line = origins[bad[0]]
     value = text[int(bad[0])].as_py()
@@ -81,7 +81,7 @@ def fit_transform(numbers, raw, rows, features, categorical):
     spec = {"numeric": {}, "categorical": {}, "output_columns": []}
     for column in features:
         if column in categorical:
-            values = raw[column].take(rows).drop_null()
+            values = raw[column].take(from_numpy(rows)).drop_null()
         else:
             values = numbers[column][rows]
             values = values[~np.isnan(values)]
@@ -131,10 +131,10 @@ def transform_columns(spec, numbers, raw, rows=None):
             columns.append(standardised)
         else:
             stats = spec["categorical"][column]
-            text = raw[column] if rows is None else raw[column].take(rows)
-            categories = pa.array(stats["categories"], pa.string())
-            codes = pc.index_in(pc.fill_null(text, stats["fill"]), value_set=categories)
-            codes = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False)
+            text = raw[column] if rows is None else raw[column].take(from_numpy(rows))
+            categories = strings(stats["categories"])
+            fill = strings([stats["fill"]])[0]
+            codes = to_numpy(pc.index_in(pc.fill_null(text, fill), value_set=categories), -1)
             columns += [(codes == code).astype(float) for code in range(len(categories))]
     return columns
 
@@ -166,22 +166,24 @@ def transform_checked(spec, numbers, raw, origins, rows=None):
 def format_floats(values):
     """float64 values as text exactly as Python's repr (and pandas' to_csv) writes them."""
     if ((values == 1) | ((values == 0) & ~np.signbit(values))).all():  # one-hot: no digits
-        return pc.if_else(pc.equal(pa.array(values), 1.0), "1.0", "0.0")
-    text = pc.cast(pa.array(values), pa.string())
+        return pc.take(strings(["0.0", "1.0"]), from_numpy(values.astype(np.int64)))
+    text = pc.cast(from_numpy(values), pa.string())
     # Arrow and numpy give the same shortest round-trip digits; they differ in layout only for
     # integral values ("1" vs "1.0"), exponents and tiny numbers (numpy formats those here).
-    dot = pc.match_substring(text, ".").to_numpy(zero_copy_only=False)
-    exponent = pc.match_substring(text, "e").to_numpy(zero_copy_only=False)
+    dot = to_numpy(pc.match_substring(text, "."), False)
+    exponent = to_numpy(pc.match_substring(text, "e"), False)
     size = np.abs(values)
     whole = ~dot & ~exponent & (size < 1e16)
     if whole.any():
-        text = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
+        suffix, empty = strings([".0", ""])
+        text = pc.if_else(from_numpy(whole), pc.binary_join_element_wise(text, suffix, empty), text)
     other = np.flatnonzero(~whole & ~(dot & ~exponent & (size >= 1e-4)))
     if len(other) == 0:
         return text
     mask = np.zeros(len(values), dtype=bool)
     mask[other] = True
-    return pc.replace_with_mask(text, mask, pa.array([repr(float(v)) for v in values[other]]))
+    fixed = strings([repr(float(value)) for value in values[other]])
+    return pc.replace_with_mask(text, from_numpy(mask), fixed)
 
 
 def csv_line(values):
@@ -217,7 +219,7 @@ def write_numbers(path, columns, ids=None):
     """Headerless CSV of float columns (as Python's repr), after an optional id column."""
     with ThreadPoolExecutor() as pool:  # Arrow's cast releases the GIL: columns in parallel
         text = list(pool.map(format_floats, columns))
-    ids = [] if ids is None else [pc.cast(pa.array(ids), pa.string())]
+    ids = [] if ids is None else [pc.cast(from_numpy(ids), pa.string())]
     write_csv(path, None, [*ids, *text])
 
 
@@ -278,10 +280,11 @@ def fit(args, base):
     transformed = [transform_checked(spec, numbers, raw, origins, rows) for _, rows in splits]
     for index, (name, rows) in enumerate(splits):
         write_numbers(out / name / f"{name}.csv", [target_values[rows], *transformed[index]])
-    write_csv(out / "baseline" / "baseline.csv", features, [raw[c].take(train) for c in features])
+    baseline = raw.select(features).take(from_numpy(train))
+    write_csv(out / "baseline" / "baseline.csv", features, baseline.columns)
     # The raw test rows (header, target included): evaluate.py scores the champion on them
     # with the champion's own transform.json (issue 10 point 5).
-    write_csv(out / "test_raw" / "test.csv", raw.column_names, raw.take(test).columns)
+    write_csv(out / "test_raw" / "test.csv", raw.column_names, raw.take(from_numpy(test)).columns)
     (out / "transform").mkdir(parents=True, exist_ok=True)
     # allow_nan=False: a transform with NaN or Infinity is not JSON and is never written.
     text = json.dumps(spec, indent=2, allow_nan=False)
@@ -345,15 +348,14 @@ def id_column_values(raw, column, origins):
             f"missing; expected it in the header ({', '.join(raw.column_names)})"
         )
     text = raw[column]
-    whole = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]{1,18}$"), False)
-    bad = np.flatnonzero(~whole.to_numpy(zero_copy_only=False))
+    bad = np.flatnonzero(~to_numpy(pc.match_substring_regex(text, r"^[0-9]{1,18}$"), False))
     if len(bad):
         path, line = origins[bad[0]]
         raise InputError(
             f"{path}: id column {column!r} has value {text[int(bad[0])].as_py() or ''!r} on "
             f"line {line}; expected a whole number of at most 18 digits"
         )
-    ids = pc.cast(text, pa.int64()).to_numpy()
+    ids = to_numpy(pc.cast(text, pa.int64()), 0)
     order = np.argsort(ids, kind="stable")
     repeated = order[1:][ids[order[1:]] == ids[order[:-1]]]  # each later copy of an id
     if len(repeated):
@@ -383,9 +385,10 @@ def apply(base, batch_uri="", batch_etag="", batch_version="", id_column=""):
     # The id column is no feature: the data-quality check compares features with the baseline.
     kept = [name for name in raw.column_names if name not in (target, id_column)]
     write_csv(out / "features" / "features.csv", kept, [raw[name] for name in kept])
-    truth = [pa.array([], pa.string())] * 2
+    truth = [strings([])] * 2
     if len(present):
-        truth = [pc.cast(pa.array(ids[present]), pa.string()), raw[target].take(present)]
+        labels = raw[target].take(from_numpy(present))
+        truth = [pc.cast(from_numpy(ids[present]), pa.string()), labels]
     write_csv(out / "ground_truth" / "ground_truth.csv", ["record_id", "label"], truth)
     report = {"record_count": raw.num_rows, "ground_truth_count": len(present)}
     if batch_uri:  # which object (and S3 version) this execution scored
