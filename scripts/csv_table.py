@@ -99,8 +99,8 @@ def read_arrow(data):
     has too few fields and sends the file to read_careful, as does any other irregularity)."""
     if not data.isascii() or any(byte in data for byte in UNUSUAL):
         return None
-    end = data.find(b"\n")
-    header = [name.strip() for name in data[: end if end >= 0 else len(data)].decode().split(",")]
+    ends = [end for end in (data.find(b"\r"), data.find(b"\n")) if end >= 0]  # as Arrow splits
+    header = [name.strip() for name in data[: min(ends, default=len(data))].decode().split(",")]
     if len(header) < 2 or "" in header or len(set(header)) != len(header):
         return None
     names = [f"c{i}" for i in range(len(header))]

@@ -142,3 +142,13 @@ def test_both_readers_give_the_same_table(tmp_path):
     assert fast.to_pydict() == careful.to_pydict() == {
         "a": ["M", None], "b": ["0.5", "1e3"], "c": [None, "x"],
     }  # fmt: skip
+
+
+def test_a_file_with_old_mac_line_ends_is_read_line_by_line(tmp_path):
+    """Lines ended by a bare CR: the header is the first line, as both readers split lines."""
+    put(tmp_path / "cr.csv", "a,b\r1,2\r3,4\r")
+    header, table, _ = csv_table.read_file(tmp_path / "cr.csv", "cr.csv")
+    assert header == ["a", "b"] and table.to_pydict() == {"a": ["1", "3"], "b": ["2", "4"]}
+    put(tmp_path / "short.csv", "a\r1,2\r")
+    with pytest.raises(preprocess.InputError, match="short.csv: line 2 has 2 fields; expected 1"):
+        csv_table.read_file(tmp_path / "short.csv", "short.csv")
