@@ -3,7 +3,8 @@
 Each file is read by Arrow's multi-threaded reader when it is plain (ASCII, no quotes, every row
 one line), else by the csv module, which names the line of a short row or bad quoting; both give
 the same table: stripped text, missing cells (step_common.MISSING_TOKENS) null. It needs numpy,
-pyarrow and the standard library (all in the SageMaker XGBoost image).
+pyarrow and the standard library: the SageMaker XGBoost 3.0-5 image has Python 3.10, numpy 2.1.0
+and pyarrow 22.0.0 (aws/sagemaker-xgboost-container, docker/3.0-5/base/Dockerfile.cpu).
 """
 
 import csv
