@@ -487,7 +487,9 @@ def write_scoring_only(results: dict) -> str:
     ]
     text = README.read_text()
     start = text.index("**Scoring ")
-    end = text.index("**`make demo`**", start)
+    # The scoring block ends where the demo line or the targets table begins.
+    ends = (text.find("**`make demo`**", start), text.find("| target |", start))
+    end = min(i for i in ends if i > 0)
     text = text[:start] + "\n".join(block) + "\n" + text[end:]
     row = f"| {TRANSFORM_TARGET} | {share:.0%} | {verdict(share >= 0.8)} |"
     text = re.sub(r"^\| transform path ≥ .*$", row, text, count=1, flags=re.MULTILINE)
