@@ -45,6 +45,7 @@ DQ = REPO / "scripts" / "data_quality.py"
 SIZES = {"1M": 1_000_000, "10M": 10_000_000}
 TRANSFORM_PATH = "transform path end to end (preprocess.py apply + scoring)"
 PLAIN_LOOP = "plain xgboost read-predict-write (same raw file, same transform.json)"
+TRANSFORM_TARGET = "transform path ≥ 80 % of the plain loop"  # issue 12
 BLOCK = 1_000_000  # rows generated per seed
 
 
@@ -294,6 +295,8 @@ def scoring(reps: int) -> dict:
             "xgboost predict() alone, on in-memory arrays": rows / statistics.median(predict),
         },
         "median_rss_mb": {name: median(rs, "rss_mb") for name, rs in runs.items()},
+        # CPU seconds (all threads) are less swayed than wall times by other work on the machine.
+        "median_cpu": {name: median(rs, "cpu") for name, rs in runs.items()},
     }
 
 
@@ -382,7 +385,17 @@ def render_scoring(score: dict) -> list:
         f"| {name} | {rate / 1e6:.2f} M | {rate / plain:.2f} |" for name, rate in rates.items()
     ]
     walls = ", ".join(f"{k} {v:.2f} s" for k, v in score["median_wall"].items())
-    return [*lines, "", f"Median wall times: {walls}.", ""]
+    lines += ["", f"Median wall times: {walls}."]
+    if "median_cpu" in score:
+        cpu = score["median_cpu"]
+        path = cpu["transform path: preprocess.py apply"] + cpu["transform path: score its output"]
+        share = cpu["plain xgboost read-predict-write"] / path
+        lines[-1] += (
+            " Median CPU seconds: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items())
+            + f"; by CPU time the transform path does {share:.0%} of the plain loop's rate."
+        )
+    return [*lines, ""]
 
 
 def targets(results: dict) -> list:
@@ -416,7 +429,7 @@ def targets(results: dict) -> list:
     score = results.get("scoring")
     if score:
         share = score["rows_per_s"][TRANSFORM_PATH] / score["rows_per_s"][PLAIN_LOOP]
-        found.append(("transform path ≥ 70 % of the plain loop", share >= 0.7, f"{share:.0%}"))
+        found.append((TRANSFORM_TARGET, share >= 0.8, f"{share:.0%}"))
     return found
 
 
@@ -460,6 +473,30 @@ def write_readme(section: str, marker: str = "results") -> None:
     README.write_text(f"{before}{start}\n{section}{end}{after}")
 
 
+def write_scoring_only(results: dict) -> str:
+    """Replaces only the scoring table and the transform target's row of the results section
+    (`--scoring-only`), noting when, where and at what load they were measured."""
+    m, score = results["machine"], results["scoring"]
+    share = score["rows_per_s"][TRANSFORM_PATH] / score["rows_per_s"][PLAIN_LOOP]
+    block = render_scoring(score) + [
+        f"Scoring measured {m['date']} on commit {m['git_commit']} with `bench/run.py "
+        f"--scoring-only` ({m['cpu']}, {m['cores']} cores, load average "
+        f"{m['load_average_start'][0]:.1f} at the start, {results['load_average_end'][0]:.1f} "
+        "at the end: the machine was shared with other work).",
+        "",
+    ]
+    text = README.read_text()
+    start = text.index("**Scoring ")
+    # The scoring block ends where the demo line or the targets table begins.
+    ends = (text.find("**`make demo`**", start), text.find("| target |", start))
+    end = min(i for i in ends if i > 0)
+    text = text[:start] + "\n".join(block) + "\n" + text[end:]
+    row = f"| {TRANSFORM_TARGET} | {share:.0%} | {verdict(share >= 0.8)} |"
+    text = re.sub(r"^\| transform path ≥ .*$", row, text, count=1, flags=re.MULTILINE)
+    README.write_text(text)
+    return "\n".join(block)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps-small", type=int, default=5, help="runs per tool at 1M rows")
@@ -468,8 +505,17 @@ def main() -> None:
     parser.add_argument("--no-whylogs", action="store_true")
     parser.add_argument("--no-demo", action="store_true")
     parser.add_argument("--demo-reps", type=int, default=3, help="`make demo` runs")
+    parser.add_argument(
+        "--scoring-only", action="store_true", help="measure the scoring (1 M rows) only"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.scoring_only:
+        results = {"machine": machine(), "scoring": scoring(args.reps_small)}
+        results["load_average_end"] = os.getloadavg()
+        (OUT / "results-scoring.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(write_scoring_only(results))
+        return
     started = time.perf_counter()
     results = {"machine": machine(), "profiling": {}, "failures": []}
     skipped = "--no-whylogs" if args.no_whylogs else whylogs_venv()

@@ -66,19 +66,20 @@ def champion_metrics(base, version, labels):
     folder = base / "input" / "test_raw"
     try:  # read_folder names files relative to the folder: say which folder and why
         raw, origins = read_folder(folder, [spec["target"], *spec["features"]], True)
-        parsed = raw.copy()
-        for column in [spec["target"], *spec["numeric"]]:
-            parsed[column] = to_numbers(raw, column, origins, strict=True)
+        numbers = {
+            column: to_numbers(raw, column, origins, strict=True)
+            for column in [spec["target"], *spec["numeric"]]
+        }
     except InputError as error:
         raise InputError(f"champion version {version} on {folder}: {error}") from None
-    own_labels = parsed[spec["target"]].to_numpy(dtype=float)
+    own_labels = numbers[spec["target"]]
     if len(own_labels) != len(labels) or not np.allclose(own_labels, labels):
         raise InputError(
             f"{folder}: {len(own_labels)} raw test rows whose {spec['target']!r} values differ "
             f"from the {len(labels)} labels of test.csv; expected the same test split"
         )
     booster = load_model(base / "input" / "champion_model" / "model.tar.gz")
-    features = transform_rows(spec, parsed, raw, origins)
+    features = transform_rows(spec, numbers, raw, origins)
     if features.shape[1] != booster.num_features():
         raise InputError(
             f"{base / 'input' / 'champion_transform' / 'transform.json'}: gives "

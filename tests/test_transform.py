@@ -1,0 +1,154 @@
+"""The one transform of scripts/preprocess.py: missing values take the training medians and
+modes, numbers are read in the one number syntax, values are written as Python's repr, and
+both CSV readers of scripts/csv_table.py give the same table."""
+
+import collections
+import csv
+import importlib.util
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tests.conftest import REPO_ROOT, put
+from tests.conftest import run_step_script as run
+
+SCRIPTS = REPO_ROOT / "scripts"
+
+
+def _script(name):
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_t", SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+preprocess = _script("preprocess")
+csv_table = _script("csv_table")
+step_common = _script("step_common")
+
+# Skewed training values, so that the median, the mean and 0 all differ; a few cells missing.
+LENGTHS = [0.1, 0.2, 0.2, 0.3, 0.35, 0.4, 0.9, 1.7, 2.5, 4.0] * 4
+SEXES = ["M", "M", "F", "I", "M", "F", "M", "I", "M", "F"] * 4
+
+
+def training_csv():
+    lines = ["sex,length,height,rings"]
+    for i, (sex, length) in enumerate(zip(SEXES, LENGTHS, strict=True)):
+        # No two midpoints of heights are a height: only a filled cell holds the median.
+        height = "" if i % 7 == 3 else f"{0.01 * 1.1**i:.9f}"
+        lines.append(f"{'NA' if i == 11 else sex},{length},{height},{5 + i % 9}")
+    return "\n".join(lines) + "\n"
+
+
+def test_apply_fills_missing_values_with_the_training_median_and_mode(tmp_path):
+    """Kills the mutant "missing numbers become 0 (or the mean) when applying": the records with
+    missing cells get exactly the train-split median (numeric) and mode (categorical)."""
+    fit = tmp_path / "fit"
+    put(fit / "input" / "data" / "train.csv", training_csv())
+    run("preprocess.py", "--mode", "fit", "--base-dir", fit)
+    # The train split's raw rows, as written by fit: the statistics computed here, not read back.
+    with open(fit / "output" / "baseline" / "baseline.csv", newline="") as handle:
+        baseline = list(csv.DictReader(handle))
+    stats = {}
+    for name in ("length", "height"):
+        values = np.array([float(row[name]) for row in baseline if row[name]])
+        stats[name] = (np.median(values), values.mean(), values.std())
+        assert stats[name][0] not in (0.0, pytest.approx(stats[name][1]))  # a telling column
+    sexes = collections.Counter(row["sex"] for row in baseline if row["sex"])
+    mode = sorted(sexes, key=lambda s: (-sexes[s], s))[0]
+
+    apply = tmp_path / "apply"
+    put(apply / "input" / "transform" / "transform.json", fit / "output/transform/transform.json")
+    batch = "sex,length,height\nI,,0.2\n,0.3,NA\nM, null ,\nF,1.0,0.1\n"
+    put(apply / "input" / "data" / "batch.csv", batch)
+    run("preprocess.py", "--mode", "apply", "--base-dir", apply)
+    written = np.loadtxt(apply / "output/transform_input/batch.csv", delimiter=",", ndmin=2)
+
+    def standardised(name, value):
+        _, mean, std = stats[name]
+        return (value - mean) / std
+
+    one_hot = [float(c == mode) for c in ("F", "I", "M")]
+    assert written[:, 0].tolist() == [1, 2, 3, 4]  # record ids
+    assert written[1, 1:4].tolist() == one_hot  # missing category -> the training mode
+    missing = [(0, "length", 4), (2, "length", 4), (1, "height", 5), (2, "height", 5)]
+    for row, name, column in missing:
+        assert written[row, column] == pytest.approx(standardised(name, stats[name][0]), abs=1e-12)
+    assert written[3, 4] == pytest.approx(standardised("length", 1.0), abs=1e-12)
+    assert written[0, 5] == pytest.approx(standardised("height", 0.2), abs=1e-12)
+
+
+def test_fit_writes_the_splits_with_the_same_fill_as_apply(tmp_path):
+    """The fitted splits come from the same transform: a train row with a missing height holds
+    the standardised median, as an applied batch would."""
+    put(tmp_path / "input" / "data" / "train.csv", training_csv())
+    run("preprocess.py", "--mode", "fit", "--base-dir", tmp_path)
+    spec = preprocess.load_transform(tmp_path / "output" / "transform" / "transform.json")
+    height = spec["numeric"]["height"]
+    filled = (height["fill"] - height["mean"]) / height["std"]
+    rows = [
+        np.loadtxt(tmp_path / "output" / s / f"{s}.csv", delimiter=",", ndmin=2)
+        for s in ("train", "validation", "test")
+    ]
+    heights = np.concatenate([r[:, 5] for r in rows])
+    assert np.sum(heights == filled) == sum(1 for i in range(40) if i % 7 == 3)
+
+
+ODD = ["1.", ".5", "+1", "-0", "1e5", "1E-5", "1e-400", "00.5", "inf", "-Infinity", "+nan"]
+ODD += ["1e999", "0x10", "1_0", "1d5", "5e", "e5", "+", "abc"]
+
+
+def test_numbers_follow_the_one_number_syntax():
+    """to_numbers() agrees with step_common.is_number on odd spellings (Arrow's parser alone
+    also takes inf and nan)."""
+    raw = pa.table({"x": pa.array(ODD, pa.string())})
+    origins = csv_table.Origins()
+    origins.add("b.csv", len(ODD))
+    values = preprocess.to_numbers(raw, "x", origins, strict=False)
+    expected = [float(v) if step_common.is_number(v) else np.nan for v in ODD]
+    np.testing.assert_array_equal(values, expected)
+    assert np.isnan(expected).sum() == 11  # both kinds are in the list
+    with pytest.raises(preprocess.InputError, match=r"b.csv: column 'x' has non-numeric value "
+                       r"'inf' on line 10 \(10 more like it\); expected a number"):  # fmt: skip
+        preprocess.to_numbers(raw, "x", origins, strict=True)
+
+
+def test_floats_are_written_as_python_repr():
+    values = np.array(
+        [0.0, -0.0, 1.0, -3.0, 1e-5, 5e-324, 1e15, 1e16, 123.456, -2.5e20, 0.1, 1 / 3, 1e22,
+         9.999e-5, 1e-4, 12345678901234567.0, 2.0**60, -1.5e-300]
+    )  # fmt: skip
+    assert preprocess.format_floats(values).to_pylist() == [repr(float(v)) for v in values]
+    one_hot = np.array([0.0, 1.0, 1.0, 0.0])
+    assert preprocess.format_floats(one_hot).to_pylist() == ["0.0", "1.0", "1.0", "0.0"]
+
+
+def test_both_readers_give_the_same_table(tmp_path):
+    plain = "a,b,c\nM, 0.5 ,NA\n,1e3,x\n"
+    quoted = 'a,b,c\n"M"," 0.5 ","NA"\n,"1e3",x\n\n'  # quotes and a blank line: the csv module
+    put(tmp_path / "plain.csv", plain)
+    put(tmp_path / "quoted.csv", quoted)
+    header, fast, lines = csv_table.read_file(tmp_path / "plain.csv", "plain.csv")
+    assert lines is None  # Arrow's reader: row i on line i + 2
+    _, careful, careful_lines = csv_table.read_file(tmp_path / "quoted.csv", "quoted.csv")
+    assert careful_lines == [2, 3]
+    assert header == ["a", "b", "c"]
+    assert fast.to_pydict() == careful.to_pydict() == {
+        "a": ["M", None], "b": ["0.5", "1e3"], "c": [None, "x"],
+    }  # fmt: skip
+
+
+def test_a_file_with_old_mac_line_ends_is_read_line_by_line(tmp_path):
+    """Lines ended by a bare CR: the header is the first line, as both readers split lines."""
+    put(tmp_path / "cr.csv", "a,b\r1,2\r3,4\r")
+    header, table, _ = csv_table.read_file(tmp_path / "cr.csv", "cr.csv")
+    assert header == ["a", "b"] and table.to_pydict() == {"a": ["1", "3"], "b": ["2", "4"]}
+    put(tmp_path / "short.csv", "a\r1,2\r")
+    with pytest.raises(preprocess.InputError, match="short.csv: line 2 has 2 fields; expected 1"):
+        csv_table.read_file(tmp_path / "short.csv", "short.csv")
