@@ -998,6 +998,16 @@ class ModelQualitySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetrainingSettings:
+    """What the training pipelines train on besides the training data (README "Batches,
+    predictions and retraining")."""
+
+    # Labelled batches whose labels arrived within this many days join the training data;
+    # 0: the training data only.
+    labelled_batches_days: int = _field(_between(0, 3650), default=30)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExplanationSettings:
     """Explanations of the inference pipeline (README "Explanations")."""
 
@@ -1046,6 +1056,7 @@ class PipelineSettings:
     explanations: ExplanationSettings = _field(default=ExplanationSettings())
     registration: RegistrationSettings = _field(default=RegistrationSettings())
     batch: BatchSettings = _field(default=BatchSettings())
+    retraining: RetrainingSettings = _field(default=RetrainingSettings())
     caching: CachingSettings = _field()
     retry: RetrySettings = _field()
 
