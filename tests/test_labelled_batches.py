@@ -1,0 +1,253 @@
+"""Retraining learns the drift (issue 10 point 4): the data-version Lambda's labelled_batches
+action against moto (versioned bucket), and scripts/labelled_batches.py on small real data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+
+import boto3
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO_ROOT, put, run_step_script
+from tests.test_pipeline_lambdas import aws, training_data_version  # noqa: F401 - fixture
+
+BUCKET = "mlops-data"
+BASE = f"s3://{BUCKET}/abalone"
+EVENT = {
+    "action": "labelled_batches",
+    "labels_uri": f"{BASE}/labels/",
+    "predictions_uri": f"{BASE}/predictions/",
+    "snapshot_uri": f"{BASE}/labelled-batches/",
+    "days": 30,
+}
+BATCH = b"sex,length,rings\nM,0.41,\nF,0.52,\nI,0.30,\n"
+
+
+def _run(**changes) -> dict:
+    return training_data_version.handler({**EVENT, **changes}, None)
+
+
+@pytest.fixture
+def s3(aws):  # noqa: F811 - the moto fixture
+    client = boto3.client("s3")
+    client.create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return client
+
+
+def _scored(s3, batch_id: str, body: bytes = BATCH) -> dict:
+    """A batch as the inference pipeline leaves it: the object and its scoring run's report."""
+    key = f"abalone/inference/{batch_id}.csv"
+    uploaded = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    report = {"record_count": 3, "batch_uri": f"s3://{BUCKET}/{key}",
+              "batch_version": uploaded["VersionId"], "batch_etag": uploaded["ETag"]}  # fmt: skip
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=f"abalone/predictions/{batch_id}/report/batch_report.json",
+        Body=json.dumps(report).encode(),
+    )
+    return report
+
+
+def _labels(s3, batch_id: str, body: bytes = b"record_id,label\n1,9\n3,11\n") -> dict:
+    return s3.put_object(Bucket=BUCKET, Key=f"abalone/labels/{batch_id}.labels.csv", Body=body)
+
+
+def _read(s3, uri: str) -> bytes:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def test_copies_the_exact_versions_and_writes_the_lineage_manifest(s3):
+    report = _scored(s3, "b1")
+    labels = _labels(s3, "b1")
+    # Overwritten after it was scored: training must learn from what was scored and labelled.
+    s3.put_object(Bucket=BUCKET, Key="abalone/inference/b1.csv", Body=b"sex,length\nX,9\n")
+
+    result = _run()
+
+    manifest = json.loads(_read(s3, result["manifest_uri"]))
+    assert result["manifest_uri"] == result["snapshot_uri"] + "manifest.json"
+    assert result["snapshot_uri"].startswith(f"{BASE}/labelled-batches/")
+    (entry,) = manifest["labelled_batches"]
+    assert entry["batch"]["uri"] == report["batch_uri"]
+    assert entry["batch"]["version_id"] == report["batch_version"]
+    assert entry["labels"]["version_id"] == labels["VersionId"]
+    assert _read(s3, entry["batch"]["snapshot_uri"]) == BATCH
+    assert entry["batch"]["snapshot_uri"] == f"{result['snapshot_uri']}batches/b1/b1.csv"
+    assert entry["labels"]["snapshot_uri"] == f"{result['snapshot_uri']}labels/b1/b1.labels.csv"
+    assert entry["batch"]["sha256"] == hashlib.sha256(BATCH).hexdigest()
+    assert result["labelled_batches"] == manifest["summary"]
+    assert result["labelled_batches"].startswith("batches=1 sha256=")
+
+
+def test_same_labelled_set_is_the_same_snapshot_and_new_labels_another(s3):
+    from pipeline_scripts.api_model import constraint_errors, member_shape
+
+    _scored(s3, "b1")
+    _labels(s3, "b1")
+    first, again = _run(), _run()
+    assert first == again
+    _labels(s3, "b1", b"record_id,label\n1,10\n")  # corrected labels: a new version
+    changed = _run()
+    assert changed["snapshot_uri"] != first["snapshot_uri"]
+    assert changed["labelled_batches"] != first["labelled_batches"]
+    # Recorded on the model version: a valid CustomerMetadataValue.
+    shape = member_shape("CreateModelPackage", "CustomerMetadataProperties")
+    assert constraint_errors({"labelled_batches": changed["labelled_batches"]}, shape, "m") == []
+
+
+def test_only_labels_that_arrived_within_the_window(s3):
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    for batch_id in ("old", "new"):
+        _scored(s3, batch_id)
+        _labels(s3, batch_id)
+    old = s3_backends[DEFAULT_ACCOUNT_ID]["global"].get_object(
+        BUCKET, "abalone/labels/old.labels.csv"
+    )
+    old.last_modified -= timedelta(days=40)
+
+    def batch_ids(days):
+        manifest = json.loads(_read(s3, _run(days=days)["manifest_uri"]))
+        return [entry["batch_id"] for entry in manifest["labelled_batches"]]
+
+    assert batch_ids(30) == ["new"]
+    assert batch_ids(60) == ["new", "old"]
+    assert batch_ids(0) == []
+    assert _run(days=0)["labelled_batches"].startswith("batches=0 sha256=")
+
+
+def test_deleted_labels_and_other_files_under_the_prefix_are_ignored(s3):
+    _scored(s3, "b1")
+    _labels(s3, "b1")
+    s3.delete_object(Bucket=BUCKET, Key="abalone/labels/b1.labels.csv")
+    s3.put_object(Bucket=BUCKET, Key="abalone/labels/notes.txt", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key="abalone/labels/old/b1.labels.csv", Body=b"x")
+    assert _run()["labelled_batches"].startswith("batches=0 ")
+
+
+def test_labels_for_a_batch_never_scored_name_the_labels_and_the_missing_report(s3):
+    _labels(s3, "ghost")
+    with pytest.raises(training_data_version.DataVersionError) as error:
+        _run()
+    message = str(error.value)
+    assert message.startswith(f"{BASE}/labels/ghost.labels.csv: no batch report at ")
+    assert f"{BASE}/predictions/ghost/report/batch_report.json" in message
+
+
+def test_a_batch_version_that_no_longer_exists_is_named(s3):
+    report = _scored(s3, "b1")
+    _labels(s3, "b1")
+    s3.delete_object(
+        Bucket=BUCKET, Key="abalone/inference/b1.csv", VersionId=report["batch_version"]
+    )
+    with pytest.raises(training_data_version.DataVersionError) as error:
+        _run()
+    assert f"cannot copy {report['batch_uri']} version {report['batch_version']}" in str(
+        error.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("days", -1, "'days' is -1; expected a whole number >= 0"),
+        ("days", "30", "'days' is '30'"),
+        ("labels_uri", f"{BASE}/labels", "expected a prefix ending in '/'"),
+        ("snapshot_uri", "bucket/x/", "'snapshot_uri' must be an S3 URI"),
+    ],
+)
+def test_bad_event_names_the_field(aws, field, value, expected):  # noqa: F811
+    with pytest.raises(training_data_version.DataVersionError, match=expected.replace("(", r"\(")):
+        _run(**{field: value})
+
+
+# ------------------------------------------------------------------- scripts/labelled_batches.py
+
+TRAIN = "sex,length,rings\nM,0.455,15\nF,0.53,9\n"
+
+
+def _snapshot(base, batches: dict) -> None:
+    """input/train and input/snapshot as the step receives them; batches: id -> (csv, labels)."""
+    put(base / "input" / "train" / "train.csv", TRAIN)
+    entries = []
+    for batch_id, (batch, labels) in batches.items():
+        put(base / "input" / "snapshot" / "batches" / batch_id / f"{batch_id}.csv", batch)
+        put(base / "input" / "snapshot" / "labels" / batch_id / f"{batch_id}.labels.csv", labels)
+        entries.append({"batch_id": batch_id, "batch": {"uri": f"s3://b/in/{batch_id}.csv"},
+                        "labels": {"uri": f"s3://b/labels/{batch_id}.labels.csv"}})  # fmt: skip
+    manifest = {"labelled_batches": entries, "summary": f"batches={len(entries)} sha256=0"}
+    put(base / "input" / "snapshot" / "manifest.json", json.dumps(manifest))
+
+
+def test_joins_line_number_ids_and_leaves_out_unlabelled_rows(tmp_path):
+    _snapshot(tmp_path, {"b1": ("sex,length\nM,0.41\nF,0.52\nI,0.30\n",
+                                "record_id,label\n3,7\n1,11\n9,5\n")})  # fmt: skip
+    run_step_script("labelled_batches.py", "--base-dir", tmp_path, "--target", "rings")
+
+    out = tmp_path / "output"
+    assert (out / "training" / "train.csv").read_text() == TRAIN
+    joined = pd.read_csv(out / "training" / "labelled_batches.csv")
+    assert list(joined.columns) == ["sex", "length", "rings"]
+    # Line 1 (M) got 11, line 3 (I) got 7; line 2 has no label; id 9 is not in the batch.
+    assert joined.to_dict("records") == [
+        {"sex": "M", "length": 0.41, "rings": 11.0},
+        {"sex": "I", "length": 0.30, "rings": 7.0},
+    ]
+    report = json.loads((out / "report" / "labelled_batches.json").read_text())
+    assert (report["training_data_rows"], report["labelled_rows"], report["training_records"]) == (
+        2, 2, 4)  # fmt: skip
+    (batch,) = report["batches"]
+    assert (batch["batch_rows"], batch["unlabelled_rows"], batch["unmatched_labels"]) == (3, 1, 1)
+
+
+def test_joins_on_the_id_column_and_replaces_in_batch_labels(tmp_path):
+    _snapshot(tmp_path, {"b1": ("id,sex,length,rings\n70,M,0.41,1\n42,F,0.52,\n",
+                                "record_id,label\n42,8\n")})  # fmt: skip
+    run_step_script("labelled_batches.py", "--base-dir", tmp_path, "--target", "rings",
+                    "--id-column", "id")  # fmt: skip
+    joined = pd.read_csv(tmp_path / "output" / "training" / "labelled_batches.csv")
+    assert joined.to_dict("records") == [{"sex": "F", "length": 0.52, "rings": 8.0}]
+
+
+def test_the_demo_batch_and_its_late_labels_become_training_rows(tmp_path):
+    data = REPO_ROOT / "data" / "later"
+    late = "abalone_synthetic_batch_late"
+    _snapshot(tmp_path, {late: ((data / f"{late}.csv").read_text(),
+                                (data / f"{late}.labels.csv").read_text())})  # fmt: skip
+    put(
+        tmp_path / "input" / "train" / "train.csv",
+        REPO_ROOT / "data/train/abalone_synthetic_train.csv",
+    )
+    run_step_script("labelled_batches.py", "--base-dir", tmp_path, "--target", "rings")
+    joined = pd.read_csv(tmp_path / "output" / "training" / "labelled_batches.csv")
+    batch = pd.read_csv(data / f"{late}.csv")
+    labels = pd.read_csv(data / f"{late}.labels.csv")
+    assert len(joined) == len(labels) == len(batch)
+    expected = batch.assign(
+        rings=labels.set_index("record_id").loc[range(1, len(batch) + 1), "label"].to_numpy()
+    )
+    pd.testing.assert_frame_equal(joined, expected, check_dtype=False)
+
+
+@pytest.mark.parametrize(
+    ("batch", "labels", "expected"),
+    [
+        ("sex,length\nM,1\n", "record_id,label\n1,3\n1,4\n", "record_id 1 appears on lines 2, 3"),
+        ("sex\nM\n", "record_id,label\n1,3\n", "b1.csv: required column 'length' is missing"),
+    ],
+)
+def test_bad_batch_or_labels_fail_naming_the_file(tmp_path, batch, labels, expected):
+    _snapshot(tmp_path, {"b1": (batch, labels)})
+    result = run_step_script(
+        "labelled_batches.py", "--base-dir", tmp_path, "--target", "rings", expect_ok=False
+    )
+    assert result.returncode == 1
+    assert expected in result.stderr.strip().splitlines()[-1]
