@@ -64,6 +64,10 @@ def labelled_training_data(
         },
         ["snapshot_uri", "manifest_uri", "labelled_batches"],
     )
+    # After the data version, not beside it: the local runtime runs steps that start together
+    # as threads of one process, where creating boto3 clients at once is not thread-safe
+    # (boto/boto3 issues 1592 and 2750); in AWS this costs one short Lambda call of latency.
+    collect.add_depends_on([data_version])
     found = collect.properties.Outputs
     id_column = config.settings.batch.id_column
     join: ProcessingStep = steps.processing(

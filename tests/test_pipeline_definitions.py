@@ -296,7 +296,7 @@ def dependencies(definition) -> dict[str, set[str]]:
 TRAINING_DAG = {
     "RecordTrainingDataVersion": set(),
     # Issue 10.4: the training data plus the labelled batches, copied at exact versions.
-    "CollectLabelledBatches": set(),
+    "CollectLabelledBatches": {"RecordTrainingDataVersion"},
     "JoinLabelledBatches": {"CollectLabelledBatches", "RecordTrainingDataVersion"},
     "Preprocess": {"JoinLabelledBatches", "RecordTrainingDataVersion"},
     "DataQualityBaseline": {"Preprocess"},

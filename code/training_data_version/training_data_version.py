@@ -61,15 +61,6 @@ MAX_LENGTH = 256
 VALUE_CHARS = "_.:/=+-@"
 
 
-def _s3():
-    """An S3 client of its own session: boto3.client() shares one default session, whose
-    client creation is not thread-safe (boto3 user guide, "Session", multithreading; boto/boto3
-    issues 1592 and 2750), and two of this function's steps start at once (the local runtime
-    runs them as threads of one process): labelled_batches, which starts beside the data
-    version, uses its own."""
-    return boto3.session.Session().client("s3")
-
-
 class DataVersionError(ValueError):
     """The URI is malformed, holds no objects, or cannot be read; the message names it."""
 
@@ -287,7 +278,7 @@ def labelled_batches(event) -> dict:
     days = event.get("days")
     if isinstance(days, bool) or not isinstance(days, int) or days < 0:
         raise DataVersionError(f"event field 'days' is {days!r}; expected a whole number >= 0")
-    s3 = _s3()
+    s3 = boto3.client("s3")
     entries = []
     if days:
         for labels in _labels_in_window(s3, labels_bucket, labels_prefix, days):
