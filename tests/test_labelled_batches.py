@@ -251,3 +251,92 @@ def test_bad_batch_or_labels_fail_naming_the_file(tmp_path, batch, labels, expec
     )
     assert result.returncode == 1
     assert expected in result.stderr.strip().splitlines()[-1]
+
+
+# ------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.e2e
+def test_same_labelled_set_registers_nothing_and_new_labels_register(tmp_path):
+    """The training pipeline as upserted, three times: the late batch's labels (one new
+    version), the same again (cached, nothing registered: the e-mail's step says so), then a
+    corrected labels file (a new labelled set: trained and registered)."""
+    import yaml
+
+    from local_runtime.aws import embedded_aws
+    from local_runtime.runner import PipelineRunner
+    from pipeline_scripts.config import DEFAULT_SETTINGS_FILE, load_config
+    from pipeline_scripts.deploy import upload_code, upsert_pipeline
+    from pipeline_scripts.render import render
+
+    settings = yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text())
+    settings["training"]["hyperparameters"]["num_round"] = 30
+    put(tmp_path / "pipelines.yaml", yaml.safe_dump(settings))
+    config = load_config(
+        REPO_ROOT / "env_files" / "dev_env.tfvars", settings_file=tmp_path / "pipelines.yaml"
+    )
+    env = config.env
+    late = REPO_ROOT / "data" / "later" / "abalone_synthetic_batch_late"
+    with embedded_aws(env.region):
+        s3 = boto3.client("s3")
+        s3.create_bucket(
+            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
+        )
+        s3.put_bucket_versioning(
+            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
+        )
+        prefix = env.s3_base_uri.removeprefix(f"s3://{env.bucket_name}/")
+        train_key = env.train_data_uri.removeprefix(f"s3://{env.bucket_name}/") + "train.csv"
+        s3.upload_file(str(REPO_ROOT / "data/train/abalone_synthetic_train.csv"),
+                       env.bucket_name, train_key)  # fmt: skip
+        # The late batch as the inference pipeline leaves it: the object and its report.
+        batch_key = env.inference_data_uri.removeprefix(f"s3://{env.bucket_name}/") + late.name
+        uploaded = s3.put_object(
+            Bucket=env.bucket_name,
+            Key=f"{batch_key}.csv",
+            Body=late.with_suffix(".csv").read_bytes(),
+        )
+        report = {
+            "batch_uri": f"s3://{env.bucket_name}/{batch_key}.csv",
+            "batch_version": uploaded["VersionId"],
+            "batch_etag": uploaded["ETag"],
+        }
+        s3.put_object(
+            Bucket=env.bucket_name,
+            Key=f"{prefix}/predictions/{late.name}/report/batch_report.json",
+            Body=json.dumps(report).encode(),
+        )
+        labels_key = f"{prefix}/labels/{late.name}.labels.csv"
+        labels = (late.parent / f"{late.name}.labels.csv").read_text()
+        s3.put_object(Bucket=env.bucket_name, Key=labels_key, Body=labels.encode())
+        rendered = render(config)
+        upload_code(s3, rendered.code_assets, env.kms_key)
+        training = next(p for p in rendered.pipelines if p.name == env.pipeline_train)
+        upsert_pipeline(boto3.client("sagemaker"), training, config, recreate=False)
+        runner = PipelineRunner(tmp_path / "runs")
+
+        # Few boosting rounds for speed: the threshold is not what this test is about.
+        lenient = {"MseThreshold": "10"}
+        first = runner.start(env.pipeline_train, lenient)
+        same = runner.start(env.pipeline_train, lenient)
+        # Corrected labels for one record: a new version of the labels file.
+        s3.put_object(Bucket=env.bucket_name, Key=labels_key,
+                      Body=labels.replace("\n1,11\n", "\n1,12\n").encode())  # fmt: skip
+        corrected = runner.start(env.pipeline_train, lenient)
+
+        versions = boto3.client("sagemaker").list_model_packages(
+            ModelPackageGroupName=env.model_package_group_name
+        )["ModelPackageSummaryList"]
+    assert [e.status for e in (first, same, corrected)] == ["Succeeded"] * 3, first.failure_reason
+    registered = [e.steps["RegisterModel"].status for e in (first, same, corrected)]
+    assert registered == ["Succeeded", "NotExecuted", "Succeeded"]
+    assert len(versions) == 2
+    labelled = [e.step("CollectLabelledBatches").outputs["labelled_batches"]
+                for e in (first, same, corrected)]  # fmt: skip
+    assert labelled[0] == labelled[1] != labelled[2]
+    assert labelled[0].startswith("batches=1 ")
+    report = json.loads(
+        (first.steps["JoinLabelledBatches"].workdir / "processing" / "output" / "report"
+         / "labelled_batches.json").read_text()
+    )  # fmt: skip
+    assert report["training_records"] == 4000 + 1000
