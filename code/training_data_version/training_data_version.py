@@ -292,6 +292,9 @@ def labelled_batches(event) -> dict:
         for e in entries for part in ("labels", "batch")
     ))  # fmt: skip
     folder = f"{snapshot_prefix}{digest}/"
+    # SSE-KMS with the project key, as the jobs write their outputs (CopyObject and PutObject
+    # take SSEKMSKeyId as key ID, key ARN or alias: Amazon S3 API reference, CopyObject,
+    # x-amz-server-side-encryption-aws-kms-key-id).
     encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": event["kms_key"]} if event.get(
         "kms_key") else {}  # fmt: skip
     for entry in entries:
