@@ -12,10 +12,13 @@
 A batch row's record_id is the one its scoring run gave it (preprocess.py record_ids() or
 pipelines.yaml batch.id_column: the same code, imported). Rows without a label are left out;
 labels whose record_id is not in the batch are counted as unmatched. A duplicate record_id in
-a labels file, or a training column the batch lacks, fails naming the file.
+a labels file, or a training column the batch lacks, fails naming the file. The training data
+is copied as it is, not checked: Preprocess validates it (one place names what is wrong).
 """
 
 import argparse
+import csv
+import io
 import json
 import shutil
 import sys
@@ -24,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 from model_quality import read_late_labels
 from preprocess import id_column_values, read_folder, record_ids, write_csv
-from step_common import InputError, csv_files, default_base_dir, run_step
+from step_common import InputError, csv_files, default_base_dir, open_bytes, run_step
 
 PROG = "labelled_batches"
 OUTPUT_FILE = "labelled_batches.csv"
@@ -51,6 +54,23 @@ def join_batch(folder, labels_folder, columns, target, id_column=""):
     return rows[columns], counts
 
 
+def read_training(folder):
+    """(header of the first training file, number of records in all), or (None, None) when
+    they cannot be read. No other checks: Preprocess validates the training data and names
+    what is wrong, as it did before this step existed."""
+    columns, rows = None, 0
+    try:
+        for path in csv_files(folder):
+            with open_bytes(path) as handle:
+                reader = csv.reader(io.TextIOWrapper(handle, encoding="utf-8-sig", newline=""))
+                header = next(reader, None)
+                columns = columns or ([cell.strip() for cell in header] if header else None)
+                rows += sum(1 for row in reader if any(cell.strip() for cell in row))
+    except (InputError, UnicodeDecodeError, csv.Error, OSError):
+        return None, None
+    return columns, rows if columns else None
+
+
 def build(base, target, id_column=""):
     train, snapshot = base / "input" / "train", base / "input" / "snapshot"
     out = base / "output"
@@ -58,8 +78,17 @@ def build(base, target, id_column=""):
     if not manifest_path.is_file():
         raise InputError(f"{manifest_path}: not found; expected the labelled-batches snapshot")
     manifest = json.loads(manifest_path.read_text())
-    training, _ = read_folder(train, [target], same_columns=True)
-    columns = list(training.columns)
+    columns, training_rows = read_training(train)
+    if columns is None and manifest["labelled_batches"]:
+        raise InputError(
+            f"{train}: no readable CSV header in the training data; expected the columns the "
+            "labelled batches are given"
+        )
+    if columns is not None and target not in columns:
+        raise InputError(
+            f"{train}: the training data has no target column {target!r}; expected it in the "
+            f"header ({', '.join(columns)})"
+        )
     for path in csv_files(train):  # unchanged bytes: the training data as it was versioned
         copy = out / "training" / path.relative_to(train)
         copy.parent.mkdir(parents=True, exist_ok=True)
@@ -81,14 +110,14 @@ def build(base, target, id_column=""):
     labelled = sum(b["labelled_rows"] for b in batches)
     report = {
         "summary": manifest["summary"],
-        "training_data_rows": len(training),
+        "training_data_rows": training_rows,
         "labelled_rows": labelled,
-        "training_records": len(training) + labelled,
+        "training_records": None if training_rows is None else training_rows + labelled,
         "batches": batches,
     }
     (out / "report").mkdir(parents=True, exist_ok=True)
     (out / "report" / "labelled_batches.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(f"{PROG}: {len(training)} training rows + {labelled} labelled rows "
+    print(f"{PROG}: {training_rows} training rows + {labelled} labelled rows "
           f"from {len(batches)} batch(es)")  # fmt: skip
 
 

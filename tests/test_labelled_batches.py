@@ -237,6 +237,19 @@ def test_the_demo_batch_and_its_late_labels_become_training_rows(tmp_path):
     pd.testing.assert_frame_equal(joined, expected, check_dtype=False)
 
 
+def test_training_data_is_copied_unchecked_for_preprocess_to_judge(tmp_path):
+    """Without labelled batches, bad training data passes through unchanged: Preprocess
+    names what is wrong, as before the step existed."""
+    _snapshot(tmp_path, {})
+    bad = "sex,length,rings\nM,n/a?,15\n"
+    put(tmp_path / "input" / "train" / "train.csv", bad)
+    run_step_script("labelled_batches.py", "--base-dir", tmp_path, "--target", "rings")
+    assert (tmp_path / "output" / "training" / "train.csv").read_text() == bad
+    assert not (tmp_path / "output" / "training" / "labelled_batches.csv").exists()
+    report = json.loads((tmp_path / "output" / "report" / "labelled_batches.json").read_text())
+    assert (report["training_records"], report["batches"]) == (1, [])
+
+
 @pytest.mark.parametrize(
     ("batch", "labels", "expected"),
     [
