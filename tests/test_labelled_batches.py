@@ -347,6 +347,11 @@ def test_same_labelled_set_registers_nothing_and_new_labels_register(tmp_path):
     labelled = [e.step("CollectLabelledBatches").outputs["labelled_batches"]
                 for e in (first, same, corrected)]  # fmt: skip
     assert labelled[0] == labelled[1] != labelled[2]
+    # The same snapshot (named by its content): the step cache serves the second run, and a
+    # corrected label misses it from JoinLabelledBatches on.
+    for name in ("JoinLabelledBatches", "Preprocess", "TrainModel"):
+        assert same.step(name).cache_hit_source == first.execution_arn, name
+        assert corrected.step(name).cache_hit_source is None, name
     assert labelled[0].startswith("batches=1 ")
     report = json.loads(
         (first.steps["JoinLabelledBatches"].workdir / "processing" / "output" / "report"
