@@ -331,6 +331,50 @@ data "aws_iam_policy_document" "data_version" {
       "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/artifacts/${var.pipeline_trainwhpo}/*/transform.json",
     ]
   }
+  # Labelled batches for retraining (issue 10 point 4, action labelled_batches): list the
+  # labels files' versions, read a batch's report next to its predictions, and copy exact
+  # versions of labels and batches (CopyObject with a source VersionId needs
+  # s3:GetObjectVersion on the source and s3:PutObject on the destination: Amazon S3 API
+  # reference, CopyObject, "Permissions") into the content-addressed snapshot prefix, which
+  # it reads back for the sha256 of each copy.
+  statement {
+    sid       = "ListLabelsVersions"
+    actions   = ["s3:ListBucketVersions"]
+    resources = ["arn:${local.partition}:s3:::${var.bucket_name}"]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.labels_prefix}*"]
+    }
+  }
+  statement {
+    sid     = "ReadLabelledBatches"
+    actions = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [
+      "arn:${local.partition}:s3:::${var.bucket_name}/${local.labels_prefix}*",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${local.data_prefixes.inference}*",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${var.bucket_prefix}/predictions/*/report/batch_report.json",
+      "arn:${local.partition}:s3:::${var.bucket_name}/${local.labelled_batches_prefix}*",
+    ]
+  }
+  statement {
+    sid       = "WriteLabelledBatchesSnapshot"
+    actions   = ["s3:PutObject"]
+    resources = ["arn:${local.partition}:s3:::${var.bucket_name}/${local.labelled_batches_prefix}*"]
+  }
+  # The copies are written encrypted with kms_key (SSE-KMS needs kms:GenerateDataKey to write
+  # and kms:Decrypt to read: Amazon S3 user guide, "Using server-side encryption with AWS KMS
+  # keys (SSE-KMS)", permissions), only through S3.
+  statement {
+    sid       = "EncryptLabelledBatchesSnapshot"
+    actions   = ["kms:GenerateDataKey"]
+    resources = [var.kms_key]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
+  }
   # The pipelines write them encrypted with the jobs' key (kms_key); S3 decrypts for the reader.
   statement {
     sid       = "DecryptModelArtifacts"
@@ -342,6 +386,11 @@ data "aws_iam_policy_document" "data_version" {
       values   = ["s3.${var.region}.amazonaws.com"]
     }
   }
+}
+
+locals {
+  # pipeline_scripts/retraining.py snapshot_uri: <bucket_prefix>/labelled-batches/<sha256>/.
+  labelled_batches_prefix = "${var.bucket_prefix}/labelled-batches/"
 }
 
 # The pipelines' execution role (role_arn, not created here) may call the two helpers.

@@ -330,6 +330,21 @@ def batch_fields(execution: Execution, config: ProjectConfig) -> dict:
     return fields
 
 
+def training_fields(execution: Execution, config: ProjectConfig) -> dict:
+    """For training executions (issue 10 point 4): `labelled_batches` (the S3 URIs of the
+    batches whose labels it learned from, at the versions its manifest records) and
+    `training_records` (training-data rows plus labelled rows), from JoinLabelledBatches'
+    report. None for other pipelines and when the step did not run."""
+    fields = dict.fromkeys(["labelled_batches", "training_records"])
+    if execution.pipeline_name not in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
+        return fields
+    report = _sandbox_json(execution, "JoinLabelledBatches", "report/labelled_batches.json")
+    if report:
+        fields["labelled_batches"] = [batch["batch_uri"] for batch in report["batches"]]
+        fields["training_records"] = report["training_records"]
+    return fields
+
+
 def demo_batches(loop: Loop, options: Options) -> None:
     """The batch part of the demo, each upload followed by the executions it started."""
     env = loop.config.env
@@ -477,6 +492,7 @@ def run_loop(options: Options, out: Callable[[str], None] = print) -> dict:
                 "trigger": reason,
                 "status": e.status,
                 **batch_fields(e, config),
+                **training_fields(e, config),
                 "failure_reason": e.failure_reason,
                 "duration_seconds": e.duration_seconds,
                 "steps": [

@@ -43,6 +43,7 @@ from pipeline_scripts.explain_step import (
     explain_batch_step,
     explain_model_step,
 )
+from pipeline_scripts.retraining import batch_report_uri, labelled_training_data
 from pipeline_scripts.steps import INTEGRITY_OUTPUTS, PROCESSING_ROOT, StepFactory
 
 # Step names referenced by event rules, the notifier and the local runtime.
@@ -136,11 +137,13 @@ def build_training_pipeline(
     threshold = _mse_threshold(config)
 
     data_version = steps.data_version("RecordTrainingDataVersion", data_url)
+    # The training data plus the labelled batches (issue 10 point 4, retraining.py).
+    labelled = labelled_training_data(steps, config, data_url, data_version)
     prep = settings.preprocessing
     preprocess = steps.processing(
         "Preprocess",
         "preprocess.py",
-        inputs={"data": data_url},
+        inputs={"data": labelled.training_uri},
         outputs=["train", "validation", "test", "transform", "baseline", "test_raw"],
         arguments=[
             "--mode",
@@ -167,7 +170,7 @@ def build_training_pipeline(
     )
     baseline = baseline_steps[-1]
     comparison_steps, comparison_metadata = _training_data_comparison(
-        steps, config, data_url, data_version, output(baseline, DQ_OUTPUT)
+        steps, config, labelled.training_uri, data_version, output(baseline, DQ_OUTPUT)
     )
 
     train_uri, validation_uri = output(preprocess, "train"), output(preprocess, "validation")
@@ -236,9 +239,7 @@ def build_training_pipeline(
     # Unchanged data, code and settings hit the step cache everywhere and would register the
     # same model again: register only a model whose fingerprint differs from the newest
     # version's (code/model_resolver, action compare_fingerprint).
-    novelty = steps.compare_with_newest_version(
-        COMPARE_STEP, data_version.properties.Outputs["data_version"], tuning=tuning
-    )
+    novelty = steps.compare_with_newest_version(COMPARE_STEP, labelled.data_version, tuning=tuning)
     register_arguments = dict(
         model_data_url=model_data_url,
         evaluation_uri=evaluation_uri,
@@ -262,6 +263,7 @@ def build_training_pipeline(
             METADATA_KEYS["challenger"]: evaluation("formatted.mse"),
             METADATA_KEYS["records"]: evaluation("formatted.record_count"),
             **comparison_metadata,
+            **labelled.metadata,
             ATTRIBUTIONS_KEY: _attributions_uri(explain),
             MODEL_CARD_KEY: Join(on="/", values=[output(card, MODEL_CARD_OUTPUT), "model_card.md"]),
         },
@@ -310,6 +312,7 @@ def build_training_pipeline(
         parameters=[data_url, approval, threshold],
         steps=[
             data_version,
+            *labelled.steps,
             preprocess,
             *baseline_steps,
             *comparison_steps,
@@ -523,6 +526,8 @@ def build_inference_pipeline(
             *_id_column_arguments(config),
         ],
         property_files=[batch_report],
+        # Stable, next to the batch's predictions: retraining finds the batch's exact version.
+        output_uris={"report": batch_report_uri(predictions_uri(config, batch_id))},
     )
     create_model = steps.create_model(
         "CreateModel",

@@ -154,6 +154,16 @@ class ModelQualitySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetrainingSettings:
+    """What the training pipelines train on besides the training data (README "Batches,
+    predictions and retraining")."""
+
+    # Labelled batches whose labels arrived within this many days join the training data;
+    # 0: the training data only.
+    labelled_batches_days: int = field(between(0, 3650), default=30)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExplanationSettings:
     """Explanations of the inference pipeline (README "Explanations")."""
 
@@ -202,6 +212,7 @@ class PipelineSettings:
     explanations: ExplanationSettings = field(default=ExplanationSettings())
     registration: RegistrationSettings = field(default=RegistrationSettings())
     batch: BatchSettings = field(default=BatchSettings())
+    retraining: RetrainingSettings = field(default=RetrainingSettings())
     caching: CachingSettings = field()
     retry: RetrySettings = field()
 

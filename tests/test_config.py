@@ -930,6 +930,7 @@ BAD_SETTINGS = [
     ("data_quality.drift_alpha", 1.5, "data_quality.drift_alpha", "(0, 1)"),
     ("data_quality.drift_min_shift_sd", -1, "data_quality.drift_min_shift_sd", ">= 0"),
     ("data_quality.drift_min_rows", 0, "data_quality.drift_min_rows", ">= 1"),
+    ("retraining.labelled_batches_days", -1, "retraining.labelled_batches_days", "[0, 3650]"),
 ]
 
 

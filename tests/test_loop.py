@@ -55,6 +55,13 @@ def test_the_loop_trains_approves_detects_and_retrains(demo):
         assert run["labels_matched"] is None
     for run in (training, retraining):
         assert run["batch"] is None and run["records_scored"] is run["labels_matched"] is None
+    # Issue 10.4: the retraining learned from the late batch with the labels that arrived
+    # (4000 training rows + its 1000 labelled rows); the first training had none yet.
+    assert (training["labelled_batches"], training["training_records"]) == ([], 4000)
+    assert retraining["labelled_batches"] == [late["batch"]]
+    assert retraining["training_records"] == 4000 + 1000
+    for run in (clean, late, labels):
+        assert run["labelled_batches"] is run["training_records"] is None
     steps = {run["batch_id"]: {s["name"]: s for s in run["steps"]} for run in (clean, late)}
     assert steps[clean["batch_id"]]["ModelQualityBelowThreshold"]["status"] == "NotExecuted"
     assert steps[late["batch_id"]]["DataQualityCheck"]["status"] == "Succeeded"
@@ -80,6 +87,10 @@ def test_the_loop_trains_approves_detects_and_retrains(demo):
     for version in summary["model_versions"]:
         assert version["metrics"]["mse"] < 6.0 < version["mean_predictor_mse"]
         assert version["lineage"]["training_data_version"].startswith("s3://")
+    first, second = (v["lineage"] for v in summary["model_versions"])
+    assert first["labelled_batches"].startswith("batches=0 sha256=")
+    assert second["labelled_batches"].startswith("batches=1 sha256=")
+    assert second["labelled_batches_manifest"].endswith("/manifest.json")
     assert {v["constraint_check_type"] for v in summary["data_quality_violations"]} == {
         "baseline_drift_check"
     }
@@ -114,14 +125,16 @@ def test_late_labels_are_joined_with_the_stored_predictions(demo):
 @pytest.mark.e2e
 def test_each_version_records_its_training_data_against_the_previous_approved(demo):
     """Issue 11.6: version 1 had nothing approved to compare with; version 2 (retrained on the
-    same data) is compared with version 1, and its registration e-mail says so."""
+    training data plus the late batch's labelled rows, issue 10.4) is compared with version 1,
+    and its registration e-mail says so."""
     summary, _, _ = demo
     first, second = (v["lineage"] for v in summary["model_versions"])
     assert first["training_data_comparison"] == (
         "training data: no approved version yet - nothing to compare"
     )
     assert second["training_data_comparison"].startswith("training data vs version 1: ")
-    assert "no findings" in second["training_data_comparison"]  # the same training data
+    # The drifted batch's 1000 labelled rows joined the 4000 training rows.
+    assert "rows 4000 to 5000" in second["training_data_comparison"]
     for lineage in (first, second):
         assert lineage["training_data_comparison_uri"].endswith("/comparison.json")
         assert lineage["training_data_profile_uri"].startswith("s3://")

@@ -253,7 +253,7 @@ def test_definitions_match_the_published_schema_except_known_gaps(definitions, d
 
 def test_schema_check_catches_what_is_not_a_known_gap(definitions, definition_schema):
     definition = json.loads(json.dumps(next(iter(definitions.values()))))
-    step = definition["Steps"][1]
+    step = next(s for s in definition["Steps"] if s["Type"] == "Processing")
     step["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = "one"
     step["Timeout"] = 5
     errors = schema_errors(definition, definition_schema)
@@ -294,11 +294,16 @@ def dependencies(definition) -> dict[str, set[str]]:
 
 TRAINING_DAG = {
     "RecordTrainingDataVersion": set(),
-    "Preprocess": {"RecordTrainingDataVersion"},
+    # Issue 10.4: the training data plus the labelled batches, copied at exact versions.
+    "CollectLabelledBatches": {"RecordTrainingDataVersion"},
+    "JoinLabelledBatches": {"CollectLabelledBatches", "RecordTrainingDataVersion"},
+    "Preprocess": {"JoinLabelledBatches", "RecordTrainingDataVersion"},
     "DataQualityBaseline": {"Preprocess"},
     # Issue 11.6: the new training data against the previous approved version's.
     "FindPreviousTrainingData": {"DataQualityBaseline"},
-    "CompareTrainingData": {"FindPreviousTrainingData", "RecordTrainingDataVersion"},
+    "CompareTrainingData": {
+        "FindPreviousTrainingData", "JoinLabelledBatches", "RecordTrainingDataVersion",
+    },
     "<model>": {"Preprocess"},
     # Champion vs challenger and integrity (issue 10 points 5, 6): Lambda steps on the new
     # model's artifacts; evaluation reads the champion's.
@@ -312,12 +317,12 @@ TRAINING_DAG = {
         "RecordTrainingDataVersion", "<model>",
     },
     "CheckModelAccuracy": {"EvaluateModel"},
-    "CompareWithNewestVersion": {"RecordTrainingDataVersion"},
+    "CompareWithNewestVersion": {"RecordTrainingDataVersion", "CollectLabelledBatches"},
     "CheckModelIsNew": {"CheckModelAccuracy", "CompareWithNewestVersion"},
     "RegisterModel": {
         "CheckModelIsNew", "<model>", "EvaluateModel", "DataQualityBaseline", "Preprocess",
         "RecordTrainingDataVersion", "CompareWithNewestVersion", "CompareTrainingData",
-        "RecordArtifactIntegrity", "ExplainModel", "ModelCard",
+        "RecordArtifactIntegrity", "ExplainModel", "ModelCard", "CollectLabelledBatches",
     },
     "ModelAccuracyBelowThreshold": {"CheckModelAccuracy", "EvaluateModel"},
 }  # fmt: skip
@@ -437,6 +442,8 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
             "training_data_comparison", "training_data_comparison_uri", "training_data_profile_uri",
             # issue 13
             "attributions_uri", "model_card_uri",
+            # issue 10.4 (tests/test_labelled_batches.py)
+            "labelled_batches", "labelled_batches_manifest",
         }  # fmt: skip
         assert metadata["model_card_uri"] == {
             "Std:Join": {"On": "/", "Values": [_output("ModelCard", "model_card"), "model_card.md"]}
@@ -494,6 +501,47 @@ def _processing(definition, name):
 
 def _output(step, name):
     return {"Get": f"Steps.{step}.ProcessingOutputConfig.Outputs['{name}'].S3Output.S3Uri"}
+
+
+def test_training_learns_from_the_labelled_batches_and_records_them(definitions, config):
+    """Issue 10.4: Preprocess fits on the training data plus the labelled batches that the
+    data-version Lambda snapshotted; the version records the set; the fingerprint covers it."""
+    env = config.env
+    collected = "Steps.CollectLabelledBatches.OutputParameters"
+    for name in (env.pipeline_train, env.pipeline_trainwhpo):
+        definition = definitions[name]
+        steps = {s["Name"]: s for s in all_steps(definition)}
+        collect = steps["CollectLabelledBatches"]
+        assert collect["Type"] == "Lambda"
+        assert collect["FunctionArn"].endswith(f":{env.model_package_group_name}-data-version")
+        assert collect["Arguments"] == {
+            "action": "labelled_batches",
+            "labels_uri": f"{env.s3_base_uri}/labels/",
+            "predictions_uri": f"{env.s3_base_uri}/predictions/",
+            "snapshot_uri": f"{env.s3_base_uri}/labelled-batches/",
+            "days": config.settings.retraining.labelled_batches_days,
+            "kms_key": env.kms_key,
+        }
+        arguments, inputs, outputs = _processing(definition, "JoinLabelledBatches")
+        assert inputs["train"] == {"Get": "Parameters.TrainingDataUrl"}
+        assert inputs["snapshot"] == {"Get": f"{collected}['snapshot_uri']"}
+        assert set(outputs) == {"training", "report"}
+        _, preprocess_inputs, _ = _processing(definition, "Preprocess")
+        assert preprocess_inputs["data"] == _output("JoinLabelledBatches", "training")
+        _, comparison_inputs, _ = _processing(definition, "CompareTrainingData")
+        assert comparison_inputs["data"] == _output("JoinLabelledBatches", "training")
+        fingerprint = steps["CompareWithNewestVersion"]["Arguments"]["data_version"]
+        assert {"Get": f"{collected}['labelled_batches']"} in fingerprint["Std:Join"]["Values"]
+        register = next(s for s in all_steps(definition) if s["Type"] == "RegisterModel")
+        metadata = register["Arguments"]["CustomerMetadataProperties"]
+        assert metadata["labelled_batches"] == {"Get": f"{collected}['labelled_batches']"}
+        assert metadata["labelled_batches_manifest"] == {"Get": f"{collected}['manifest_uri']"}
+    # The batch report lands next to the batch's predictions, where the Lambda reads it.
+    definition = definitions[env.pipeline_inf]
+    _, _, outputs = _processing(definition, "PreprocessBatch")
+    predictions = [env.s3_base_uri, "predictions", {"Get": "Parameters.BatchId"}]
+    assert outputs["report"] == {"Std:Join": {"On": "/", "Values": [
+        {"Std:Join": {"On": "/", "Values": predictions}}, "report"]}}  # fmt: skip
 
 
 def test_explain_steps_read_the_model_its_transform_and_the_right_data(definitions, config):
@@ -636,10 +684,22 @@ def test_every_job_is_encrypted_tagged_retried_and_writes_per_execution(definiti
                 assert arguments["TransformOutput"]["KmsKeyId"] == kms
                 assert arguments["TransformResources"]["VolumeKmsKeyId"] == kms
                 outputs = [arguments["TransformOutput"]["S3OutputPath"]]
-            # Predictions land per batch (a stable place consumers read), all else per execution.
-            scope = {"Get": "Parameters.BatchId"} if kind == "Transform" else execution_scoped
+            # Predictions and the batch's report land per batch (a stable place consumers and
+            # retraining read, issue 10.4), all else per execution.
             for uri in outputs:
-                assert scope in uri["Std:Join"]["Values"], step["Name"]
+                values = _join_values(uri)
+                per_batch = kind == "Transform" or (
+                    step["Name"] == "PreprocessBatch" and values[-1] == "report"
+                )
+                scope = {"Get": "Parameters.BatchId"} if per_batch else execution_scoped
+                assert scope in values, step["Name"]
+
+
+def _join_values(value) -> list:
+    """The values of a Std:Join, nested Joins flattened into it."""
+    if not (isinstance(value, dict) and "Std:Join" in value):
+        return [value]
+    return [v for item in value["Std:Join"]["Values"] for v in _join_values(item)]
 
 
 def test_every_job_runs_code_from_the_uploaded_bundle(config, definitions):
@@ -818,9 +878,11 @@ def test_a_model_is_registered_only_when_it_differs_from_the_newest_version(defi
         assert compare["Type"] == "Lambda"
         assert compare["FunctionArn"].endswith("-model-resolver")
         assert compare["Arguments"]["action"] == "compare_fingerprint"
-        assert compare["Arguments"]["data_version"] == {
-            "Get": "Steps.RecordTrainingDataVersion.OutputParameters['data_version']"
-        }
+        # The training data's version and the labelled set (issue 10.4): either changing is new.
+        assert compare["Arguments"]["data_version"] == {"Std:Join": {"On": " + ", "Values": [
+            {"Get": "Steps.RecordTrainingDataVersion.OutputParameters['data_version']"},
+            {"Get": "Steps.CollectLabelledBatches.OutputParameters['labelled_batches']"},
+        ]}}  # fmt: skip
         gate = steps[pipelines.NOVELTY_STEP]["Arguments"]
         assert gate["Conditions"] == [
             {

@@ -138,7 +138,18 @@ def loop(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("loop")
     jobs = {}
 
-    jobs["Preprocess"], result = run_processing(training, "Preprocess", tmp, {"data": training_csv})
+    # Issue 10.4: the training data joined with an empty labelled set is the training data.
+    snapshot = tmp / "snapshot"
+    snapshot.mkdir()
+    manifest = {"labelled_batches": [], "summary": "batches=0 sha256=e3b0c44298fc1c14"}
+    (snapshot / "manifest.json").write_text(json.dumps(manifest))
+    jobs["JoinLabelledBatches"], result = run_processing(
+        training, "JoinLabelledBatches", tmp, {"train": training_csv, "snapshot": snapshot}
+    )
+    assert result.returncode == 0, result.stderr
+    joined = jobs["JoinLabelledBatches"].output("training") / training_csv.name
+    assert joined.read_bytes() == training_csv.read_bytes()
+    jobs["Preprocess"], result = run_processing(training, "Preprocess", tmp, {"data": joined})
     assert result.returncode == 0, result.stderr
     prep = jobs["Preprocess"]
     jobs["DataQualityBaseline"], result = run_processing(

@@ -24,12 +24,29 @@ event:   {"action": "verify_integrity", "model_uri", "transform_uri", and the fo
 returns: {"model_uri", "transform_uri"} unchanged once the current objects match; any
          difference (or nothing recorded) fails naming the object, field and both values.
 IAM:     s3:GetObject, s3:GetObjectVersion on the model artifacts prefix too
+
+The labelled batches retraining learns from (issue 10 point 4):
+
+event:   {"action": "labelled_batches", "labels_uri": "s3://b/<p>/labels/",
+          "predictions_uri": "s3://b/<p>/predictions/", "snapshot_uri": "s3://b/<p>/x/",
+          "days": int (0: none), "kms_key": key ARN for the copies (optional)}
+returns: {"snapshot_uri", "manifest_uri", "labelled_batches": "batches=N sha256=<16 hex>"}
+         Every current <batch id>.labels.csv directly under labels_uri whose version arrived
+         within `days`, with the batch it labels: the object version the scoring run read, as
+         its batch_report.json under <predictions_uri><batch id>/report/ records it. Both
+         exact versions are copied (server side) to <snapshot_uri><sha256>/ (labels/<id>/,
+         batches/<id>/), with manifest.json listing each one's URI, version id, ETag and
+         sha256. The folder is named by the hash of what it holds, so the same labelled set is
+         the same folder (the step cache's key) and a different set is another.
+IAM:     s3:ListBucketVersions (labels prefix), s3:GetObject, s3:GetObjectVersion (labels,
+         the batch reports, the inference prefix), s3:PutObject (snapshot prefix)
 """
 
 import hashlib
 import json
 import logging
 import unicodedata
+from datetime import UTC, datetime, timedelta
 
 import boto3
 from botocore.exceptions import ClientError
@@ -183,16 +200,148 @@ def verify_integrity(event) -> dict:
     return {"model_uri": event["model_uri"], "transform_uri": event["transform_uri"]}
 
 
+# -- labelled batches for retraining (issue 10 point 4) -------------------------------------
+
+LABELS_SUFFIX = ".labels.csv"  # code/batch_dispatcher LABELS_SUFFIX
+# PreprocessBatch's report of the batch it scored (pipeline_scripts/retraining.py
+# BATCH_REPORT_FOLDER): <predictions of the batch>/report/batch_report.json.
+BATCH_REPORT = "report/batch_report.json"
+
+
+def _prefix(event, field) -> tuple[str, str]:
+    bucket, key = _parse(event.get(field), field)
+    if key and not key.endswith("/"):
+        raise DataVersionError(
+            f"event field '{field}' {event[field]!r}: expected a prefix ending in '/'"
+        )
+    return bucket, key
+
+
+def _source(uri: str, version_id: str, etag: str) -> dict:
+    """CopySource (and its precondition) naming exactly this version of uri: the version id,
+    or on an unversioned bucket ("null"/"") the ETag (CopySourceIfMatch, CopyObject API)."""
+    bucket, key = _parse(uri)
+    if version_id and version_id != "null":
+        return {"CopySource": {"Bucket": bucket, "Key": key, "VersionId": version_id}}
+    return {"CopySource": {"Bucket": bucket, "Key": key}, "CopySourceIfMatch": etag}
+
+
+def _sha256_of(s3, uri: str, version_id: str) -> str:
+    bucket, key = _parse(uri)
+    extra = {"VersionId": version_id} if version_id and version_id != "null" else {}
+    digest = hashlib.sha256()
+    for chunk in s3.get_object(Bucket=bucket, Key=key, **extra)["Body"].iter_chunks(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _batch_of(s3, labels_uri: str, bucket: str, report_key: str) -> dict:
+    """The batch version a labels file labels, from the scoring run's batch_report.json."""
+    try:
+        report = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
+    except ClientError as error:
+        raise DataVersionError(
+            f"{labels_uri}: no batch report at s3://{bucket}/{report_key} "
+            f"({error.response['Error']['Code']}); "
+            "expected the batch to have been scored by the batch-inference pipeline (upload the "
+            "batch, or delete the labels file so retraining does not wait for it)"
+        ) from error
+    if not str(report.get("batch_uri", "")).startswith("s3://"):
+        raise DataVersionError(
+            f"{labels_uri}: s3://{bucket}/{report_key} names no 'batch_uri'; expected the report "
+            "of a run over one batch object (started by the batch dispatcher)"
+        )
+    return {"uri": report["batch_uri"], "version_id": report.get("batch_version") or "null",
+            "etag": str(report.get("batch_etag", "")).strip('"')}  # fmt: skip
+
+
+def _labels_in_window(s3, bucket: str, prefix: str, days: int) -> list[dict]:
+    since = datetime.now(UTC) - timedelta(days=days)
+    found = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for version in page.get("Versions", []):
+            name = version["Key"][len(prefix) :]
+            if (not version["IsLatest"] or "/" in name or not name.endswith(LABELS_SUFFIX)
+                    or version["LastModified"] < since):  # fmt: skip
+                continue
+            found.append({"batch_id": name[: -len(LABELS_SUFFIX)],
+                          "uri": f"s3://{bucket}/{version['Key']}",
+                          "version_id": version["VersionId"] or "null",
+                          "etag": version["ETag"].strip('"')})  # fmt: skip
+    return sorted(found, key=lambda labels: labels["batch_id"])
+
+
+def labelled_batches(event) -> dict:
+    labels_bucket, labels_prefix = _prefix(event, "labels_uri")
+    _, predictions_prefix = _prefix(event, "predictions_uri")
+    snapshot_bucket, snapshot_prefix = _prefix(event, "snapshot_uri")
+    days = event.get("days")
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise DataVersionError(f"event field 'days' is {days!r}; expected a whole number >= 0")
+    s3 = boto3.client("s3")
+    entries = []
+    if days:
+        for labels in _labels_in_window(s3, labels_bucket, labels_prefix, days):
+            batch_id = labels.pop("batch_id")
+            report_key = f"{predictions_prefix}{batch_id}/{BATCH_REPORT}"
+            batch = _batch_of(s3, labels["uri"], labels_bucket, report_key)
+            entries.append({"batch_id": batch_id, "labels": labels, "batch": batch})
+    # Named by what it holds: the exact versions of every labels file and batch.
+    digest = _sha16("\n".join(
+        f"{e[part]['uri']}\t{e[part]['version_id']}\t{e[part]['etag']}"
+        for e in entries for part in ("labels", "batch")
+    ))  # fmt: skip
+    folder = f"{snapshot_prefix}{digest}/"
+    # SSE-KMS with the project key, as the jobs write their outputs (CopyObject and PutObject
+    # take SSEKMSKeyId as key ID, key ARN or alias: Amazon S3 API reference, CopyObject,
+    # x-amz-server-side-encryption-aws-kms-key-id).
+    encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": event["kms_key"]} if event.get(
+        "kms_key") else {}  # fmt: skip
+    for entry in entries:
+        batch_id = entry["batch_id"]
+        for part, key in (
+            ("labels", f"{folder}labels/{batch_id}/{batch_id}{LABELS_SUFFIX}"),
+            ("batch", f"{folder}batches/{batch_id}/{entry['batch']['uri'].rsplit('/', 1)[-1]}"),
+        ):
+            item = entry[part]
+            try:
+                source = _source(item["uri"], item["version_id"], item["etag"])
+                s3.copy_object(Bucket=snapshot_bucket, Key=key, **encryption, **source)
+                # Of the copy, which is what training reads.
+                item["sha256"] = _sha256_of(s3, f"s3://{snapshot_bucket}/{key}", "")
+            except ClientError as error:
+                raise DataVersionError(
+                    f"cannot copy {item['uri']} version {item['version_id']} (ETag "
+                    f"{item['etag'] or '-'}) for labelled batch {batch_id}: {error}; expected "
+                    "that exact version to still exist (it was deleted or overwritten)"
+                ) from error
+            item["snapshot_uri"] = f"s3://{snapshot_bucket}/{key}"
+    summary = f"batches={len(entries)} sha256={digest}"
+    manifest = {"labelled_batches": entries, "summary": summary, "window_days": days}
+    s3.put_object(Bucket=snapshot_bucket, Key=f"{folder}manifest.json", **encryption,
+                  Body=json.dumps(manifest, indent=1, sort_keys=True).encode())  # fmt: skip
+    _log(
+        "snapshot of labelled batches", summary=summary, snapshot=f"s3://{snapshot_bucket}/{folder}"
+    )
+    return {
+        "snapshot_uri": f"s3://{snapshot_bucket}/{folder}",
+        "manifest_uri": f"s3://{snapshot_bucket}/{folder}manifest.json",
+        "labelled_batches": summary,
+    }
+
+
 def handler(event, context):
     action = event.get("action") if isinstance(event, dict) else None
     if action == "record_integrity":
         return record_integrity(event)
     if action == "verify_integrity":
         return verify_integrity(event)
+    if action == "labelled_batches":
+        return labelled_batches(event)
     if action is not None:
         raise DataVersionError(
             f"event field 'action' is {action!r}; expected none (data version), "
-            "'record_integrity' or 'verify_integrity'"
+            "'record_integrity', 'verify_integrity' or 'labelled_batches'"
         )
     uri = event.get("s3_uri") if isinstance(event, dict) else None
     bucket, key = _parse(uri)
