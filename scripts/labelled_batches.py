@@ -24,7 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 from model_quality import read_late_labels
 from preprocess import id_column_values, read_folder, record_ids, write_csv
 from step_common import InputError, csv_files, default_base_dir, open_bytes, run_step
@@ -41,8 +41,8 @@ def join_batch(folder, labels_folder, columns, target, id_column=""):
     labels = truth.set_index("record_id")["label"].to_dict()  # read_late_labels: ids unique
     ids = [int(record_id) for record_id in ids]
     keep = [i for i, record_id in enumerate(ids) if record_id in labels]
-    rows = raw.iloc[keep].copy()
-    rows[target] = [repr(labels[ids[i]]) for i in keep]
+    rows = raw.take(pa.array(keep, type=pa.int64()))  # raw: read_folder's Arrow table of text
+    label_text = pa.array([repr(labels[ids[i]]) for i in keep], type=pa.string())
     matched = len(keep)
     counts = {
         "labels_file": path.name,
@@ -51,7 +51,8 @@ def join_batch(folder, labels_folder, columns, target, id_column=""):
         "unlabelled_rows": len(raw) - matched,  # left out
         "unmatched_labels": len(truth) - matched,  # ids not in the batch
     }
-    return rows[columns], counts
+    values = [label_text if column == target else rows[column] for column in columns]
+    return pa.table(values, names=columns), counts
 
 
 def read_training(folder):
@@ -106,7 +107,8 @@ def build(base, target, id_column=""):
         print(f"{PROG}: {batch_id}: {counts['labelled_rows']} of {counts['batch_rows']} rows "
               f"labelled, {counts['unmatched_labels']} labels unmatched")  # fmt: skip
     if frames:
-        write_csv(pd.concat(frames, ignore_index=True), out / "training" / OUTPUT_FILE, True)
+        joined = pa.concat_tables(frames)
+        write_csv(out / "training" / OUTPUT_FILE, columns, [joined[c] for c in columns])
     labelled = sum(b["labelled_rows"] for b in batches)
     report = {
         "summary": manifest["summary"],
