@@ -98,9 +98,9 @@ def _statement(sid: str, actions, resources, condition: dict | None = None) -> d
 
 
 def _image_repository_arn(config: ProjectConfig) -> str:
-    from pipeline_scripts.pipelines import _image_uri  # the configured framework image
+    from pipeline_scripts.pipeline_parts import image_uri  # the configured framework image
 
-    registry, _, path = _image_uri(config).partition("/")
+    registry, _, path = image_uri(config).partition("/")
     account, region = registry.split(".")[0], registry.split(".")[3]
     repository = path.split(":")[0].split("@")[0]
     return f"arn:{config.env.partition}:ecr:{region}:{account}:repository/{repository}"

@@ -295,9 +295,9 @@ def test_step_factories_render_jobs_that_explain_py_accepts():
         explain_batch_step,
         explain_model_step,
     )
-    from pipeline_scripts.pipelines import ParameterString, Pipeline
     from pipeline_scripts.render import offline_session
     from pipeline_scripts.steps import StepFactory
+    from pipeline_scripts.training_pipeline import ParameterString, Pipeline
 
     config = load_config(REPO_ROOT / "env_files" / "dev_env.tfvars")
     session = offline_session(config)
@@ -413,7 +413,7 @@ def test_inference_emails_say_which_features_changed(model, tmp_path, monkeypatc
     from moto import mock_aws
 
     from pipeline_scripts.config import env_file_path, load_env_config
-    from pipeline_scripts.pipelines import MODEL_QUALITY_FAILED_STEP
+    from pipeline_scripts.pipeline_parts import MODEL_QUALITY_FAILED_STEP
 
     fit_base = model[0]
     rows = held_out(fit_base)

@@ -17,7 +17,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from pipeline_scripts import pipelines
+from pipeline_scripts import pipeline_parts
 from pipeline_scripts.api_model import constraint_errors, is_expression
 from pipeline_scripts.cli import run
 from pipeline_scripts.config import load_config
@@ -343,11 +343,14 @@ def test_inference_dag(definitions, config):
     check whatever it found, and the data-quality gate only after the model-quality check."""
     assert dependencies(definitions[config.env.pipeline_inf]) == {
         # Mode=evaluate (labels that arrived later) takes the other branch: nothing scores.
-        pipelines.MODE_GATE_STEP: set(),
-        pipelines.LABELS_QUALITY_STEP: {pipelines.MODE_GATE_STEP},
-        "LateLabelsGate": {pipelines.LABELS_QUALITY_STEP},
-        pipelines.LABELS_QUALITY_FAILED_STEP: {"LateLabelsGate", pipelines.LABELS_QUALITY_STEP},
-        "ResolveApprovedModel": {pipelines.MODE_GATE_STEP},
+        pipeline_parts.MODE_GATE_STEP: set(),
+        pipeline_parts.LABELS_QUALITY_STEP: {pipeline_parts.MODE_GATE_STEP},
+        "LateLabelsGate": {pipeline_parts.LABELS_QUALITY_STEP},
+        pipeline_parts.LABELS_QUALITY_FAILED_STEP: {
+            "LateLabelsGate",
+            pipeline_parts.LABELS_QUALITY_STEP,
+        },
+        "ResolveApprovedModel": {pipeline_parts.MODE_GATE_STEP},
         # Nothing reads the model or transform before their integrity is verified.
         "VerifyModelArtifacts": {"ResolveApprovedModel"},
         "PreprocessBatch": {"VerifyModelArtifacts"},
@@ -357,12 +360,19 @@ def test_inference_dag(definitions, config):
         # Reads the verified model and transform, like CreateModel; the baseline is resolved.
         "ExplainBatch": {"ResolveApprovedModel", "VerifyModelArtifacts", "PreprocessBatch"},
         "DataQualityCheck": {"PreprocessBatch", "ResolveApprovedModel"},
-        pipelines.MODEL_QUALITY_STEP: {"BatchTransform", "PreprocessBatch", "DataQualityCheck"},
+        pipeline_parts.MODEL_QUALITY_STEP: {
+            "BatchTransform",
+            "PreprocessBatch",
+            "DataQualityCheck",
+        },
         # The gates wait for ExplainBatch, so their Fail steps' e-mails can explain the batch.
-        "DataQualityGate": {"DataQualityCheck", pipelines.MODEL_QUALITY_STEP, "ExplainBatch"},
+        "DataQualityGate": {"DataQualityCheck", pipeline_parts.MODEL_QUALITY_STEP, "ExplainBatch"},
         # Only a measured MSE above the threshold reaches the Fail step that retrains.
-        "ModelQualityGate": {pipelines.MODEL_QUALITY_STEP, "ExplainBatch"},
-        pipelines.MODEL_QUALITY_FAILED_STEP: {"ModelQualityGate", pipelines.MODEL_QUALITY_STEP},
+        "ModelQualityGate": {pipeline_parts.MODEL_QUALITY_STEP, "ExplainBatch"},
+        pipeline_parts.MODEL_QUALITY_FAILED_STEP: {
+            "ModelQualityGate",
+            pipeline_parts.MODEL_QUALITY_STEP,
+        },
         "DataQualityViolations": {"DataQualityGate", "DataQualityCheck", "ResolveApprovedModel"},
     }
 
@@ -413,9 +423,9 @@ def test_accuracy_gate_compares_evaluation_mse_with_the_threshold(definitions, c
     gate = next(s for s in all_steps(definition) if s["Name"] == "CheckModelAccuracy")
     (condition,) = gate["Arguments"]["Conditions"]
     assert condition["Type"] == "LessThanOrEqualTo"
-    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == pipelines.MSE_JSON_PATH
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == pipeline_parts.MSE_JSON_PATH
     assert condition["RightValue"] == {"Get": "Parameters.MseThreshold"}
-    assert [s["Name"] for s in gate["Arguments"]["IfSteps"]] == [pipelines.NOVELTY_STEP]
+    assert [s["Name"] for s in gate["Arguments"]["IfSteps"]] == [pipeline_parts.NOVELTY_STEP]
     (fail,) = gate["Arguments"]["ElseSteps"]
     message = fail["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     # the compared MSE, as evaluate.py formats it for people (two decimals)
@@ -850,7 +860,7 @@ def test_tuned_model_location_is_right_on_a_cache_hit(definitions, config):
         for i in steps["EvaluateModel"]["Arguments"]["ProcessingInputs"]
         if i["InputName"] == "model"
     )
-    registered = steps[pipelines.REGISTER_STEP]["Arguments"]["InferenceSpecification"]
+    registered = steps[pipeline_parts.REGISTER_STEP]["Arguments"]["InferenceSpecification"]
     for url in (evaluate_input, registered["Containers"][0]["ModelDataUrl"]):
         assert _resolve(url, second) == written
 
@@ -874,7 +884,7 @@ def test_a_model_is_registered_only_when_it_differs_from_the_newest_version(defi
     records the fingerprint the compare step computed."""
     for name in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
         steps = {s["Name"]: s for s in all_steps(definitions[name])}
-        compare = steps[pipelines.COMPARE_STEP]
+        compare = steps[pipeline_parts.COMPARE_STEP]
         assert compare["Type"] == "Lambda"
         assert compare["FunctionArn"].endswith("-model-resolver")
         assert compare["Arguments"]["action"] == "compare_fingerprint"
@@ -883,22 +893,24 @@ def test_a_model_is_registered_only_when_it_differs_from_the_newest_version(defi
             {"Get": "Steps.RecordTrainingDataVersion.OutputParameters['data_version']"},
             {"Get": "Steps.CollectLabelledBatches.OutputParameters['labelled_batches']"},
         ]}}  # fmt: skip
-        gate = steps[pipelines.NOVELTY_STEP]["Arguments"]
+        gate = steps[pipeline_parts.NOVELTY_STEP]["Arguments"]
         assert gate["Conditions"] == [
             {
                 "Type": "Equals",
-                "LeftValue": {"Get": f"Steps.{pipelines.COMPARE_STEP}.OutputParameters['is_new']"},
+                "LeftValue": {
+                    "Get": f"Steps.{pipeline_parts.COMPARE_STEP}.OutputParameters['is_new']"
+                },
                 "RightValue": True,
             }
         ]
-        assert [s["Name"] for s in gate["IfSteps"]] == [pipelines.REGISTER_STEP]
+        assert [s["Name"] for s in gate["IfSteps"]] == [pipeline_parts.REGISTER_STEP]
         assert gate["ElseSteps"] == []
-        metadata = steps[pipelines.REGISTER_STEP]["Arguments"]["CustomerMetadataProperties"]
+        metadata = steps[pipeline_parts.REGISTER_STEP]["Arguments"]["CustomerMetadataProperties"]
         assert metadata["model_fingerprint"] == {
-            "Get": f"Steps.{pipelines.COMPARE_STEP}.OutputParameters['model_fingerprint']"
+            "Get": f"Steps.{pipeline_parts.COMPARE_STEP}.OutputParameters['model_fingerprint']"
         }
     plain, tuned = (
-        next(s for s in all_steps(definitions[n]) if s["Name"] == pipelines.COMPARE_STEP)
+        next(s for s in all_steps(definitions[n]) if s["Name"] == pipeline_parts.COMPARE_STEP)
         for n in (config.env.pipeline_train, config.env.pipeline_trainwhpo)
     )
     # Tuning settings are part of what decides the model.

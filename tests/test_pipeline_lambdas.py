@@ -581,15 +581,15 @@ def test_the_email_says_when_no_new_version_was_registered(outcome):
     was registered, with the default NOTIFY_STATUSES (which send only Failed steps)."""
     import json
 
-    from pipeline_scripts import pipelines
+    from pipeline_scripts import pipeline_parts
 
     notifier = _notifier()
-    assert notifier.NOT_REGISTERED_STEP == pipelines.NOVELTY_STEP
+    assert notifier.NOT_REGISTERED_STEP == pipeline_parts.NOVELTY_STEP
     event = json.loads(
         (REPO_ROOT / "tests" / "events" / "pipeline_step_succeeded_register_model.json").read_text()
     )
     event["detail"].update(
-        stepName=pipelines.NOVELTY_STEP,
+        stepName=pipeline_parts.NOVELTY_STEP,
         stepType="Condition",
         metadata={"condition": {"outcome": outcome}},
     )
@@ -598,5 +598,5 @@ def test_the_email_says_when_no_new_version_was_registered(outcome):
         assert notification.publish is False
         return
     assert notification.publish is True
-    assert notification.subject.startswith(f"Succeeded: {pipelines.NOVELTY_STEP} in ")
+    assert notification.subject.startswith(f"Succeeded: {pipeline_parts.NOVELTY_STEP} in ")
     assert "No new model version was registered" in notification.body

@@ -16,8 +16,8 @@ import pytest
 
 from pipeline_scripts.api_model import constraint_errors, member_shape
 from pipeline_scripts.config import load_config
-from pipeline_scripts.pipelines import COMPARISON_STEP
 from pipeline_scripts.render import render
+from pipeline_scripts.training_pipeline import COMPARISON_STEP
 from tests.conftest import all_steps
 from tests.test_pipeline_lambdas import GROUP, _register, aws, model_resolver, sm  # noqa: F401
 from tests.test_step_contracts import DEV_ENV, run_processing
