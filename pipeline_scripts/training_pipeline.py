@@ -57,104 +57,34 @@ def build_training_pipeline(
     tuning: bool,
     git_commit: str,
 ) -> Pipeline:
-    """preprocess -> data-quality baseline -> train (or tune) -> evaluate -> register or fail."""
-    env, settings = config.env, config.settings
-    name = env.pipeline_trainwhpo if tuning else env.pipeline_train
+    """data version -> + labelled batches -> preprocess -> data-quality baseline and training
+    data comparison -> train (or tune) -> champion, integrity, evaluate, explain, model card ->
+    register when accurate and new (else fail or skip)."""
+    name = config.env.pipeline_trainwhpo if tuning else config.env.pipeline_train
     # Cacheable: every step's inputs are the data version or execution-scoped outputs.
     steps = StepFactory(config, session, name, code, image_uri(config), caching=True)
-
-    data_url = ParameterString("TrainingDataUrl", default_value=env.train_data_uri)
+    data_url = ParameterString("TrainingDataUrl", default_value=config.env.train_data_uri)
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
     threshold = mse_threshold(config)
 
     data_version = steps.data_version("RecordTrainingDataVersion", data_url)
     # The training data plus the labelled batches (issue 10 point 4, retraining.py).
     labelled = labelled_training_data(steps, config, data_url, data_version)
-    prep = settings.preprocessing
-    preprocess = steps.processing(
-        "Preprocess",
-        "preprocess.py",
-        inputs={"data": labelled.training_uri},
-        outputs=["train", "validation", "test", "transform", "baseline", "test_raw"],
-        arguments=[
-            "--mode",
-            "fit",
-            "--target",
-            prep.target,
-            "--test-fraction",
-            str(prep.test_fraction),
-            "--validation-fraction",
-            str(prep.validation_fraction),
-            "--seed",
-            str(prep.seed),
-            # Part of the step-cache key: new data under the same prefix is a cache miss.
-            "--data-version",
-            data_version.properties.Outputs["data_version"],
-        ],
-    )
-
-    def output(step, output_name):
-        return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
-
+    preprocess = _preprocess(steps, config, labelled.training_uri, data_version)
     baseline_steps = data_quality_steps(
-        steps, config, "DataQualityBaseline", "baseline", output(preprocess, "baseline")
+        steps, config, "DataQualityBaseline", "baseline", _output(preprocess, "baseline")
     )
     baseline = baseline_steps[-1]
     comparison_steps, comparison_metadata = _training_data_comparison(
-        steps, config, labelled.training_uri, data_version, output(baseline, DQ_OUTPUT)
+        steps, config, labelled.training_uri, data_version, _output(baseline, DQ_OUTPUT)
     )
-
-    train_uri, validation_uri = output(preprocess, "train"), output(preprocess, "validation")
-    if tuning:
-        model_step = steps.tuning("TuneModel", train_uri, validation_uri)
-        # Correct on a cache hit too: the best job's name comes from the (cached) tuning job
-        # and its output prefix is not execution-scoped (StepFactory.tuning_output_uri).
-        model_data_url = Join(
-            on="/",
-            values=[
-                steps.tuning_output_uri(model_step.name),
-                model_step.properties.BestTrainingJob.TrainingJobName,
-                "output",
-                "model.tar.gz",
-            ],
-        )
-    else:
-        model_step = steps.training("TrainModel", train_uri, validation_uri)
-        model_data_url = model_step.properties.ModelArtifacts.S3ModelArtifacts
-
-    transform_uri = Join(on="/", values=[output(preprocess, "transform"), "transform.json"])
+    model_step, model_data_url = _model(steps, preprocess, tuning)
+    transform_uri = Join(on="/", values=[_output(preprocess, "transform"), "transform.json"])
     champion, integrity = _champion_and_integrity(steps, model_data_url, transform_uri)
-    evaluation_report = PropertyFile(
-        name="EvaluationReport", output_name="evaluation", path="evaluation.json"
-    )
-    evaluate = steps.processing(
-        "EvaluateModel",
-        "evaluate.py",
-        inputs={
-            "model": model_data_url,
-            "test": output(preprocess, "test"),
-            "train": train_uri,
-            # Champion vs challenger (issue 10 point 5): the Approved version's own model and
-            # transform, scored on the same raw test rows.
-            "test_raw": output(preprocess, "test_raw"),
-            "champion_model": champion.properties.Outputs["champion_model_data_url"],
-            "champion_transform": champion.properties.Outputs["champion_transform_uri"],
-        },
-        outputs=["evaluation"],
-        arguments=["--champion-version", champion.properties.Outputs["champion_version"]],
-        property_files=[evaluation_report],
-        depends_on=[model_step],
-    )
-
-    def evaluation(path: str) -> JsonGet:
-        return JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path=path)
-
-    model_mse = JsonGet(
-        step_name=evaluate.name, property_file=evaluation_report, json_path=MSE_JSON_PATH
-    )
+    evaluate, evaluation = _evaluate(steps, preprocess, model_step, model_data_url, champion)
     explain = _explain_model(steps, preprocess, model_step, model_data_url)
-    evaluation_uri = Join(on="/", values=[output(evaluate, "evaluation"), "evaluation.json"])
-    statistics_uri = Join(on="/", values=[output(baseline, DQ_OUTPUT), "statistics.json"])
+    evaluation_uri = Join(on="/", values=[_output(evaluate, "evaluation"), "evaluation.json"])
+    statistics_uri = Join(on="/", values=[_output(baseline, DQ_OUTPUT), "statistics.json"])
     card = model_card_step(
         steps,
         champion=champion,
@@ -166,16 +96,137 @@ def build_training_pipeline(
         git_commit=git_commit,
         tuning=tuning,
     )
-
     # Unchanged data, code and settings hit the step cache everywhere and would register the
     # same model again: register only a model whose fingerprint differs from the newest
     # version's (code/model_resolver, action compare_fingerprint).
     novelty = steps.compare_with_newest_version(COMPARE_STEP, labelled.data_version, tuning=tuning)
-    register_arguments = dict(
+    register_arguments = _register_arguments(
+        name=name,
+        git_commit=git_commit,
+        approval=approval,
+        model_data_url=model_data_url,
+        transform_uri=transform_uri,
+        evaluation_uri=evaluation_uri,
+        statistics_uri=statistics_uri,
+        baseline=baseline,
+        data_version=data_version,
+        novelty=novelty,
+        integrity=integrity,
+        evaluation=evaluation,
+        extra_metadata={
+            **comparison_metadata,
+            **labelled.metadata,
+            ATTRIBUTIONS_KEY: _attributions_uri(explain),
+            MODEL_CARD_KEY: Join(
+                on="/", values=[_output(card, MODEL_CARD_OUTPUT), "model_card.md"]
+            ),
+        },
+    )
+    gates = _registration_gates(steps, config, novelty, register_arguments, evaluation, threshold)
+    return Pipeline(
+        name=name,
+        parameters=[data_url, approval, threshold],
+        steps=[
+            data_version,
+            *labelled.steps,
+            preprocess,
+            *baseline_steps,
+            *comparison_steps,
+            model_step,
+            champion,
+            integrity,
+            evaluate,
+            explain,
+            card,
+            novelty,
+            gates,
+        ],
+        sagemaker_session=session,
+    )
+
+
+def _output(step, output_name):
+    return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
+
+
+def _preprocess(steps: StepFactory, config: ProjectConfig, data_uri, data_version):
+    """Preprocess: fit the transform on the training data, split it, write the baseline rows."""
+    prep = config.settings.preprocessing
+    return steps.processing(
+        "Preprocess",
+        "preprocess.py",
+        inputs={"data": data_uri},
+        outputs=["train", "validation", "test", "transform", "baseline", "test_raw"],
+        arguments=[
+            *("--mode", "fit", "--target", prep.target),
+            *("--test-fraction", str(prep.test_fraction)),
+            *("--validation-fraction", str(prep.validation_fraction)),
+            *("--seed", str(prep.seed)),
+            # Part of the step-cache key: new data under the same prefix is a cache miss.
+            *("--data-version", data_version.properties.Outputs["data_version"]),
+        ],
+    )
+
+
+def _model(steps: StepFactory, preprocess, tuning: bool):
+    """(the step that produces the model: TrainModel or TuneModel, its model.tar.gz URI)."""
+    train_uri, validation_uri = _output(preprocess, "train"), _output(preprocess, "validation")
+    if not tuning:
+        model_step = steps.training("TrainModel", train_uri, validation_uri)
+        return model_step, model_step.properties.ModelArtifacts.S3ModelArtifacts
+    model_step = steps.tuning("TuneModel", train_uri, validation_uri)
+    # Correct on a cache hit too: the best job's name comes from the (cached) tuning job
+    # and its output prefix is not execution-scoped (StepFactory.tuning_output_uri).
+    model_data_url = Join(
+        on="/",
+        values=[
+            steps.tuning_output_uri(model_step.name),
+            model_step.properties.BestTrainingJob.TrainingJobName,
+            "output",
+            "model.tar.gz",
+        ],
+    )
+    return model_step, model_data_url
+
+
+def _evaluate(steps: StepFactory, preprocess, model_step, model_data_url, champion):
+    """EvaluateModel and a reader of its evaluation.json (path -> JsonGet)."""
+    report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
+    evaluate = steps.processing(
+        "EvaluateModel",
+        "evaluate.py",
+        inputs={
+            "model": model_data_url,
+            "test": _output(preprocess, "test"),
+            "train": _output(preprocess, "train"),
+            # Champion vs challenger (issue 10 point 5): the Approved version's own model and
+            # transform, scored on the same raw test rows.
+            "test_raw": _output(preprocess, "test_raw"),
+            "champion_model": champion.properties.Outputs["champion_model_data_url"],
+            "champion_transform": champion.properties.Outputs["champion_transform_uri"],
+        },
+        outputs=["evaluation"],
+        arguments=["--champion-version", champion.properties.Outputs["champion_version"]],
+        property_files=[report],
+        depends_on=[model_step],
+    )
+
+    def evaluation(path: str) -> JsonGet:
+        return JsonGet(step_name=evaluate.name, property_file=report, json_path=path)
+
+    return evaluate, evaluation
+
+
+def _register_arguments(*, name, git_commit, approval, model_data_url, transform_uri,
+                        evaluation_uri, statistics_uri, baseline, data_version, novelty, integrity, evaluation,
+                        extra_metadata) -> dict:  # fmt: skip
+    """RegisterModel's arguments: the model, its evaluation and baseline, and the metadata
+    other components read (lineage, fingerprint, integrity, champion vs challenger)."""
+    return dict(
         model_data_url=model_data_url,
         evaluation_uri=evaluation_uri,
         statistics_uri=statistics_uri,
-        constraints_uri=Join(on="/", values=[output(baseline, DQ_OUTPUT), "constraints.json"]),
+        constraints_uri=Join(on="/", values=[_output(baseline, DQ_OUTPUT), "constraints.json"]),
         approval_status=approval,
         # Every value must be a valid CustomerMetadataValue (botocore SageMaker model: 1..256
         # characters of letters, spaces, digits and _.:/=+-@). Hence no raw TrainingDataUrl: a
@@ -193,14 +244,16 @@ def build_training_pipeline(
             "champion_mse": evaluation("formatted.champion_mse"),
             METADATA_KEYS["challenger"]: evaluation("formatted.mse"),
             METADATA_KEYS["records"]: evaluation("formatted.record_count"),
-            **comparison_metadata,
-            **labelled.metadata,
-            ATTRIBUTIONS_KEY: _attributions_uri(explain),
-            MODEL_CARD_KEY: Join(on="/", values=[output(card, MODEL_CARD_OUTPUT), "model_card.md"]),
+            **extra_metadata,
         },
         description=f"Trained by the {name} pipeline",
     )
-    register = steps.register_model(REGISTER_STEP, **register_arguments)
+
+
+def _registration_gates(steps, config, novelty, register_arguments, evaluation, threshold):
+    """CheckModelAccuracy: too inaccurate -> fail; else CheckModelIsNew: the newest version's
+    model again -> nothing (the compare step's message says so); else register (or, with
+    registration.reject_if_not_better, the champion gate)."""
     too_inaccurate = FailStep(
         name="ModelAccuracyBelowThreshold",
         error_message=Join(
@@ -208,55 +261,27 @@ def build_training_pipeline(
             values=[
                 "Model MSE",
                 # Two decimals, as evaluate.py formats them (13.44, not 13.444444444444445).
-                JsonGet(
-                    step_name=evaluate.name,
-                    property_file=evaluation_report,
-                    json_path="formatted.mse",
-                ),
+                evaluation("formatted.mse"),
                 "exceeds accuracy_mse_threshold",
                 threshold,
                 "(mean-predictor MSE",
-                JsonGet(
-                    step_name=evaluate.name,
-                    property_file=evaluation_report,
-                    json_path="formatted.mean_predictor_mse",
-                ),
+                evaluation("formatted.mean_predictor_mse"),
                 "); the model was not registered.",
             ],
         ),
     )
-    # Outcome False: the model is the newest version's (the compare step's message says so).
+    register = steps.register_model(REGISTER_STEP, **register_arguments)
     novelty_gate = ConditionStep(
         name=NOVELTY_STEP,
         conditions=[ConditionEquals(left=novelty.properties.Outputs["is_new"], right=True)],
         if_steps=[_champion_gate(steps, config, register, register_arguments, evaluation)],
         else_steps=[],
     )
-    accuracy_gate = ConditionStep(
+    return ConditionStep(
         name="CheckModelAccuracy",
-        conditions=[ConditionLessThanOrEqualTo(left=model_mse, right=threshold)],
+        conditions=[ConditionLessThanOrEqualTo(left=evaluation(MSE_JSON_PATH), right=threshold)],
         if_steps=[novelty_gate],
         else_steps=[too_inaccurate],
-    )
-    return Pipeline(
-        name=name,
-        parameters=[data_url, approval, threshold],
-        steps=[
-            data_version,
-            *labelled.steps,
-            preprocess,
-            *baseline_steps,
-            *comparison_steps,
-            model_step,
-            champion,
-            integrity,
-            evaluate,
-            explain,
-            card,
-            novelty,
-            accuracy_gate,
-        ],
-        sagemaker_session=session,
     )
 
 
