@@ -218,8 +218,8 @@ def _evaluate(steps: StepFactory, preprocess, model_step, model_data_url, champi
 
 
 def _register_arguments(*, name, git_commit, approval, model_data_url, transform_uri,
-                        evaluation_uri, statistics_uri, baseline, data_version, novelty, integrity, evaluation,
-                        extra_metadata) -> dict:  # fmt: skip
+                        evaluation_uri, statistics_uri, baseline, data_version, novelty,
+                        integrity, evaluation, extra_metadata) -> dict:  # fmt: skip
     """RegisterModel's arguments: the model, its evaluation and baseline, and the metadata
     other components read (lineage, fingerprint, integrity, champion vs challenger)."""
     return dict(
