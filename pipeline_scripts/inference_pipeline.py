@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from pipeline_scripts import sagemaker_sdk  # noqa: F401  (first: imports the SDK without a region)
 
 # isort: split
@@ -12,7 +14,7 @@ from sagemaker.core.workflow.conditions import (
     ConditionGreaterThan,
 )
 from sagemaker.core.workflow.functions import Join, JsonGet
-from sagemaker.core.workflow.parameters import ParameterBoolean, ParameterString
+from sagemaker.core.workflow.parameters import ParameterBoolean, ParameterFloat, ParameterString
 from sagemaker.core.workflow.pipeline_context import PipelineSession
 from sagemaker.core.workflow.properties import PropertyFile
 from sagemaker.mlops.workflow.condition_step import ConditionStep
@@ -70,32 +72,52 @@ def _explain_batch(config: ProjectConfig, steps: StepFactory, resolved, verified
     )
 
 
-def build_inference_pipeline(
-    config: ProjectConfig, session: PipelineSession, code: StepCode
-) -> Pipeline:
-    """resolve approved model -> preprocess with its transform -> score -> quality checks."""
-    env = config.env
-    name = env.pipeline_inf
-    # Never cached: a new batch arrives under the same prefix, so equal arguments do not
-    # mean equal data, and a reused result would silently score an old batch.
-    steps = StepFactory(config, session, name, code, image_uri(config), caching=False)
+class _Parameters(NamedTuple):
+    """The inference pipeline's parameters, in the order the definition lists them."""
 
+    data_url: ParameterString
+    batch_id: ParameterString
+    batch_version: ParameterString
+    batch_etag: ParameterString
+    threshold: ParameterFloat
+    fail_on_violation: ParameterBoolean
+    mode: ParameterString
+    labels_url: ParameterString
+
+
+def _parameters(config: ProjectConfig) -> _Parameters:
     # One batch per execution: the dispatcher Lambda (code/batch_dispatcher) sets
     # InferenceDataUrl to the batch object's URI and BatchId to its name; the defaults (the
     # whole prefix, "all") are for a scheduled or manual run over every batch.
-    data_url = ParameterString(
-        PARAMETERS["inference_data_url"], default_value=env.inference_data_uri
+    env = config.env
+    return _Parameters(
+        data_url=ParameterString(
+            PARAMETERS["inference_data_url"], default_value=env.inference_data_uri
+        ),
+        batch_id=ParameterString(PARAMETERS["batch_id"], default_value="all"),
+        batch_version=ParameterString(PARAMETERS["batch_version_id"], default_value=""),
+        batch_etag=ParameterString(PARAMETERS["batch_etag"], default_value=""),
+        threshold=mse_threshold(config),
+        fail_on_violation=ParameterBoolean(
+            PARAMETERS["fail_on_data_quality_violation"],
+            default_value=bool(env.fail_on_data_quality_violation),
+        ),
+        mode=ParameterString(PARAMETERS["mode"], default_value=MODES["score"]),
+        labels_url=labels_parameter(config),
     )
-    batch_id = ParameterString(PARAMETERS["batch_id"], default_value="all")
-    batch_version = ParameterString(PARAMETERS["batch_version_id"], default_value="")
-    batch_etag = ParameterString(PARAMETERS["batch_etag"], default_value="")
-    threshold = mse_threshold(config)
-    fail_on_violation = ParameterBoolean(
-        PARAMETERS["fail_on_data_quality_violation"],
-        default_value=bool(env.fail_on_data_quality_violation),
-    )
-    mode = ParameterString(PARAMETERS["mode"], default_value=MODES["score"])
-    labels_url = labels_parameter(config)
+
+
+def build_inference_pipeline(
+    config: ProjectConfig, session: PipelineSession, code: StepCode
+) -> Pipeline:
+    """mode gate -> resolve and verify the approved model -> preprocess the batch with its
+    transform -> score and explain -> data-quality and model-quality checks and gates; or
+    (Mode=evaluate) the labels that arrived later against the stored predictions."""
+    name = config.env.pipeline_inf
+    # Never cached: a new batch arrives under the same prefix, so equal arguments do not
+    # mean equal data, and a reused result would silently score an old batch.
+    steps = StepFactory(config, session, name, code, image_uri(config), caching=False)
+    params = _parameters(config)
 
     model = steps.resolve_approved_model("ResolveApprovedModel")
     resolved = model.properties.Outputs
@@ -103,27 +125,7 @@ def build_inference_pipeline(
     # outputs, so nothing reads them before their sha256 and S3 version id are checked
     # against the ones recorded at registration.
     verified = steps.verify_integrity("VerifyModelArtifacts", resolved)
-
-    def output(step, output_name):
-        return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
-
-    batch_report = PropertyFile(name="BatchReport", output_name="report", path="batch_report.json")
-    preprocess = steps.processing(
-        "PreprocessBatch",
-        "preprocess.py",
-        inputs={"data": data_url, "transform": verified.properties.Outputs["transform_uri"]},
-        outputs=["transform_input", "features", "ground_truth", "report"],
-        # Reads only the batch object of the URI and checks its content against the event's
-        # ETag (a processing input cannot pin an S3 version: scripts/batch_input.py).
-        arguments=[
-            *("--mode", "apply", "--batch-uri", data_url),
-            *("--batch-version", batch_version, "--batch-etag", batch_etag),
-            *_id_column_arguments(config),
-        ],
-        property_files=[batch_report],
-        # Stable, next to the batch's predictions: retraining finds the batch's exact version.
-        output_uris={"report": batch_report_uri(predictions_uri(config, batch_id))},
-    )
+    preprocess = _preprocess_batch(steps, config, params, verified)
     create_model = steps.create_model(
         "CreateModel",
         image_uri=resolved["image_uri"],
@@ -132,108 +134,27 @@ def build_inference_pipeline(
     transform = steps.batch_transform(
         "BatchTransform",
         model_name=create_model.properties.ModelName,
-        input_uri=output(preprocess, "transform_input"),
-        output_path=predictions_uri(config, batch_id),
+        input_uri=_output(preprocess, "transform_input"),
+        output_path=predictions_uri(config, params.batch_id),
     )
     explain = _explain_batch(
-        config, steps, resolved, verified, output(preprocess, "transform_input"), batch_id
+        config, steps, resolved, verified, _output(preprocess, "transform_input"), params.batch_id
     )
-
-    dq_summary = PropertyFile(name="DataQualitySummary", output_name=DQ_OUTPUT, path="summary.json")
-    dq_steps = data_quality_steps(
-        steps,
-        config,
-        DATA_QUALITY_STEP,
-        "check",
-        output(preprocess, "features"),
-        inputs={
-            "baseline_statistics": resolved["baseline_statistics_uri"],
-            "baseline_constraints": resolved["baseline_constraints_uri"],
-        },
-        arguments=[
-            "--baseline-statistics",
-            f"{PROCESSING_ROOT}/input/baseline_statistics/statistics.json",
-            "--baseline-constraints",
-            f"{PROCESSING_ROOT}/input/baseline_constraints/constraints.json",
-        ],  # fmt: skip
-        property_files=[dq_summary],
-    )
+    dq_steps, dq_summary = _data_quality_check(steps, config, resolved, preprocess)
     data_quality = dq_steps[-1]
-    # Runs whether or not the data drifted: a violation must never hide a model-quality
-    # failure, which is what triggers retraining. Its reason includes the data-quality
-    # summary so the alert explains the likely cause.
-    quality_report = PropertyFile(
-        name="ModelQualityReport", output_name=MQ_OUTPUT, path="statistics.json"
+    model_quality, model_quality_gate = _model_quality_check(
+        steps, config, params, preprocess, transform, data_quality, explain
     )
-    model_quality = steps.processing(
-        MODEL_QUALITY_STEP,
-        "model_quality.py",
-        inputs={
-            "predictions": transform.properties.TransformOutput.S3OutputPath,
-            "ground_truth": output(preprocess, "ground_truth"),
-            DQ_OUTPUT: output(data_quality, DQ_OUTPUT),
-        },
-        outputs=[MQ_OUTPUT],
-        arguments=[
-            *("--mse-threshold", Join(on="", values=[threshold])),
-            *("--min-labels", str(config.settings.model_quality.min_labelled_records)),
-        ],
-        property_files=[quality_report],
-    )
-
-    def quality(path: str) -> JsonGet:
-        return JsonGet(step_name=model_quality.name, property_file=quality_report, json_path=path)
-
-    model_quality_gate = ConditionStep(
-        name="ModelQualityGate",
-        conditions=[ConditionEquals(left=quality("status"), right="failed")],
-        if_steps=[FailStep(name=MODEL_QUALITY_FAILED_STEP, error_message=quality("reason"))],
-        else_steps=[],
-        # Its failure e-mail explains the batch (code/notifier/notifier.py).
-        depends_on=[explain],
-    )
-    violation_count = JsonGet(
-        step_name=data_quality.name, property_file=dq_summary, json_path="violation_count"
-    )
-    data_quality_failure = FailStep(
-        name=STEPS["data_quality_failed"],
-        error_message=Join(
-            on=" ",
-            values=[
-                "Data-quality check found",
-                violation_count,
-                "violation(s) against the baseline of model version",
-                resolved["model_package_version"],
-                "-",
-                JsonGet(step_name=data_quality.name, property_file=dq_summary, json_path="message"),
-            ],
-        ),
-    )
-    data_quality_gate = ConditionStep(
-        name="DataQualityGate",
-        conditions=[
-            ConditionGreaterThan(left=violation_count, right=0),
-            ConditionEquals(left=fail_on_violation, right=True),
-        ],
-        if_steps=[data_quality_failure],
-        else_steps=[],
-        depends_on=[model_quality, explain],
+    data_quality_gate = _data_quality_gate(
+        params, resolved, data_quality, dq_summary, after=[model_quality, explain]
     )
     mode_gate, labels_gate = _late_labels_steps(
-        steps, config, mode, labels_url, batch_id, threshold, scoring=model
-    )
+        steps, config, params.mode, params.labels_url, params.batch_id, params.threshold,
+        scoring=model,
+    )  # fmt: skip
     return Pipeline(
         name=name,
-        parameters=[
-            data_url,
-            batch_id,
-            batch_version,
-            batch_etag,
-            threshold,
-            fail_on_violation,
-            mode,
-            labels_url,
-        ],  # fmt: skip
+        parameters=list(params),
         steps=[
             mode_gate,
             labels_gate,
@@ -248,6 +169,124 @@ def build_inference_pipeline(
             data_quality_gate,
         ],
         sagemaker_session=session,
+    )
+
+
+def _output(step, output_name):
+    return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
+
+
+def _preprocess_batch(steps: StepFactory, config: ProjectConfig, params: _Parameters, verified):
+    """PreprocessBatch: the batch through the approved model's transform."""
+    batch_report = PropertyFile(name="BatchReport", output_name="report", path="batch_report.json")
+    return steps.processing(
+        "PreprocessBatch",
+        "preprocess.py",
+        inputs={"data": params.data_url, "transform": verified.properties.Outputs["transform_uri"]},
+        outputs=["transform_input", "features", "ground_truth", "report"],
+        # Reads only the batch object of the URI and checks its content against the event's
+        # ETag (a processing input cannot pin an S3 version: scripts/batch_input.py).
+        arguments=[
+            *("--mode", "apply", "--batch-uri", params.data_url),
+            *("--batch-version", params.batch_version, "--batch-etag", params.batch_etag),
+            *_id_column_arguments(config),
+        ],
+        property_files=[batch_report],
+        # Stable, next to the batch's predictions: retraining finds the batch's exact version.
+        output_uris={"report": batch_report_uri(predictions_uri(config, params.batch_id))},
+    )
+
+
+def _data_quality_check(steps: StepFactory, config: ProjectConfig, resolved, preprocess):
+    """(DataQualityCheck and its shards, if any; its summary.json) against the approved
+    version's baseline."""
+    dq_summary = PropertyFile(name="DataQualitySummary", output_name=DQ_OUTPUT, path="summary.json")
+    dq_steps = data_quality_steps(
+        steps,
+        config,
+        DATA_QUALITY_STEP,
+        "check",
+        _output(preprocess, "features"),
+        inputs={
+            "baseline_statistics": resolved["baseline_statistics_uri"],
+            "baseline_constraints": resolved["baseline_constraints_uri"],
+        },
+        arguments=[
+            "--baseline-statistics",
+            f"{PROCESSING_ROOT}/input/baseline_statistics/statistics.json",
+            "--baseline-constraints",
+            f"{PROCESSING_ROOT}/input/baseline_constraints/constraints.json",
+        ],  # fmt: skip
+        property_files=[dq_summary],
+    )
+    return dq_steps, dq_summary
+
+
+def _model_quality_check(steps, config, params, preprocess, transform, data_quality, explain):
+    """(ModelQualityCheck, ModelQualityGate). It runs whether or not the data drifted: a
+    violation must never hide a model-quality failure, which is what triggers retraining. Its
+    reason includes the data-quality summary so the alert explains the likely cause."""
+    quality_report = PropertyFile(
+        name="ModelQualityReport", output_name=MQ_OUTPUT, path="statistics.json"
+    )
+    model_quality = steps.processing(
+        MODEL_QUALITY_STEP,
+        "model_quality.py",
+        inputs={
+            "predictions": transform.properties.TransformOutput.S3OutputPath,
+            "ground_truth": _output(preprocess, "ground_truth"),
+            DQ_OUTPUT: _output(data_quality, DQ_OUTPUT),
+        },
+        outputs=[MQ_OUTPUT],
+        arguments=[
+            *("--mse-threshold", Join(on="", values=[params.threshold])),
+            *("--min-labels", str(config.settings.model_quality.min_labelled_records)),
+        ],
+        property_files=[quality_report],
+    )
+
+    def quality(path: str) -> JsonGet:
+        return JsonGet(step_name=model_quality.name, property_file=quality_report, json_path=path)
+
+    gate = ConditionStep(
+        name="ModelQualityGate",
+        conditions=[ConditionEquals(left=quality("status"), right="failed")],
+        if_steps=[FailStep(name=MODEL_QUALITY_FAILED_STEP, error_message=quality("reason"))],
+        else_steps=[],
+        # Its failure e-mail explains the batch (code/notifier/notifier.py).
+        depends_on=[explain],
+    )
+    return model_quality, gate
+
+
+def _data_quality_gate(params, resolved, data_quality, dq_summary, after):
+    """DataQualityGate: violations fail the execution when fail_on_data_quality_violation."""
+    violation_count = JsonGet(
+        step_name=data_quality.name, property_file=dq_summary, json_path="violation_count"
+    )
+    failure = FailStep(
+        name=STEPS["data_quality_failed"],
+        error_message=Join(
+            on=" ",
+            values=[
+                "Data-quality check found",
+                violation_count,
+                "violation(s) against the baseline of model version",
+                resolved["model_package_version"],
+                "-",
+                JsonGet(step_name=data_quality.name, property_file=dq_summary, json_path="message"),
+            ],
+        ),
+    )
+    return ConditionStep(
+        name="DataQualityGate",
+        conditions=[
+            ConditionGreaterThan(left=violation_count, right=0),
+            ConditionEquals(left=params.fail_on_violation, right=True),
+        ],
+        if_steps=[failure],
+        else_steps=[],
+        depends_on=after,
     )
 
 
