@@ -42,7 +42,7 @@ locals {
     retrain_gate     = local.retrain_gate_function     # dispatcher.tf
   }
 
-  # The helper names are a contract with pipeline_scripts/steps.py lambda_function_arn.
+  # The helper names are a contract with pipeline_scripts/lambda_steps.py lambda_function_arn.
   function_names = {
     notifier       = var.notification_function_name
     model_resolver = "${var.model_package_group_name}-${local.contract.lambda_suffixes.model_resolver}"

@@ -44,7 +44,7 @@ locals {
   account_id = split(":", var.role_arn)[4]
 
   # Names derive from the model package group, as the helper Lambda names the pipelines call
-  # (pipeline_scripts/steps.py lambda_function_arn) do.
+  # (pipeline_scripts/lambda_steps.py lambda_function_arn) do.
   name_prefix = var.model_package_group_name
 
   # S3 key prefixes of the data, each ending in "/" so "raw" does not also match "raw2/".

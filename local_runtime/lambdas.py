@@ -4,7 +4,7 @@ Which code runs, and for how long at most:
 - a function deployed in the embedded Lambda API (CreateFunction on the moto server of this
   process): its zip, its Handler and its Timeout;
 - else one of the project's helpers: the deployment names them
-  `<model_package_group_name>-<function>` (pipeline_scripts.steps.lambda_function_arn;
+  `<model_package_group_name>-<function>` (pipeline_scripts.lambda_steps.lambda_function_arn;
   Terraform creates them with those names), so the suffix says which code under code/ runs, and
   its Timeout is the one lambda.tf deploys (read from lambda.tf, as Terraform reads it).
 Handlers are loaded from their files, as the Lambda runtime loads them, and called with the

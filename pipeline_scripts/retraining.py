@@ -22,7 +22,8 @@ from sagemaker.mlops.workflow.lambda_step import LambdaStep
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from pipeline_scripts.config import ProjectConfig
-from pipeline_scripts.steps import DATA_VERSION_LAMBDA, StepFactory
+from pipeline_scripts.lambda_steps import DATA_VERSION_LAMBDA
+from pipeline_scripts.steps import StepFactory
 
 COLLECT_STEP = "CollectLabelledBatches"
 JOIN_STEP = "JoinLabelledBatches"
@@ -49,7 +50,7 @@ def labelled_training_data(
     steps: StepFactory, config: ProjectConfig, data_url, data_version: LambdaStep
 ) -> LabelledTrainingData:
     env = config.env
-    collect = steps._lambda(
+    collect = steps.lambda_step(
         COLLECT_STEP,
         DATA_VERSION_LAMBDA,
         {

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from pipeline_scripts.config import ProjectConfig, load_config
-from pipeline_scripts.steps import SAGEMAKER_LAMBDAS, lambda_function_arn
+from pipeline_scripts.lambda_steps import SAGEMAKER_LAMBDAS, lambda_function_arn
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 DEFAULT_OUT = Path("build/role-policy.json")

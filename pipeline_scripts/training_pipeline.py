@@ -24,7 +24,7 @@ from pipeline_scripts.assets import StepCode
 from pipeline_scripts.card_step import OUTPUT as MODEL_CARD_OUTPUT
 from pipeline_scripts.card_step import model_card_step
 from pipeline_scripts.config import ProjectConfig
-from pipeline_scripts.contract import METADATA_KEYS
+from pipeline_scripts.contract import INTEGRITY_OUTPUTS, METADATA_KEYS
 from pipeline_scripts.explain_step import (
     OUTPUT as EXPLANATIONS_OUTPUT,
 )
@@ -46,7 +46,7 @@ from pipeline_scripts.pipeline_parts import (
     mse_threshold,
 )
 from pipeline_scripts.retraining import labelled_training_data
-from pipeline_scripts.steps import INTEGRITY_OUTPUTS, StepFactory
+from pipeline_scripts.steps import StepFactory
 
 
 def build_training_pipeline(

@@ -373,7 +373,7 @@ def test_rules_target_what_events_tf_deploys(locals_):
 
 @pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda p: p.name)
 def test_helper_functions_have_the_names_the_pipelines_call(env_file, locals_):
-    from pipeline_scripts.steps import lambda_function_arn
+    from pipeline_scripts.lambda_steps import lambda_function_arn
 
     names = evaluator(env_file, locals_).value(locals_["function_names"])
     config = load_config(env_file)
