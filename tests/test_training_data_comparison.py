@@ -52,7 +52,9 @@ def test_both_training_pipelines_compare_after_the_baseline_and_register_the_fin
 
         arguments = _step(definition, COMPARISON_STEP)["Arguments"]
         inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in arguments["ProcessingInputs"]}
-        assert inputs["data"] == {"Get": "Parameters.TrainingDataUrl"}  # target included
+        # The data the model is fitted on (training data + labelled batches), target included.
+        training = "Steps.JoinLabelledBatches.ProcessingOutputConfig.Outputs['training']"
+        assert inputs["data"] == {"Get": f"{training}.S3Output.S3Uri"}
         assert inputs["previous"] == {
             "Get": f"Steps.{FIND_STEP}.OutputParameters['previous_profile_uri']"
         }
