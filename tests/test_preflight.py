@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from dataclasses import dataclass, replace
 
 import boto3
@@ -433,6 +434,9 @@ def test_honours_aws_endpoint_url(aws_credentials, moto_reports_eventbridge, mon
     server.start()
     try:
         host, port = server.get_host_and_port()
+        # moto's state is per process, shared by every server it starts: begin empty, whatever
+        # an earlier test created (test_runner's bucket made create_bucket fail here).
+        urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", b""))
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
         env = create_prerequisites(load_config(DEV_ENV).env)
         assert problems(env) == []
