@@ -6,6 +6,7 @@ notifier, runner, report) is what `make demo` runs.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -150,7 +151,11 @@ def test_report_and_summary_are_written(demo):
     )
     page = (out_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # distributions and metrics plots
-    assert "MSE 13." in page or "exceeds threshold" in page
+    # The failed Fail step's reason, verbatim (HTML-escaped), under its execution.
+    labels_run = next(e for e in summary["executions"] if e["mode"] == "evaluate")
+    failed = {s["name"]: s for s in labels_run["steps"]}["LateLabelsBelowThreshold"]
+    assert "exceeds threshold 6.00 on 1000 records" in failed["failure_reason"]
+    assert f"<code>{html.escape(failed['failure_reason'])}</code>" in page
     assert any("LateLabelsBelowThreshold" in line and "Failed" in line for line in lines)
 
 
