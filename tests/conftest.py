@@ -42,6 +42,16 @@ def _fresh_aws_per_module():
         moto_api_backend.reset()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """`make test` runs the suite with pytest-xdist --dist loadgroup: a module's tests stay
+    together on one worker (its module-scoped fixtures, e.g. a whole loop run, are built once),
+    unless a test names a group of its own (e.g. one terraform apply per environment)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def shared_path(relative: str) -> Path:
     """Path under ../shared/, skipping the calling test cleanly when it is absent."""
     path = SHARED_DIR / relative

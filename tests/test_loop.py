@@ -36,6 +36,7 @@ def demo(tmp_path_factory):
     return summary, tmp / "out", lines
 
 
+@pytest.mark.e2e
 def test_the_loop_trains_approves_detects_and_retrains(demo):
     summary, _, _ = demo
     runs = [(e["pipeline"], e["status"], e["trigger"]) for e in summary["executions"]]
@@ -87,6 +88,7 @@ def test_the_loop_trains_approves_detects_and_retrains(demo):
     assert (data / "later" / "abalone_synthetic_batch_late.labels.csv").is_file()
 
 
+@pytest.mark.e2e
 def test_late_labels_are_joined_with_the_stored_predictions(demo):
     """The label evaluation's MSE is the MSE of the labels joined on record_id with the
     predictions the scoring run stored for that batch (as downloaded by EvaluateLateLabels)."""
@@ -133,6 +135,7 @@ def test_each_version_records_its_training_data_against_the_previous_approved(de
     assert second["training_data_comparison"] in registered["body"]
 
 
+@pytest.mark.e2e
 def test_every_execution_sent_a_notification(demo):
     summary, _, _ = demo
     subjects = [n["subject"] for n in summary["notifications"]]
@@ -144,6 +147,7 @@ def test_every_execution_sent_a_notification(demo):
     assert "waiting for approval" in custom["body"]
 
 
+@pytest.mark.e2e
 def test_report_and_summary_are_written(demo):
     summary, out_dir, lines = demo
     assert json.loads((out_dir / "summary.json").read_text()) == json.loads(
@@ -171,6 +175,7 @@ BATCH = (REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv")
 HEADER, FIRST_ROW = BATCH.splitlines()[:2]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "name, content, reason",
     [
@@ -347,6 +352,7 @@ def test_the_loop_finishes_and_reports_when_the_topic_is_gone(tmp_path):
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["event_deliveries"]
 
 
+@pytest.mark.e2e
 def test_report_explains_the_batch_and_each_version(demo):
     """Issue 13: attributions baseline vs batch under data quality, global importance per
     version next to the champion's, and the e-mails' explanation lines."""
@@ -374,6 +380,7 @@ def test_report_explains_the_batch_and_each_version(demo):
     assert "Top drivers of this batch's" in mail["body"]
 
 
+@pytest.mark.e2e
 def test_every_version_has_a_model_card_compared_with_the_champion(demo):
     """Issue 13 point 3: the ModelCard step writes model_card.md before RegisterModel, which
     records it as model_card_uri; version 2's champion is version 1 (Approved)."""

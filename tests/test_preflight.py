@@ -493,6 +493,7 @@ def _allows(policy: dict, action: str, resource: str) -> bool:
     return False
 
 
+@pytest.mark.e2e
 def test_role_policy_is_least_privilege_and_valid(rendered):
     """No wildcard action; every SageMaker, KMS, Logs, ECR and CloudWatch action is a real API
     operation of that service (botocore's service models); within IAM's size limit."""
@@ -520,6 +521,7 @@ def test_role_policy_is_least_privilege_and_valid(rendered):
     assert len(json.dumps(policy, separators=(",", ":"))) <= 6144
 
 
+@pytest.mark.e2e
 def test_role_policy_covers_what_the_definitions_use(rendered):
     """Each job type, Lambda, S3 location and the KMS key the rendered pipelines use."""
     from pipeline_scripts.role_policy import role_policy
