@@ -41,6 +41,7 @@ class Mutant:
     original: str
     replacement: str
     tests: tuple[str, ...]  # pytest arguments: files or node ids
+    select: str = ""  # pytest -k expression: the tests about this decision (keeps it quick)
     markers: str = "not e2e"
 
 
@@ -51,6 +52,7 @@ MUTANTS = (
         'failed = value["mse"] > threshold',
         'failed = value["mse"] >= threshold',
         ("tests/test_step_scripts.py", "tests/test_labels.py"),
+        "model_quality or threshold or labels",
     ),
     Mutant(
         "drift distance: Kolmogorov-Smirnov one-sided (batch CDF above baseline only)",
@@ -58,6 +60,7 @@ MUTANTS = (
         "return float(np.max(np.abs(cdf(*a) - cdf(*b))))",
         "return float(np.max(cdf(*a) - cdf(*b)))",
         ("tests/test_data_quality.py", "tests/test_drift_tests.py"),
+        "cdf or drift or shift or ks or symmetr",
     ),
     Mutant(
         "transform: missing numbers filled with 0, not the training median",
@@ -65,6 +68,7 @@ MUTANTS = (
         'values = data[column].fillna(stats["fill"]).to_numpy(dtype=float)',
         "values = data[column].fillna(0.0).to_numpy(dtype=float)",
         ("tests/test_step_scripts.py", "tests/test_batches.py"),
+        "apply or transform or fill or missing or preprocess",
     ),
     Mutant(
         "model resolver: oldest version first instead of newest",
@@ -72,6 +76,7 @@ MUTANTS = (
         'SortBy="CreationTime", SortOrder="Descending"',
         'SortBy="CreationTime", SortOrder="Ascending"',
         ("tests/test_pipeline_lambdas.py", "tests/test_rollback.py"),
+        "resolve or approved or newest or rollback",
     ),
     Mutant(
         "rule status filter: retraining also on a passing model-quality step",
@@ -129,7 +134,8 @@ def locate(repo: Path, mutant: Mutant) -> tuple[Path | None, str]:
 def run_tests(repo: Path, mutant: Mutant) -> tuple[int, float, str]:
     """pytest exit code, seconds, and its last output line, for the mutant's tests in repo."""
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-    command += ["-m", mutant.markers, *mutant.tests]
+    command += ["-m", mutant.markers, *(["-k", mutant.select] if mutant.select else [])]
+    command += mutant.tests
     start = time.monotonic()
     result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=1800)
     lines = (result.stdout.strip() or result.stderr.strip() or "(no output)").splitlines()
@@ -144,7 +150,7 @@ def check(mutant: Mutant, workdir: Path, baselines: dict) -> tuple[str, str]:
     if path is None:
         return why.split(":")[0], why
     where = path.relative_to(repo).as_posix()
-    selection = (mutant.tests, mutant.markers)
+    selection = (mutant.tests, mutant.select, mutant.markers)
     if selection not in baselines:
         baselines[selection] = run_tests(repo, mutant)
     code, _, last = baselines[selection]
@@ -160,6 +166,7 @@ def table(results: list[tuple[Mutant, str, str]]) -> str:
     lines = ["| mutant | tests run | outcome | detail |", "| --- | --- | --- | --- |"]
     for mutant, outcome, detail in results:
         tests = ", ".join(f"`{t}`" for t in mutant.tests)
+        tests += f" `-k '{mutant.select}'`" if mutant.select else ""
         lines.append(f"| {mutant.name} | {tests} | **{outcome}** | {detail} |")
     return "\n".join(lines) + "\n"
 

@@ -1230,6 +1230,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
+@pytest.mark.e2e
 def test_cli_contract(tmp_path, halves):
     base = tmp_path / "job"
     write_csv(base / "input" / "data", halves[0])

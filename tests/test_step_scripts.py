@@ -174,6 +174,7 @@ def test_fit_writes_split_sizes_and_baseline(fitted, abalone_csv):
     assert len(baseline) == sizes["train"]
 
 
+@pytest.mark.e2e
 def test_fit_split_is_a_seeded_partition(fitted, abalone_csv, tmp_path):
     targets = np.concatenate(
         [matrix(fitted / "output" / s / f"{s}.csv")[:, 0] for s in ["train", "validation", "test"]]
