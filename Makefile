@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 ENV_FILE ?= env_files/dev_env.tfvars
-# Extra pytest options, e.g. CI's --junitxml=build/junit/unit-tests.xml.
+# Extra pytest options, e.g. CI's --reverse --junitxml=build/junit/unit-tests.xml.
+# make test runs pytest-xdist with 4 workers on any machine: the slow tests (terraform applies
+# against moto) mostly wait, so more workers than 2 cores still shorten the run; loadgroup keeps
+# a module's tests on one worker (tests/conftest.py). `pytest -m "not e2e"`: the fast tests.
 PYTEST_ARGS ?=
 # checkov pins a fork of python-hcl2 that clashes with ours, so it lives in its own venv.
 CHECKOV_VENV := .venv-checkov
@@ -35,7 +38,7 @@ demo: $(VENV)/.installed  ## the main job: the MLOps loop on this machine, no AW
 test: $(VENV)/.installed $(CHECKOV) $(NODE_DEPS)  ## every test, plus the linters
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 4 --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

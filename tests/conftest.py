@@ -21,6 +21,43 @@ SAMPLE_TRAIN_CSV = REPO_ROOT / "data" / "train" / "abalone_synthetic_train.csv"
 SCRIPTS = REPO_ROOT / "scripts"
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Each test starts from the environment the one before it started from: what a test (or
+    code it runs, e.g. run_loop's notifier variables) sets in os.environ does not leak."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_aws_per_module():
+    """Each module starts with empty moto state and no boto3 default session. moto keeps its
+    backends per process, shared by mock_aws and every moto server it starts (mock_aws empties
+    them when it starts; a ThreadedMotoServer does not), and the default session caches the
+    credentials it first found: without this, a module's results depend on the modules run
+    before it (test_preflight after test_runner did)."""
+    yield
+    if "boto3" in sys.modules:
+        sys.modules["boto3"].DEFAULT_SESSION = None
+    if "moto" in sys.modules:
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """`make test` runs the suite with pytest-xdist --dist loadgroup: a module's tests stay
+    together on one worker (its module-scoped fixtures, e.g. a whole loop run, are built once),
+    unless a test names a group of its own (e.g. one terraform apply per environment)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def shared_path(relative: str) -> Path:
     """Path under ../shared/, skipping the calling test cleanly when it is absent."""
     path = SHARED_DIR / relative

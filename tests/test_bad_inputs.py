@@ -175,6 +175,7 @@ BATCHES = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", BATCHES, ids=str)
 def test_a_bad_batch_is_handled_as_catalogued(case, fitted, tmp_path):
     files, outcome, expected = BATCHES[case]
@@ -266,6 +267,7 @@ def test_a_written_transform_is_always_finite_json(fitted):
 # --- data quality: values that are not numbers are counted, violation or not ---------------
 
 
+@pytest.mark.e2e
 def test_non_numeric_values_within_the_threshold_reach_the_model_quality_reason(tmp_path):
     """pipelines.yaml's datatype_check_threshold is 0.1: 3 bad values in 40 are no violation,
     yet the data-quality summary names them and the model-quality reason (the e-mail) too."""
@@ -295,6 +297,7 @@ def test_non_numeric_values_within_the_threshold_reach_the_model_quality_reason(
     assert "below threshold: length: 3 of 40 values (7.50%) are not Fractional" in result.stdout
 
 
+@pytest.mark.e2e
 def test_an_empty_label_file_skips_model_quality_with_the_reason(tmp_path):
     put(tmp_path / "input" / "ground_truth" / "ground_truth.csv", "record_id,label\n")
     result = run("model_quality.py", "--base-dir", tmp_path)

@@ -810,7 +810,9 @@ def test_shipped_settings():
 
 
 def test_shipped_image_version_is_known_to_the_pinned_sagemaker_sdk():
-    image_uris = pytest.importorskip("sagemaker.core.image_uris")
+    # A plain import: sagemaker is pinned and required, so a moved module must fail, not skip.
+    from sagemaker.core import image_uris
+
     images = load_pipeline_settings().images
     uri = image_uris.retrieve(images.framework, "eu-west-1", version=images.framework_version)
     assert uri.endswith(f":{images.framework_version}")

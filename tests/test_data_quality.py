@@ -557,6 +557,7 @@ def test_bad_partials_are_a_clear_error(tmp_path, capsys, split_files):
     assert "no data rows in any shard's files" in _stderr_last_line(capsys)
 
 
+@pytest.mark.e2e
 def test_sharded_pipeline_definitions_run_and_match_one_pass(tmp_path, halves):
     """instance_count 3 renders <name>Shards (3 instances, data ShardedByS3Key) then the merge
     step under the original name: valid API requests (and definitions, when the published
@@ -1259,6 +1260,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
+@pytest.mark.e2e
 def test_cli_contract(tmp_path, halves):
     base = tmp_path / "job"
     write_csv(base / "input" / "data", halves[0])

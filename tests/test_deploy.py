@@ -38,6 +38,7 @@ def pipeline_names(config):
     return [env.pipeline_train, env.pipeline_trainwhpo, env.pipeline_inf]
 
 
+@pytest.mark.e2e
 def test_upsert_creates_then_changes_nothing_then_delete_removes(aws, tmp_path):
     config = aws
     first, second, deleted = [], [], []
@@ -78,6 +79,7 @@ def test_upsert_creates_then_changes_nothing_then_delete_removes(aws, tmp_path):
     assert deleted == [f"pipeline {n}: absent" for n in pipeline_names(config)]
 
 
+@pytest.mark.e2e
 def test_changed_definition_is_updated_or_recreated(aws):
     config = aws
     sagemaker = boto3.client("sagemaker", region_name=config.env.region)

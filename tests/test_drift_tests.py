@@ -1,6 +1,6 @@
 """scripts/dq/drift_tests.py and the data-quality check's Robust drift verdict built on it.
 
-The statistical functions against exact known values (and scipy where the venv has it), then
+The statistical functions against exact known values and scipy (pinned in requirements.lock), then
 the engine (scripts/data_quality.py) on crafted and real data: symmetry, the inconclusive path,
 the effect-size floor, the multiple-testing correction, and abalone end to end.
 """
@@ -12,6 +12,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from tests.conftest import shared_path
 from tests.test_data_quality import (
@@ -45,9 +46,8 @@ def test_chi_square_survival_matches_known_values():
     for x in [0.01, 0.7, 3.0, 25.0, 200.0]:
         assert dt.chi2_sf(x, 2) == pytest.approx(math.exp(-x / 2), rel=1e-10)
     assert dt.chi2_sf(0.0, 3) == 1.0
-    stats = pytest.importorskip("scipy.stats")
     for x, df in [(0.5, 1), (2.0, 7), (9.9, 10), (60.0, 30), (150.0, 99)]:
-        assert dt.chi2_sf(x, df) == pytest.approx(stats.chi2.sf(x, df), rel=1e-9)
+        assert dt.chi2_sf(x, df) == pytest.approx(scipy_stats.chi2.sf(x, df), rel=1e-9)
 
 
 def test_kolmogorov_survival_matches_known_values():
@@ -55,9 +55,10 @@ def test_kolmogorov_survival_matches_known_values():
     assert dt.kolmogorov_sf(1.3580986393225505) == pytest.approx(0.05, rel=1e-9)
     assert dt.kolmogorov_sf(1.6276236115189) == pytest.approx(0.01, rel=1e-8)
     assert dt.kolmogorov_sf(0.0) == 1.0
-    stats = pytest.importorskip("scipy.stats")
     for lam in [0.2, 0.5, 0.9, 1.0, 1.1, 2.0, 3.5]:  # both branches and the switch at 1
-        assert dt.kolmogorov_sf(lam) == pytest.approx(stats.kstwobign.sf(lam), rel=1e-9, abs=1e-15)
+        assert dt.kolmogorov_sf(lam) == pytest.approx(
+            scipy_stats.kstwobign.sf(lam), rel=1e-9, abs=1e-15
+        )
 
 
 def test_ks_pvalue_scales_with_both_sample_sizes():

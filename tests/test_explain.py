@@ -238,6 +238,7 @@ def test_output_size_does_not_grow_with_batch_rows(model, tmp_path):
     assert max(sizes) < 8_000
 
 
+@pytest.mark.e2e
 def test_model_mode_global_importance_and_champion_table(model, tmp_path):
     fit_base, _, _ = model
     test_rows = len(np.loadtxt(fit_base / "output/test/test.csv", delimiter=",", ndmin=2))

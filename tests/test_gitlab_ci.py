@@ -212,6 +212,7 @@ def test_staging_and_prod_change_nothing_before_the_approval(ci_repo, environmen
         assert run[name] == "manual" or after_approval(name), name
 
 
+@pytest.mark.e2e
 def test_manual_run_on_default_branch_can_deploy(ci_repo):
     """Run pipeline page: the same jobs and gate as a push (staging and prod: see below)."""
     push = list_jobs(ci_repo, DEFAULT_BRANCH, CI_PIPELINE_SOURCE="push")
@@ -241,6 +242,7 @@ def test_merge_request_tests_and_builds_without_upsert(ci_repo):
     assert runnable(jobs) == dict.fromkeys(TEST_JOBS | OFFLINE_BUILD_JOBS, "on_success")
 
 
+@pytest.mark.e2e
 def test_merge_request_plans_with_the_read_only_role(ci_repo):
     plan_role = "arn:aws:iam::123456789012:role/gitlab-plan"
     jobs = list_jobs(ci_repo, "feature/x", AWS_PLAN_ROLE_ARN=plan_role, **MERGE_REQUEST)

@@ -219,6 +219,7 @@ def test_an_id_column_is_the_record_id_and_no_feature(tmp_path, transform_json):
     assert "customer_id" not in features.columns and "length" in features.columns
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "ids, message",
     [
@@ -246,6 +247,7 @@ def test_a_bad_id_column_setting_names_the_key(tmp_path):
         load_config(DEV_ENV, settings_file=path)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("quality", "subject_start"),
     [

@@ -6,6 +6,7 @@ notifier, runner, report) is what `make demo` runs.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -35,6 +36,7 @@ def demo(tmp_path_factory):
     return summary, tmp / "out", lines
 
 
+@pytest.mark.e2e
 def test_the_loop_trains_approves_detects_and_retrains(demo):
     summary, _, _ = demo
     runs = [(e["pipeline"], e["status"], e["trigger"]) for e in summary["executions"]]
@@ -97,6 +99,7 @@ def test_the_loop_trains_approves_detects_and_retrains(demo):
     assert (data / "later" / "abalone_synthetic_batch_late.labels.csv").is_file()
 
 
+@pytest.mark.e2e
 def test_late_labels_are_joined_with_the_stored_predictions(demo):
     """The label evaluation's MSE is the MSE of the labels joined on record_id with the
     predictions the scoring run stored for that batch (as downloaded by EvaluateLateLabels)."""
@@ -145,6 +148,7 @@ def test_each_version_records_its_training_data_against_the_previous_approved(de
     assert second["training_data_comparison"] in registered["body"]
 
 
+@pytest.mark.e2e
 def test_every_execution_sent_a_notification(demo):
     summary, _, _ = demo
     subjects = [n["subject"] for n in summary["notifications"]]
@@ -156,6 +160,7 @@ def test_every_execution_sent_a_notification(demo):
     assert "waiting for approval" in custom["body"]
 
 
+@pytest.mark.e2e
 def test_report_and_summary_are_written(demo):
     summary, out_dir, lines = demo
     assert json.loads((out_dir / "summary.json").read_text()) == json.loads(
@@ -163,7 +168,11 @@ def test_report_and_summary_are_written(demo):
     )
     page = (out_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # distributions and metrics plots
-    assert "MSE 13." in page or "exceeds threshold" in page
+    # The failed Fail step's reason, verbatim (HTML-escaped), under its execution.
+    labels_run = next(e for e in summary["executions"] if e["mode"] == "evaluate")
+    failed = {s["name"]: s for s in labels_run["steps"]}["LateLabelsBelowThreshold"]
+    assert "exceeds threshold 6.00 on 1000 records" in failed["failure_reason"]
+    assert f"<code>{html.escape(failed['failure_reason'])}</code>" in page
     assert any("LateLabelsBelowThreshold" in line and "Failed" in line for line in lines)
 
 
@@ -179,6 +188,7 @@ BATCH = (REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv")
 HEADER, FIRST_ROW = BATCH.splitlines()[:2]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "name, content, reason",
     [
@@ -355,6 +365,7 @@ def test_the_loop_finishes_and_reports_when_the_topic_is_gone(tmp_path):
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["event_deliveries"]
 
 
+@pytest.mark.e2e
 def test_report_explains_the_batch_and_each_version(demo):
     """Issue 13: attributions baseline vs batch under data quality, global importance per
     version next to the champion's, and the e-mails' explanation lines."""
@@ -382,6 +393,7 @@ def test_report_explains_the_batch_and_each_version(demo):
     assert "Top drivers of this batch's" in mail["body"]
 
 
+@pytest.mark.e2e
 def test_every_version_has_a_model_card_compared_with_the_champion(demo):
     """Issue 13 point 3: the ModelCard step writes model_card.md before RegisterModel, which
     records it as model_card_uri; version 2's champion is version 1 (Approved)."""

@@ -217,6 +217,7 @@ def test_card_for_a_registered_version_reads_its_artefacts_and_rollback(aws, ste
     assert "No champion" in card_for_version(sm, s3, arns[0])
 
 
+@pytest.mark.e2e
 def test_live_card_by_version_number_and_a_missing_version(aws, step_outputs):
     from pipeline_scripts.cli import main
     from pipeline_scripts.model_card import ModelCardError, card_for_version_number

@@ -87,6 +87,7 @@ def api_request(step) -> tuple[str, dict]:
     return operation, request
 
 
+@pytest.mark.e2e
 def test_render_writes_three_deterministic_definitions(config, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     lines = []
@@ -127,6 +128,7 @@ def test_every_job_step_is_a_valid_sagemaker_api_request(definitions, sagemaker_
     assert checked == set(STEP_OPERATIONS)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("env_file", ["staging_env.tfvars", "prod_env.tfvars"])
 def test_vpc_environments_render_valid_requests(env_file, sagemaker_model):
     """Staging and prod run in a VPC: the network settings must be valid requests too."""
@@ -619,6 +621,7 @@ def test_model_card_step_gets_this_runs_files_and_the_champions(definitions, con
         assert set(outputs) == {"model_card"}
 
 
+@pytest.mark.e2e
 def test_per_record_explanations_land_next_to_the_batch_predictions(config, tmp_path):
     import dataclasses
 
@@ -712,6 +715,7 @@ def _join_values(value) -> list:
     return [v for item in value["Std:Join"]["Values"] for v in _join_values(item)]
 
 
+@pytest.mark.e2e
 def test_every_job_runs_code_from_the_uploaded_bundle(config, definitions):
     """Processing jobs mount the whole content-addressed bundle and run a script in it;
     training runs train.py from the bundle's sourcedir.tar.gz. Both are upload assets."""
@@ -865,6 +869,7 @@ def test_tuned_model_location_is_right_on_a_cache_hit(definitions, config):
         assert _resolve(url, second) == written
 
 
+@pytest.mark.e2e
 def test_rendering_makes_no_aws_call(config, monkeypatch):
     """Offline by construction (explicit S3 locations, no default-bucket lookup), without
     presetting the SDK's private Session._default_bucket."""

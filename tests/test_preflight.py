@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from dataclasses import dataclass, replace
 
 import boto3
@@ -433,6 +434,9 @@ def test_honours_aws_endpoint_url(aws_credentials, moto_reports_eventbridge, mon
     server.start()
     try:
         host, port = server.get_host_and_port()
+        # moto's state is per process, shared by every server it starts: begin empty, whatever
+        # an earlier test created (test_runner's bucket made create_bucket fail here).
+        urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset", b""))
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
         env = create_prerequisites(load_config(DEV_ENV).env)
         assert problems(env) == []
@@ -489,6 +493,7 @@ def _allows(policy: dict, action: str, resource: str) -> bool:
     return False
 
 
+@pytest.mark.e2e
 def test_role_policy_is_least_privilege_and_valid(rendered):
     """No wildcard action; every SageMaker, KMS, Logs, ECR and CloudWatch action is a real API
     operation of that service (botocore's service models); within IAM's size limit."""
@@ -516,6 +521,7 @@ def test_role_policy_is_least_privilege_and_valid(rendered):
     assert len(json.dumps(policy, separators=(",", ":"))) <= 6144
 
 
+@pytest.mark.e2e
 def test_role_policy_covers_what_the_definitions_use(rendered):
     """Each job type, Lambda, S3 location and the KMS key the rendered pipelines use."""
     from pipeline_scripts.role_policy import role_policy

@@ -112,6 +112,7 @@ def _statuses(arns: list[str]) -> list[str]:
     return [_describe(arn)["ModelApprovalStatus"] for arn in arns]
 
 
+@pytest.mark.e2e
 def test_rollback_rejects_the_version_in_use_and_the_resolver_returns_the_previous(aws, capsys):
     # Version 4 is newer but pending, version 3 rejected: neither is in use, so the rollback
     # is from 5 to 2, whatever the version numbers in between.
@@ -177,6 +178,7 @@ def test_undo_re_approves_the_rolled_back_version_from_what_was_recorded(aws, ca
     assert err.startswith(f"error: {ENV_FILE}: model package group '{GROUP}' has no rollback")
 
 
+@pytest.mark.e2e
 def test_second_rollback_needs_further_and_undo_unwinds_in_order(aws, capsys):
     arns = _registry([("v1", "Approved"), ("v2", "Approved"), ("v3", "Approved")])
     assert _rollback(capsys, "--yes")[0] == 0
@@ -217,6 +219,7 @@ def test_a_newly_approved_version_can_be_rolled_back_after_a_rollback(aws, capsy
     assert _resolved_version() == 1
 
 
+@pytest.mark.e2e
 def test_undo_says_when_a_newer_approved_version_stays_in_use(aws, capsys):
     arns = _registry([("v1", "Approved"), ("v2", "Approved"), ("v3", "PendingManualApproval")])
     assert _rollback(capsys, "--yes")[0] == 0  # 2 -> 1
@@ -232,6 +235,7 @@ def test_undo_says_when_a_newer_approved_version_stays_in_use(aws, capsys):
     assert _resolved_version() == 3
 
 
+@pytest.mark.e2e
 def test_unreadable_metrics_do_not_stop_a_rollback(aws, capsys):
     _registry([("v1", "Approved"), ("v2", "Approved")])
     boto3.client("s3").delete_object(Bucket=BUCKET, Key="v2/evaluation.json")
@@ -260,6 +264,7 @@ def test_refuses_when_there_is_nothing_to_roll_back_to(aws, capsys, versions, ex
     assert _statuses(arns) == [status for _, status in versions]
 
 
+@pytest.mark.e2e
 def test_refuses_when_the_group_does_not_exist(aws, capsys):
     code, out, err = _rollback(capsys, "--yes")
     assert (code, out) == (1, "")
@@ -320,6 +325,7 @@ def test_reason_check_agrees_with_the_botocore_pattern():
         assert accepted == bool(pattern.fullmatch(f"a{char}b")), f"U+{code_point:04X} {char!r}"
 
 
+@pytest.mark.e2e
 def test_rollback_through_the_local_runtime_embedded_aws(capsys, monkeypatch):
     """The CLI reaches whatever AWS_ENDPOINT_URL says, as with upsert: the local runtime."""
     monkeypatch.delenv("AWS_PROFILE", raising=False)

@@ -130,6 +130,7 @@ def loop(aws, tmp_path_factory):
 # -- the loop, end to end -------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_training_pipeline_registers_a_pending_version_with_metrics_and_baselines(loop, aws):
     execution = loop["training"]
     assert execution.status == "Succeeded", execution.failure_reason
@@ -169,6 +170,7 @@ def test_training_pipeline_registers_a_pending_version_with_metrics_and_baseline
     assert train["duration_seconds"] > 0
 
 
+@pytest.mark.e2e
 def test_registering_emits_the_model_package_state_change(loop):
     execution = loop["training"]
     events = loop["recorder"].events
@@ -192,6 +194,7 @@ def test_registering_emits_the_model_package_state_change(loop):
     assert loop["approval_event"]["resources"] == [arn]
 
 
+@pytest.mark.e2e
 def test_without_an_approved_model_the_resolver_fails_the_inference_pipeline(loop, aws):
     execution = loop["no_approved_model"]
     assert execution.status == "Failed"
@@ -207,6 +210,7 @@ def test_without_an_approved_model_the_resolver_fails_the_inference_pipeline(loo
     assert step.failure_reason in execution.failure_reason
 
 
+@pytest.mark.e2e
 def test_drifted_batch_fails_model_quality_with_the_scripts_reason(loop, aws):
     execution = loop["inference"]
     assert execution.status == "Failed"
@@ -244,6 +248,7 @@ def test_drifted_batch_fails_model_quality_with_the_scripts_reason(loop, aws):
     assert described["PipelineExecutionStatus"] == "Failed"
 
 
+@pytest.mark.e2e
 def test_hpo_pipeline_tunes_within_its_limits_and_registers_a_new_version(loop):
     execution = loop["hpo"]
     assert execution.status == "Succeeded", execution.failure_reason
@@ -272,6 +277,7 @@ def test_hpo_pipeline_tunes_within_its_limits_and_registers_a_new_version(loop):
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
 
 
+@pytest.mark.e2e
 def test_events_follow_every_status_change_in_order_with_the_documented_shape(loop):
     execution = loop["inference"]
     events = loop["recorder"].of(execution)
@@ -326,6 +332,7 @@ def test_events_follow_every_status_change_in_order_with_the_documented_shape(lo
     )
 
 
+@pytest.mark.e2e
 def test_emitted_events_have_the_keys_of_the_real_event_fixtures(loop):
     """tests/events/ holds real-shaped events the notifier and rules are tested with."""
     fixtures = REPO_ROOT / "tests" / "events"
@@ -498,6 +505,7 @@ class Small:
         }
 
 
+@pytest.mark.e2e
 def test_a_step_that_dies_silently_fails_with_aws_generic_reason_and_nothing_downstream_runs(
     small,
 ):
@@ -543,6 +551,7 @@ def test_a_step_that_dies_silently_fails_with_aws_generic_reason_and_nothing_dow
     assert [e["detail"]["failureReason"] for e in failed] == [clean.failure_reason]
 
 
+@pytest.mark.e2e
 def test_a_step_over_its_max_runtime_is_killed_and_fails(small):
     step = small.processing("Sleep", entrypoint=["sleep", "30"], max_runtime=2, code=False)
     started = time.monotonic()
@@ -554,6 +563,7 @@ def test_a_step_over_its_max_runtime_is_killed_and_fails(small):
     assert "MaxRuntimeInSeconds (2 s)" in record.failure_reason
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -585,6 +595,7 @@ def test_unsupported_step_types_and_fields_are_refused_before_anything_runs(smal
     assert small.recorder.events == []
 
 
+@pytest.mark.e2e
 def test_independent_steps_overlap_and_a_dependent_step_waits_for_both(small):
     def sleeper(name, **fields):
         return small.processing(name, entrypoint=["sleep", "0.5"], code=False, **fields)
@@ -601,6 +612,7 @@ def test_independent_steps_overlap_and_a_dependent_step_waits_for_both(small):
     assert a.end_time <= b.start_time or b.end_time <= a.start_time
 
 
+@pytest.mark.e2e
 def test_conditions_choose_a_branch_and_a_fail_step_fails_with_its_message(small):
     report = {"Get": "Steps.Measure.PropertyFiles.Report"}
     value = {"Std:JsonGet": {"PropertyFile": report, "Path": "value"}}
@@ -658,6 +670,7 @@ def test_conditions_choose_a_branch_and_a_fail_step_fails_with_its_message(small
     assert failed.status == "Failed" and failed.failure_reason == "value 4.25 exceeds 3.5"
 
 
+@pytest.mark.e2e
 def test_commands_get_execution_variables_and_paths_mapped_into_the_sandbox(small):
     step = small.processing(
         "Echo",
@@ -691,6 +704,7 @@ def test_commands_get_execution_variables_and_paths_mapped_into_the_sandbox(smal
     assert record.outputs["out"].endswith(f"/echo-pipeline/{execution.execution_id}/Echo/out")
 
 
+@pytest.mark.e2e
 def test_a_second_execution_never_overwrites_the_first(small):
     definition = small.definition(
         small.processing(
@@ -709,6 +723,7 @@ def test_a_second_execution_never_overwrites_the_first(small):
         assert json.loads(local.read_text())["args"] == [execution.execution_id]
 
 
+@pytest.mark.e2e
 def test_a_failing_event_consumer_changes_nothing_in_the_execution(small, caplog):
     def broken(event):
         raise RuntimeError("router down")
@@ -730,6 +745,7 @@ def _lambda_step(name: str, function: str, arguments: dict, outputs: list[str]) 
     }
 
 
+@pytest.mark.e2e
 def test_lambda_steps_call_the_handler_in_process(small, aws):
     data = f"s3://{small.bucket}/runner-tests/lambda-data/"
     bucket, key = _split(data)
@@ -758,6 +774,7 @@ def test_lambda_steps_call_the_handler_in_process(small, aws):
     assert "versioned training data prefix" in execution.step("Version").log_path.read_text()
 
 
+@pytest.mark.e2e
 def test_lambda_errors_fail_the_step_with_their_message(small, aws):
     group = aws.env.model_package_group_name
     empty = f"s3://{small.bucket}/runner-tests/nothing-here/"
@@ -877,6 +894,7 @@ def _tuning_step(small, name: str, strategy: str, jobs: int, parallel: int, rege
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("strategy", ["Random", "Bayesian"])
 def test_tuning_runs_training_jobs_in_script_mode_and_ranks_them(small, strategy):
     step = _tuning_step(
@@ -932,6 +950,7 @@ def test_tuning_runs_training_jobs_in_script_mode_and_ranks_them(small, strategy
     assert contract["cwd"].endswith(f"/Tune/{best}/code")
 
 
+@pytest.mark.e2e
 def test_tuning_without_any_objective_metric_fails_saying_so(small):
     step = _tuning_step(small, "Tune", "Random", jobs=2, parallel=2, regex=r"never=([0-9.]+)")
     execution = small.runner().run_definition(small.definition(step), "tune-no-metric")

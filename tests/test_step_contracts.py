@@ -327,6 +327,7 @@ def _batch_transform(definition: dict, model_dir: Path, batch: Job, tmp: Path) -
     return out_dir
 
 
+@pytest.mark.e2e
 def test_builtin_xgboost_metric_reads_what_train_py_logs(loop):
     """SageMaker rejects MetricDefinitions on its XGBoost image and scrapes the image's own
     validation:rmse from the log as it records it (tabs as #011); the tuning objective is it."""
@@ -346,6 +347,7 @@ def test_builtin_xgboost_metric_reads_what_train_py_logs(loop):
     assert re.findall(regex, loop["train_log"]) == []  # only the recorded form matches
 
 
+@pytest.mark.e2e
 def test_every_json_get_resolves_against_what_the_scripts_wrote(loop):
     jobs, checked = loop["jobs"], 0
     for definition in loop["definitions"].values():
@@ -358,6 +360,7 @@ def test_every_json_get_resolves_against_what_the_scripts_wrote(loop):
     assert checked >= 6
 
 
+@pytest.mark.e2e
 def test_trained_model_passes_the_gate_and_beats_the_mean_predictor(loop):
     evaluation = loop["jobs"]["EvaluateModel"].output("evaluation") / "evaluation.json"
     report = json.loads(evaluation.read_text())
@@ -369,6 +372,7 @@ def test_trained_model_passes_the_gate_and_beats_the_mean_predictor(loop):
     )
 
 
+@pytest.mark.e2e
 def test_drifted_batch_fails_model_quality_with_the_reason_and_reports_drift(loop):
     """The check measures the failure (exit 0, status failed) and gives the reason that the
     Fail step ModelQualityBelowThreshold, the one that triggers retraining, reports."""
@@ -384,6 +388,7 @@ def test_drifted_batch_fails_model_quality_with_the_reason_and_reports_drift(loo
     assert json.loads(summary.read_text())["violation_count"] > 0
 
 
+@pytest.mark.e2e
 def test_explain_steps_compare_the_drifted_batch_with_the_recorded_baseline(loop):
     jobs = loop["jobs"]
     recorded = json.loads(
@@ -398,6 +403,7 @@ def test_explain_steps_compare_the_drifted_batch_with_the_recorded_baseline(loop
     assert batch["changes"]["shell_weight"]["verdict"] == "changed"
 
 
+@pytest.mark.e2e
 def test_model_card_step_renders_what_it_receives(loop):
     jobs, config = loop["jobs"], loop["config"]
     card = (jobs["ModelCard"].output("model_card") / "model_card.md").read_text()

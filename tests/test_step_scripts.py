@@ -174,6 +174,7 @@ def test_fit_writes_split_sizes_and_baseline(fitted, abalone_csv):
     assert len(baseline) == sizes["train"]
 
 
+@pytest.mark.e2e
 def test_fit_split_is_a_seeded_partition(fitted, abalone_csv, tmp_path):
     targets = np.concatenate(
         [matrix(fitted / "output" / s / f"{s}.csv")[:, 0] for s in ["train", "validation", "test"]]
@@ -373,6 +374,7 @@ def test_train_saves_a_json_model_and_logs_validation_rmse(fitted, trained):
     assert logged[-1] == pytest.approx(rmse, abs=1e-4)  # the log is xgboost's, on this data
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
@@ -386,6 +388,7 @@ def test_train_rejects_bad_hyperparameters(flags, expected, tmp_path):
     assert expected in last_line(result.stderr)
 
 
+@pytest.mark.e2e
 def test_train_rejects_bad_channels(fitted, tmp_path):
     put(tmp_path / "train" / "train.csv", GOOD)  # has a header and a text column
     env = {"SM_CHANNEL_TRAIN": str(tmp_path / "train"), "SM_CHANNEL_VALIDATION": str(tmp_path)}
@@ -448,6 +451,7 @@ def test_real_abalone_model_is_within_threshold_and_mean_predictor_is_not(abalon
     assert mse < THRESHOLD < evaluation["baseline_mean_predictor"]["mse"]["value"]
 
 
+@pytest.mark.e2e
 def test_evaluate_small_test_set_has_no_standard_deviation(fitted, trained, tmp_path):
     small = tmp_path / "small"
     put(
@@ -460,6 +464,7 @@ def test_evaluate_small_test_set_has_no_standard_deviation(fitted, trained, tmp_
     assert {m["standard_deviation"] for m in report["regression_metrics"].values()} == {"NaN"}
 
 
+@pytest.mark.e2e
 def test_evaluate_rejects_bad_input(fitted, trained, tmp_path):
     evaluate_dir = tmp_path / "evaluate"
     put(evaluate_dir / "input" / "test" / "test.csv", fitted / "output" / "test" / "test.csv")
@@ -671,6 +676,7 @@ def test_model_quality_rejects_bad_input(case, tmp_path):
 # --- the synthetic sample through the real scripts ------------------------------------------
 
 
+@pytest.mark.e2e
 def test_synthetic_drift_batch_fails_model_quality(tmp_path):
     """A model trained on the synthetic sample passes evaluation, then fails model quality
     on the drifted batch, which is what the sample data is for."""

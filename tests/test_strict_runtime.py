@@ -60,6 +60,7 @@ def _register(small: Small, name: str, metadata: dict, **extra) -> dict:
     }
 
 
+@pytest.mark.e2e
 def test_a_value_known_only_at_run_time_is_checked_against_the_api_model(small):
     """Defect 1's kind: a metadata value that breaks CreateModelPackage's pattern once the
     expressions are resolved fails RegisterModel with the service's ValidationException."""
@@ -81,12 +82,14 @@ def test_a_value_known_only_at_run_time_is_checked_against_the_api_model(small):
     )
 
 
+@pytest.mark.e2e
 def test_the_same_request_with_valid_values_registers(small):
     step = _register(small, "RegisterModel", {"data_version": "s3://b/p/ 1 objects sha256:f2"})
     execution = small.runner().run_definition(small.definition(step), "strict-metadata-ok")
     assert execution.status == "Succeeded", execution.failure_reason
 
 
+@pytest.mark.e2e
 def test_several_violations_are_counted_and_joined_as_aws_does(small):
     step = _register(
         small,
@@ -105,6 +108,7 @@ def test_several_violations_are_counted_and_joined_as_aws_does(small):
     assert reason.count("; Value ") == 2
 
 
+@pytest.mark.e2e
 def test_a_processing_request_broken_at_run_time_fails_before_the_job_runs(small):
     """An instance count from a parameter: 0 is below CreateProcessingJob's minimum."""
     step = small.processing("Prepare", "write", "data", "1", outputs=["data"])
@@ -135,6 +139,7 @@ def test_required_members_and_types_are_checked():
     )
 
 
+@pytest.mark.e2e
 def test_a_processing_job_that_explains_its_failure_keeps_its_message(small):
     step = small.processing("Check", "explain", "MSE 9.1 exceeds threshold 6.00")
     execution = small.runner().run_definition(small.definition(step), "strict-message")
@@ -258,6 +263,7 @@ def _deploy(name: str, code: str, timeout: int) -> str:
     )["FunctionArn"]
 
 
+@pytest.mark.e2e
 def test_a_hanging_lambda_step_fails_at_the_deployed_function_timeout(small):
     """A 90 s hang against a 1 s deployed timeout: the step fails after 1 s with Lambda's
     message (the project's functions get lambda.tf's timeouts, 60 s for the resolver)."""
@@ -280,6 +286,7 @@ def test_a_hanging_lambda_step_fails_at_the_deployed_function_timeout(small):
     assert execution.status == "Failed"
 
 
+@pytest.mark.e2e
 def test_project_functions_get_the_timeouts_lambda_tf_deploys(aws):
     group = aws.env.model_package_group_name
     arn = f"arn:aws:lambda:eu-west-1:123456789012:function:{group}-model-resolver"
@@ -288,6 +295,7 @@ def test_project_functions_get_the_timeouts_lambda_tf_deploys(aws):
     assert lambdas.function_for(arn).timeout == 300
 
 
+@pytest.mark.e2e
 def test_an_event_over_lambdas_request_limit_fails_before_the_call(small, aws):
     group = aws.env.model_package_group_name
     step = {
@@ -334,6 +342,7 @@ def _training_from(tuning: dict, name: str) -> dict:
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("kind", ["Tuning", "Training"])
 def test_metric_definitions_on_the_xgboost_image_are_refused_with_the_services_message(small, kind):
     tuning = _on_xgboost_image(
@@ -347,6 +356,7 @@ def test_metric_definitions_on_the_xgboost_image_are_refused_with_the_services_m
     )
 
 
+@pytest.mark.e2e
 def test_the_xgboost_image_is_scraped_with_its_built_in_metric_regexes(small):
     tuning = _on_xgboost_image(
         test_runner._tuning_step(small, "Tune", "Random", 2, 2, "unused"), metric_definitions=False
@@ -368,6 +378,7 @@ def test_the_xgboost_image_is_scraped_with_its_built_in_metric_regexes(small):
 # -- step caching by AWS's cache keys --------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_a_cached_step_reuses_the_earlier_result_until_a_key_attribute_changes(small):
     def definition(environment: str, expire: str = "P30D") -> dict:
         step = small.processing(
@@ -403,6 +414,7 @@ def test_a_cached_step_reuses_the_earlier_result_until_a_key_attribute_changes(s
     assert other.step("Prepare").cache_hit_source is None
 
 
+@pytest.mark.e2e
 def test_an_invalid_expire_after_is_refused_before_anything_runs(small):
     step = small.processing("Prepare", "write", "data", "1", CacheConfig={"Enabled": True})
     step["CacheConfig"]["ExpireAfter"] = "30 days"
@@ -499,6 +511,7 @@ def test_defect_3_a_cached_tuning_step_leaves_an_execution_scoped_model_path_dan
     assert scoped.step("RegisterModel").status == "NotExecuted"
 
 
+@pytest.mark.e2e
 def test_every_sagemaker_call_to_the_embedded_api_is_validated_as_aws_does(small):
     """UpdateModelPackage (the approval) and any other call: moto would accept this value."""
     sagemaker = boto3.client("sagemaker")
@@ -517,6 +530,7 @@ def test_every_sagemaker_call_to_the_embedded_api_is_validated_as_aws_does(small
     )
 
 
+@pytest.mark.e2e
 def test_training_code_can_come_from_an_input_channel(small):
     """Network-isolated training: the code is a channel, not downloaded by the job; the
     toolkit installs sagemaker_submit_directory from the local path."""

@@ -386,6 +386,7 @@ def test_helper_functions_have_the_names_the_pipelines_call(env_file, locals_):
         assert function_arn(config, suffix).endswith(f":function:{names[key]}")
 
 
+@pytest.mark.e2e
 def test_pipeline_start_parameters_are_parameters_of_the_started_pipeline(locals_):
     from pipeline_scripts.render import render
 
@@ -473,6 +474,7 @@ def checkov_reports() -> dict[str, dict[str, Any]]:
         return dict(zip([p.name for p in ENV_FILES], pool.map(run_checkov, ENV_FILES), strict=True))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("env_file", [p.name for p in ENV_FILES])
 def test_checkov_reports_no_failed_check(checkov_reports, env_file):
     report = checkov_reports[env_file]
@@ -488,6 +490,7 @@ def test_checkov_reports_no_failed_check(checkov_reports, env_file):
     assert summary["resource_count"] >= 30 and summary["passed"] >= 100, summary
 
 
+@pytest.mark.e2e
 def test_every_checkov_skip_is_justified_inline_and_still_needed(checkov_reports):
     comments = {
         match.group(1): match.group(2)

@@ -145,6 +145,7 @@ def test_fmt_is_clean(terraform_bin, tf_env):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 def test_init_installs_the_aws_provider_only(workdir, terraform_bin, tf_env):
     result = run(terraform_bin, ["providers"], workdir, tf_env)
     providers = {
@@ -157,6 +158,7 @@ def test_init_installs_the_aws_provider_only(workdir, terraform_bin, tf_env):
     ]
 
 
+@pytest.mark.e2e
 def test_validate(workdir, terraform_bin, tf_env):
     result = run(terraform_bin, ["validate", "-json"], workdir, tf_env)
     report = json.loads(result.stdout)
@@ -294,6 +296,7 @@ def planned(plan: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any
     }
 
 
+@pytest.mark.e2e
 def test_the_longest_accepted_names_fit_every_derived_resource_name(dev_plan):
     for (resource_type, attribute), limit in NAME_LIMITS.items():
         resources = planned(dev_plan, resource_type)
@@ -305,6 +308,7 @@ def test_the_longest_accepted_names_fit_every_derived_resource_name(dev_plan):
     assert max(len(after["name"]) for after, _ in rules.values()) == 64
 
 
+@pytest.mark.e2e
 def test_helper_functions_without_environment_carry_no_kms_key(dev_plan):
     # Lambda keeps no key for a function without environment variables: one set there showed
     # as a change on every plan (issue 9, problem 2).
@@ -321,6 +325,7 @@ def test_helper_functions_without_environment_carry_no_kms_key(dev_plan):
         assert after["reserved_concurrent_executions"] == -1, address
 
 
+@pytest.mark.e2e
 def test_sample_data_waits_for_the_functions_permissions_and_targets(dev_plan):
     (resource,) = [
         r
@@ -337,6 +342,7 @@ def test_sample_data_waits_for_the_functions_permissions_and_targets(dev_plan):
     }
 
 
+@pytest.mark.e2e
 def test_sample_data_is_encrypted_with_the_key_arn_when_kms_key_is_an_alias(dev_plan):
     objects = planned(dev_plan, "aws_s3_object")
     assert objects, "dev uploads the sample data"
@@ -344,6 +350,7 @@ def test_sample_data_is_encrypted_with_the_key_arn_when_kms_key_is_an_alias(dev_
         assert after["kms_key_id"] == dev_plan["test_key_arn"], address
 
 
+@pytest.mark.e2e
 def test_every_role_gets_the_permissions_boundary(dev_plan):
     roles = planned(dev_plan, "aws_iam_role")
     # One per function, one per rule target that starts a pipeline itself.
@@ -355,6 +362,7 @@ def test_every_role_gets_the_permissions_boundary(dev_plan):
         assert after["permissions_boundary"] == BOUNDARY, address
 
 
+@pytest.mark.e2e
 def test_every_dead_letter_queue_has_an_alarm_to_the_topic(dev_plan):
     queues = planned(dev_plan, "aws_sqs_queue")
     alarms = planned(dev_plan, "aws_cloudwatch_metric_alarm")
@@ -378,7 +386,15 @@ def destroy_job_terraform_lines() -> list[str]:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "env_file",
+    # Each apply mostly waits (the AWS provider polls SQS every 5 s): under pytest-xdist each
+    # environment is a group of its own, so the applies run on different workers at once.
+    [
+        pytest.param(p, id=p.stem, marks=pytest.mark.xdist_group(f"apply-{p.stem}"))
+        for p in ENV_FILES
+    ],
+)
 def test_apply_replan_destroy_against_moto(env_file, workdir, terraform_bin, tf_env):
     config = load_config(env_file)
     with moto_account(env_file) as (endpoint, clients, key_arn):

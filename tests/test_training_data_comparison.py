@@ -107,6 +107,7 @@ def first(definitions, tmp_path_factory):
     return data, job, report
 
 
+@pytest.mark.e2e
 def test_first_version_says_there_is_nothing_to_compare(first):
     data, job, report = first
     assert report["previous_version"] == "none" and report["finding_count"] == 0
@@ -117,6 +118,7 @@ def test_first_version_says_there_is_nothing_to_compare(first):
     assert (job.output("profile") / "constraints.json").exists()
 
 
+@pytest.mark.e2e
 def test_the_same_data_has_no_findings(definitions, first, tmp_path):
     data, job, _ = first
     _, report = _run(definitions, tmp_path, data, job.output("profile"), "1")
@@ -125,6 +127,7 @@ def test_the_same_data_has_no_findings(definitions, first, tmp_path):
     assert report["summary"] == f"training data vs version 1: no findings. rows {rows} to {rows}"
 
 
+@pytest.mark.e2e
 def test_shifted_training_data_yields_findings_target_first(definitions, first, tmp_path):
     data, job, _ = first
     shifted = pd.read_csv(data)
@@ -204,6 +207,7 @@ def test_registered_version_email_shows_the_findings():
     assert "s3://b/p/comparison/comparison.json" in body
 
 
+@pytest.mark.e2e
 def test_a_version_without_a_training_data_profile_is_compared_without_its_target(
     definitions, first, tmp_path
 ):
