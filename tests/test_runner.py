@@ -236,7 +236,9 @@ def test_drifted_batch_fails_model_quality_with_the_scripts_reason(loop, aws):
     predictions = execution.step("BatchTransform").outputs["predictions"]
     bucket, prefix = _split(predictions)
     listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
-    assert [o["Key"].removeprefix(prefix) for o in listed] == ["/batch.csv.out"]
+    # The batch's predictions, and next to them the report retraining reads (batch_report.json).
+    keys = sorted(o["Key"].removeprefix(prefix) for o in listed)
+    assert keys == ["/batch.csv.out", "/report/batch_report.json"]
     lines = _read(f"{predictions}/batch.csv.out").decode().splitlines()
     assert len(lines) == 1000
     assert [int(line.split(",")[0]) for line in lines] == list(range(1, 1001))  # data lines
