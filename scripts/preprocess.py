@@ -221,7 +221,8 @@ def format_float32(values):
     (Arrow's cast; e.g. 0.12573022 for 0.1257302165031433). One-hot columns as format_floats."""
     if ((values == 1) | ((values == 0) & ~np.signbit(values))).all():
         return format_floats(values)
-    return pc.cast(from_numpy(values.astype(np.float32)), pa.string())
+    with np.errstate(over="ignore"):  # beyond float32's range: "inf", the float32 of the value
+        return pc.cast(from_numpy(values.astype(np.float32)), pa.string())
 
 
 def write_numbers(path, first, features):
