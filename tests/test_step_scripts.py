@@ -203,8 +203,10 @@ def test_transform_is_fitted_on_the_train_split_only(fitted, abalone_csv):
         "fill": train_raw["sex"].mode()[0],
     }
     # The written train split is exactly the baseline rows pushed through the transform.
+    # Features are written as float32 digits (the model reads float32): compared as float32.
     train = matrix(fitted / "output" / "train" / "train.csv")
-    np.testing.assert_allclose(train[:, 1:], expected_features(spec, train_raw), atol=1e-12)
+    expected = expected_features(spec, train_raw).astype(np.float32)
+    np.testing.assert_array_equal(train[:, 1:].astype(np.float32), expected)
 
 
 # --- preprocess: apply ----------------------------------------------------------------------
@@ -225,7 +227,9 @@ def test_apply_uses_the_saved_transform_and_never_refits(fitted, abalone_csv, tm
     written = matrix(out / "transform_input" / "batch.csv")
     np.testing.assert_array_equal(written[:, 0], np.arange(1, 41))  # record_id: data line
     raw = batch.replace({"": None, "abc": None})
-    np.testing.assert_allclose(written[:, 1:], expected_features(spec, raw), atol=1e-12)
+    # Written as float32 digits (the model reads float32): compared as float32.
+    expected = expected_features(spec, raw).astype(np.float32)
+    np.testing.assert_array_equal(written[:, 1:].astype(np.float32), expected)
     assert written[0, 1:4].tolist() == [0.0, 0.0, 0.0]  # unseen category -> all zeros
     fill = spec["categorical"]["sex"]["fill"]
     assert written[1, 1:4].tolist() == [float(c == fill) for c in ["F", "I", "M"]]

@@ -1,6 +1,7 @@
 """The one transform of scripts/preprocess.py: missing values take the training medians and
-modes, numbers are read in the one number syntax, values are written as Python's repr, and
-both CSV readers of scripts/csv_table.py give the same table."""
+modes, numbers are read in the one number syntax, features are written as float32 digits (the
+same model and predictions as full float64 digits), and both CSV readers of
+scripts/csv_table.py give the same table."""
 
 import collections
 import csv
@@ -9,6 +10,7 @@ import sys
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from tests.conftest import REPO_ROOT, put
@@ -78,10 +80,12 @@ def test_apply_fills_missing_values_with_the_training_median_and_mode(tmp_path):
     assert written[:, 0].tolist() == [1, 2, 3, 4]  # record ids
     assert written[1, 1:4].tolist() == one_hot  # missing category -> the training mode
     missing = [(0, "length", 4), (2, "length", 4), (1, "height", 5), (2, "height", 5)]
+    # Features are written as float32 digits (preprocess.write_numbers: the model reads float32),
+    # so they are compared as float32: exactly, not within a tolerance.
     for row, name, column in missing:
-        assert written[row, column] == pytest.approx(standardised(name, stats[name][0]), abs=1e-12)
-    assert written[3, 4] == pytest.approx(standardised("length", 1.0), abs=1e-12)
-    assert written[0, 5] == pytest.approx(standardised("height", 0.2), abs=1e-12)
+        assert np.float32(written[row, column]) == np.float32(standardised(name, stats[name][0]))
+    assert np.float32(written[3, 4]) == np.float32(standardised("length", 1.0))
+    assert np.float32(written[0, 5]) == np.float32(standardised("height", 0.2))
 
 
 def test_fit_writes_the_splits_with_the_same_fill_as_apply(tmp_path):
@@ -96,8 +100,8 @@ def test_fit_writes_the_splits_with_the_same_fill_as_apply(tmp_path):
         np.loadtxt(tmp_path / "output" / s / f"{s}.csv", delimiter=",", ndmin=2)
         for s in ("train", "validation", "test")
     ]
-    heights = np.concatenate([r[:, 5] for r in rows])
-    assert np.sum(heights == filled) == sum(1 for i in range(40) if i % 7 == 3)
+    heights = np.concatenate([r[:, 5] for r in rows]).astype(np.float32)  # written as float32
+    assert np.sum(heights == np.float32(filled)) == sum(1 for i in range(40) if i % 7 == 3)
 
 
 ODD = ["1.", ".5", "+1", "-0", "1e5", "1E-5", "1e-400", "00.5", "inf", "-Infinity", "+nan"]
@@ -127,6 +131,67 @@ def test_floats_are_written_as_python_repr():
     assert preprocess.format_floats(values).to_pylist() == [repr(float(v)) for v in values]
     one_hot = np.array([0.0, 1.0, 1.0, 0.0])
     assert preprocess.format_floats(one_hot).to_pylist() == ["0.0", "1.0", "1.0", "0.0"]
+
+
+def container_matrix(lines):
+    """CSV lines parsed as the SageMaker XGBoost container does (encoder.py csv_to_dmatrix:
+    a numpy array of the strings, .astype(float), then a DMatrix, which holds float32)."""
+    return np.array([line.split(",") for line in lines]).astype(float)
+
+
+def test_float32_digits_read_back_as_the_same_float32():
+    """float32(float64(text)) is the float32 value, for 1 M random float32 bit patterns (every
+    exponent), read by Arrow's parser and, for 50 k of them, by numpy's as the container."""
+    bits = np.random.default_rng(3).integers(0, 2**32, 1_000_000, dtype=np.uint64)
+    values = bits.astype(np.uint32).view(np.float32)
+    values = values[np.isfinite(values)].astype(np.float64)
+    text = preprocess.format_float32(values)
+    back = csv_table.to_numpy(pc.cast(text, pa.float64()), np.nan)
+    np.testing.assert_array_equal(back.astype(np.float32), values.astype(np.float32))
+    some = text.slice(0, 50_000).to_pylist()
+    read = container_matrix(some)[:, 0].astype(np.float32)
+    np.testing.assert_array_equal(read, values[:50_000].astype(np.float32))
+    assert max(len(t) for t in some) <= 16  # at most 9 digits: "-0.0000012345678", "-1.234e-38"
+
+
+def test_float32_features_give_the_same_model_and_predictions(abalone_csv, tmp_path):
+    """Training on the fitted splits as written (float32 digits) and on the same transform with
+    full float64 digits gives the same model, and both texts get bit-identical predictions
+    from it: XGBoost sees float32 either way. Real data: UCI abalone (or the sample)."""
+    xgboost = pytest.importorskip("xgboost")
+    put(tmp_path / "input" / "data" / "abalone.csv", abalone_csv)
+    run("preprocess.py", "--mode", "fit", "--base-dir", tmp_path)
+    spec = preprocess.load_transform(tmp_path / "output" / "transform" / "transform.json")
+    raw, origins = csv_table.read_folder(tmp_path / "input" / "data", [], same_columns=True)
+    numbers = {c: preprocess.to_numbers(raw, c, origins, True) for c in spec["numeric"]}
+    # preprocess.py's default fractions and seed
+    parts = preprocess.split_indices(raw.num_rows, 0.15, 0.15, 42)
+    splits = dict(zip(["train", "validation", "test"], parts, strict=True))
+    target = preprocess.to_numbers(raw, spec["target"], origins, True)
+
+    def texts(name):
+        """(float32 lines as written, float64 lines as Python's repr) of one split."""
+        written = (tmp_path / "output" / name / f"{name}.csv").read_text().splitlines()
+        columns = preprocess.transform_columns(spec, numbers, raw, splits[name])
+        full = [preprocess.format_floats(c).to_pylist() for c in [target[splits[name]], *columns]]
+        return written, [",".join(row) for row in zip(*full, strict=True)]
+
+    params = {"objective": "reg:squarederror", "max_depth": 4, "eta": 0.1, "subsample": 0.8,
+              "colsample_bytree": 0.8, "min_child_weight": 5.0, "seed": 0}  # fmt: skip
+    models, predictions = [], []
+    train, test = texts("train"), texts("test")
+    assert len(train[0][0]) < len(train[1][0])  # the float32 digits are shorter
+    for kind in (0, 1):
+        data = container_matrix(train[kind])
+        dtrain = xgboost.DMatrix(data[:, 1:], label=data[:, 0])
+        models.append(xgboost.train(params, dtrain, num_boost_round=30))
+        predictions += [
+            models[-1].predict(xgboost.DMatrix(container_matrix(t)[:, 1:])) for t in test
+        ]
+    assert bytes(models[0].save_raw("json")) == bytes(models[1].save_raw("json"))
+    for other in predictions[1:]:
+        np.testing.assert_array_equal(other, predictions[0])
+    assert np.std(predictions[0]) > 0.5  # a model that learned something
 
 
 def test_both_readers_give_the_same_table(tmp_path):
