@@ -217,6 +217,8 @@ def model_versions(config: ProjectConfig) -> list[dict]:
                 "mean_predictor_mse": report["baseline_mean_predictor"]["mse"]["value"],
                 # Champion vs challenger on the same test rows (scripts/evaluate.py).
                 "champion": report.get("champion", {"version": "none"}),
+                # ... and on the recent labelled rows held out from training.
+                "recent": report.get("recent", {"item_count": 0}),
                 "threshold": config.env.accuracy_mse_threshold,
                 "lineage": package.get("CustomerMetadataProperties", {}),
                 # ExplainModel's attributions.json (issue 13): global importance per version.

@@ -379,12 +379,17 @@ def test_the_report_shows_challenger_and_champion_per_version(tmp_path):
         {"version": 2, "approval_status": "PendingManualApproval", "metrics": {"mse": 4.1},
          "mean_predictor_mse": 10.0, "threshold": 6.0,
          "champion": {"version": "1", "item_count": 1200,
-                      "regression_metrics": {"mse": {"value": 5.9}}}},
+                      "regression_metrics": {"mse": {"value": 5.9}}},
+         "recent": {"item_count": 120, "challenger": {"mse": {"value": 4.1}},
+                    "champion": {"mse": {"value": 9.8}}}},
     ]  # fmt: skip
     _, page_path = write_report({"executions": [], "model_versions": versions}, tmp_path)
     page = page_path.read_text()
     assert "<td>v2</td><td>PendingManualApproval</td><td>4.10</td>" in page
-    assert "v1: MSE 5.90 on the same 1,200 records" in page
+    assert (
+        "v1: MSE 5.90 on the same 1,200 records; on 120 recent labelled records: challenger "
+        "MSE 4.10 vs champion 9.80</td>"
+    ) in page
     assert "no Approved version then: challenger only" in page
 
 
@@ -406,7 +411,19 @@ def test_the_registry_e_mail_says_challenger_versus_champion():
     assert fields(body)["Champion vs challenger"] == (
         "challenger MSE 4.10 vs champion (version 2) 5.90 on the same 1,200 records"
     )
+    metadata.update(recent_records="120", challenger_recent_mse="4.1", champion_recent_mse="9.8")
+    body = notifier.build_notification(event, config).body
+    assert fields(body)["Champion vs challenger"] == (
+        "challenger MSE 4.10 vs champion (version 2) 5.90 on the same 1,200 records; "
+        "on 120 recent labelled records: challenger MSE 4.1 vs champion 9.8"
+    )
     metadata["champion_version"] = "none"
+    body = notifier.build_notification(event, config).body
+    assert fields(body)["Champion vs challenger"] == (
+        "MSE 4.10 on 1,200 test records; no Approved version to compare with; "
+        "on 120 recent labelled records: challenger MSE 4.1"
+    )
+    metadata.update(recent_records="none")  # none held out: nothing about recent records
     body = notifier.build_notification(event, config).body
     assert fields(body)["Champion vs challenger"] == (
         "MSE 4.10 on 1,200 test records; no Approved version to compare with"
