@@ -413,4 +413,7 @@ def test_same_labelled_set_registers_nothing_and_new_labels_register(tmp_path):
         (first.steps["JoinLabelledBatches"].workdir / "processing" / "output" / "report"
          / "labelled_batches.json").read_text()
     )  # fmt: skip
-    assert report["training_records"] == 4000 + 1000
+    # Trained on the labelled rows less the seeded share held out (EvaluateModel's recent).
+    held = report["recent_rows_held_out"]
+    assert report["labelled_rows_trained_on"] + held == 1000 and held > 0
+    assert report["training_records"] == 4000 + 1000 - held
