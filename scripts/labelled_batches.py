@@ -12,8 +12,10 @@
                                and --seed, as Preprocess's split; held_out()): raw columns, target
                                included, NOT trained on, so EvaluateModel can score challenger
                                and champion on recent data out of sample. With no held-out
-                               rows: no_recent_rows.txt instead (an output prefix with no
-                               object would fail the next step's input download)
+                               rows: no_recent_rows.txt instead, so the prefix EvaluateModel
+                               reads is never empty (SageMaker refuses an S3Prefix input with
+                               "No S3 objects found under S3 URL", as aws/amazon-sagemaker-
+                               examples issue 2489 shows for CreateTrainingJob)
 -> <base>/output/report/labelled_batches.json   counts per batch and in all
 
 A batch row's record_id is the one its scoring run gave it (preprocess.py record_ids() or
