@@ -217,6 +217,8 @@ def model_versions(config: ProjectConfig) -> list[dict]:
                 "mean_predictor_mse": report["baseline_mean_predictor"]["mse"]["value"],
                 # Champion vs challenger on the same test rows (scripts/evaluate.py).
                 "champion": report.get("champion", {"version": "none"}),
+                # ... and on the recent labelled rows held out from training.
+                "recent": report.get("recent", {"item_count": 0}),
                 "threshold": config.env.accuracy_mse_threshold,
                 "lineage": package.get("CustomerMetadataProperties", {}),
                 # ExplainModel's attributions.json (issue 13): global importance per version.
@@ -333,8 +335,8 @@ def batch_fields(execution: Execution, config: ProjectConfig) -> dict:
 def training_fields(execution: Execution, config: ProjectConfig) -> dict:
     """For training executions (issue 10 point 4): `labelled_batches` (the S3 URIs of the
     batches whose labels it learned from, at the versions its manifest records) and
-    `training_records` (training-data rows plus labelled rows), from JoinLabelledBatches'
-    report. None for other pipelines and when the step did not run."""
+    `training_records` (training-data rows plus the labelled rows not held out), from
+    JoinLabelledBatches' report. None for other pipelines and when the step did not run."""
     fields = dict.fromkeys(["labelled_batches", "training_records"])
     if execution.pipeline_name not in (config.env.pipeline_train, config.env.pipeline_trainwhpo):
         return fields

@@ -107,8 +107,22 @@ def _metric(value) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else html.escape(str(value))
 
 
+def recent_versus(recent: dict) -> str:
+    """ "; on 120 recent labelled records: challenger MSE 4.10 vs champion 9.80", or ""."""
+    if not recent.get("item_count"):
+        return ""
+    text = (
+        f"; on {recent['item_count']:,} recent labelled records: challenger MSE "
+        f"{_metric(recent['challenger']['mse']['value'])}"
+    )
+    if "champion" in recent:
+        text += f" vs champion {_metric(recent['champion']['mse']['value'])}"
+    return text
+
+
 def champion_table(model_versions: list[dict]) -> str:
-    """Each version's MSE beside the champion it was evaluated against, on the same rows."""
+    """Each version's MSE beside the champion it was evaluated against, on the same rows,
+    and both on the recent labelled rows held out from training (when there were any)."""
     rows = []
     for m in model_versions:
         champion = m.get("champion") or {"version": "none"}
@@ -120,6 +134,7 @@ def champion_table(model_versions: list[dict]) -> str:
                 f"{_metric(champion['regression_metrics']['mse']['value'])} on the same "
                 f"{champion['item_count']:,} records"
             )
+        versus += recent_versus(m.get("recent") or {"item_count": 0})
         rows.append(
             f"<tr><td>v{m['version']}</td><td>{html.escape(m['approval_status'])}</td>"
             f"<td>{_metric(m['metrics'].get('mse', 'NaN'))}</td><td>{versus}</td></tr>"

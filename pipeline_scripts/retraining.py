@@ -4,7 +4,8 @@ CollectLabelledBatches (the data-version Lambda, action labelled_batches) copies
 whose labels arrived within pipelines.yaml retraining.labelled_batches_days, and those labels,
 at their exact S3 versions into a snapshot named by its content, with a lineage manifest;
 JoinLabelledBatches (scripts/labelled_batches.py) writes the training data plus the labelled
-rows, which Preprocess and CompareTrainingData read instead of TrainingDataUrl.
+rows, which Preprocess and CompareTrainingData read instead of TrainingDataUrl, less a seeded
+share of those rows held out as `recent`, which EvaluateModel scores challenger and champion on.
 
 Caching: the snapshot's URI is the hash of the exact versions it holds, so the same labelled
 set (and the same training data version, an argument) hits the step cache all the way, and a
@@ -42,6 +43,7 @@ def batch_report_uri(predictions) -> Join:
 class LabelledTrainingData:
     steps: list  # CollectLabelledBatches, JoinLabelledBatches
     training_uri: object  # the folder Preprocess fits on
+    recent_uri: object  # the held-out labelled rows EvaluateModel scores both models on
     data_version: Join  # training data version plus the labelled set: the fingerprint's data
     metadata: dict  # recorded on the registered version
 
@@ -71,14 +73,19 @@ def labelled_training_data(
     collect.add_depends_on([data_version])
     found = collect.properties.Outputs
     id_column = config.settings.batch.id_column
+    prep = config.settings.preprocessing
     join: ProcessingStep = steps.processing(
         JOIN_STEP,
         "labelled_batches.py",
         inputs={"train": data_url, "snapshot": found["snapshot_uri"]},
-        outputs=["training", "report"],
+        outputs=["training", "recent", "report"],
         arguments=[
-            *("--target", config.settings.preprocessing.target),
+            *("--target", prep.target),
             *(("--id-column", id_column) if id_column else ()),
+            # The share of the labelled rows held out (not trained on) to compare challenger
+            # and champion on recent data (issue 10 point 5), as Preprocess holds out its test.
+            *("--test-fraction", str(prep.test_fraction)),
+            *("--seed", str(prep.seed)),
             # Part of the step-cache key: new data under the same prefix is a cache miss.
             *("--data-version", data_version.properties.Outputs["data_version"]),
         ],
@@ -87,6 +94,7 @@ def labelled_training_data(
     return LabelledTrainingData(
         steps=[collect, join],
         training_uri=outputs["training"].S3Output.S3Uri,
+        recent_uri=outputs["recent"].S3Output.S3Uri,
         data_version=Join(
             on=" + ",
             values=[data_version.properties.Outputs["data_version"], found["labelled_batches"]],

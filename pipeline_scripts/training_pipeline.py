@@ -81,7 +81,9 @@ def build_training_pipeline(
     model_step, model_data_url = _model(steps, preprocess, tuning)
     transform_uri = Join(on="/", values=[_output(preprocess, "transform"), "transform.json"])
     champion, integrity = _champion_and_integrity(steps, model_data_url, transform_uri)
-    evaluate, evaluation = _evaluate(steps, preprocess, model_step, model_data_url, champion)
+    evaluate, evaluation = _evaluate(
+        steps, preprocess, model_step, model_data_url, champion, labelled.recent_uri
+    )
     explain = _explain_model(steps, preprocess, model_step, model_data_url)
     evaluation_uri = Join(on="/", values=[_output(evaluate, "evaluation"), "evaluation.json"])
     statistics_uri = Join(on="/", values=[_output(baseline, DQ_OUTPUT), "statistics.json"])
@@ -189,7 +191,7 @@ def _model(steps: StepFactory, preprocess, tuning: bool):
     return model_step, model_data_url
 
 
-def _evaluate(steps: StepFactory, preprocess, model_step, model_data_url, champion):
+def _evaluate(steps: StepFactory, preprocess, model_step, model_data_url, champion, recent_uri):
     """EvaluateModel and a reader of its evaluation.json (path -> JsonGet)."""
     report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
     evaluate = steps.processing(
@@ -204,6 +206,10 @@ def _evaluate(steps: StepFactory, preprocess, model_step, model_data_url, champi
             "test_raw": _output(preprocess, "test_raw"),
             "champion_model": champion.properties.Outputs["champion_model_data_url"],
             "champion_transform": champion.properties.Outputs["champion_transform_uri"],
+            # ... and on the labelled rows JoinLabelledBatches held out from training, the
+            # challenger through its new transform.
+            "recent": recent_uri,
+            "transform": _output(preprocess, "transform"),
         },
         outputs=["evaluation"],
         arguments=["--champion-version", champion.properties.Outputs["champion_version"]],
@@ -244,6 +250,10 @@ def _register_arguments(*, name, git_commit, approval, model_data_url, transform
             "champion_mse": evaluation("formatted.champion_mse"),
             METADATA_KEYS["challenger"]: evaluation("formatted.mse"),
             METADATA_KEYS["records"]: evaluation("formatted.record_count"),
+            # ... and on the recent labelled rows held out ("none": none held out).
+            METADATA_KEYS["recent"]: evaluation("formatted.recent_record_count"),
+            METADATA_KEYS["challenger_recent"]: evaluation("formatted.recent_mse"),
+            METADATA_KEYS["champion_recent"]: evaluation("formatted.recent_champion_mse"),
             **extra_metadata,
         },
         description=f"Trained by the {name} pipeline",

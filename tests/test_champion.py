@@ -86,8 +86,12 @@ def evaluated(tmp_path_factory):
         (challenger_out / "train/train.csv", "train/train.csv"),
         (challenger_out / "test_raw/test.csv", "test_raw/test.csv"),
         (champion_out / "transform/transform.json", "champion_transform/transform.json"),
+        (challenger_out / "transform/transform.json", "transform/transform.json"),
     ]:
         _link(source, base / "input" / target)
+    # Recent labelled rows neither model was fitted on, raw as JoinLabelledBatches holds out.
+    (base / "input/recent").mkdir(parents=True)
+    (base / "input/recent/recent.csv").write_text("\n".join([lines[0], *lines[2200:2260]]) + "\n")
     assert evaluate.main(["--base-dir", str(base), "--champion-version", "3"]) == 0
     report = json.loads((base / "output/evaluation/evaluation.json").read_text())
     return {
@@ -137,6 +141,37 @@ def test_champion_is_scored_with_its_own_transform_on_the_same_rows(evaluated):
     assert report["formatted"]["record_count"] == "90"
 
 
+def _inference_mse(booster, transform, raw_csv, base):
+    """MSE of booster on raw_csv through the batch-inference path (preprocess apply mode)."""
+    _link(raw_csv, base / "input/data/data.csv")
+    _link(transform, base / "input/transform/transform.json")
+    assert preprocess.main(["--mode", "apply", "--base-dir", str(base)]) == 0
+    batch = np.loadtxt(base / "output/transform_input/batch.csv", delimiter=",")
+    truth = np.loadtxt(base / "output/ground_truth/ground_truth.csv", delimiter=",", skiprows=1)
+    return len(truth), np.mean((booster.predict(xgb.DMatrix(batch[:, 1:])) - truth[:, 1]) ** 2)
+
+
+def test_both_models_are_scored_on_the_recent_rows_through_their_own_transforms(evaluated):
+    recent_csv = evaluated["tmp"] / "evaluate/input/recent/recent.csv"
+    n, challenger_mse = _inference_mse(
+        evaluated["challenger"], evaluated["challenger_out"] / "transform/transform.json",
+        recent_csv, evaluated["tmp"] / "recent_challenger",
+    )  # fmt: skip
+    _, champion_mse = _inference_mse(
+        evaluated["champion"], evaluated["champion_out"] / "transform/transform.json",
+        recent_csv, evaluated["tmp"] / "recent_champion",
+    )  # fmt: skip
+    recent = evaluated["report"]["recent"]
+    assert recent["item_count"] == n == 60
+    assert recent["challenger"]["mse"]["value"] == pytest.approx(challenger_mse, rel=1e-6)
+    assert recent["champion"]["mse"]["value"] == pytest.approx(champion_mse, rel=1e-6)
+    assert challenger_mse != pytest.approx(champion_mse)  # two models, two transforms
+    formatted = evaluated["report"]["formatted"]
+    assert (formatted["recent_record_count"], formatted["recent_mse"],
+            formatted["recent_champion_mse"]) == (
+        "60", f"{challenger_mse:.2f}", f"{champion_mse:.2f}")  # fmt: skip
+
+
 def test_a_champion_transform_for_other_columns_fails_naming_the_file(evaluated, tmp_path, capsys):
     base = tmp_path / "evaluate"
     for path in (evaluated["tmp"] / "evaluate" / "input").rglob("*.*"):
@@ -152,6 +187,26 @@ def test_a_champion_transform_for_other_columns_fails_naming_the_file(evaluated,
     assert not (base / "output/evaluation/evaluation.json").exists()
 
 
+def test_recent_rows_without_a_champion_and_the_no_rows_marker(evaluated, tmp_path):
+    base = tmp_path / "evaluate"
+    for name in ("model/model.tar.gz", "test/test.csv", "train/train.csv",
+                 "transform/transform.json", "recent/recent.csv"):  # fmt: skip
+        _link(evaluated["tmp"] / "evaluate/input" / name, base / "input" / name)
+    assert evaluate.main(["--base-dir", str(base), "--champion-version", "none"]) == 0
+    report = json.loads((base / "output/evaluation/evaluation.json").read_text())
+    assert report["recent"] == {
+        "item_count": 60,
+        "challenger": evaluated["report"]["recent"]["challenger"],
+    }
+    assert report["formatted"]["recent_champion_mse"] == "none"
+    # JoinLabelledBatches' marker when it held nothing out: no rows, not an error.
+    (base / "input/recent/recent.csv").unlink()
+    (base / "input/recent/no_recent_rows.txt").write_text("no labelled rows held out\n")
+    assert evaluate.main(["--base-dir", str(base), "--champion-version", "none"]) == 0
+    report = json.loads((base / "output/evaluation/evaluation.json").read_text())
+    assert report["recent"] == {"item_count": 0}
+
+
 def test_without_a_champion_the_challenger_is_evaluated_alone(evaluated, tmp_path):
     base = tmp_path / "evaluate"
     for name in ("model/model.tar.gz", "test/test.csv", "train/train.csv"):
@@ -161,6 +216,10 @@ def test_without_a_champion_the_challenger_is_evaluated_alone(evaluated, tmp_pat
     assert report["champion"] == {"version": "none"}
     assert report["formatted"]["champion_mse"] == "none"
     assert report["challenger_is_better"] is True
+    # No recent folder: nothing held out.
+    assert report["recent"] == {"item_count": 0}
+    assert report["formatted"]["recent_record_count"] == "none"
+    assert report["formatted"]["recent_mse"] == report["formatted"]["recent_champion_mse"] == "none"
     same = evaluated["report"]["regression_metrics"]["mse"]["value"]
     assert report["regression_metrics"]["mse"]["value"] == same
 
@@ -320,12 +379,17 @@ def test_the_report_shows_challenger_and_champion_per_version(tmp_path):
         {"version": 2, "approval_status": "PendingManualApproval", "metrics": {"mse": 4.1},
          "mean_predictor_mse": 10.0, "threshold": 6.0,
          "champion": {"version": "1", "item_count": 1200,
-                      "regression_metrics": {"mse": {"value": 5.9}}}},
+                      "regression_metrics": {"mse": {"value": 5.9}}},
+         "recent": {"item_count": 120, "challenger": {"mse": {"value": 4.1}},
+                    "champion": {"mse": {"value": 9.8}}}},
     ]  # fmt: skip
     _, page_path = write_report({"executions": [], "model_versions": versions}, tmp_path)
     page = page_path.read_text()
     assert "<td>v2</td><td>PendingManualApproval</td><td>4.10</td>" in page
-    assert "v1: MSE 5.90 on the same 1,200 records" in page
+    assert (
+        "v1: MSE 5.90 on the same 1,200 records; on 120 recent labelled records: challenger "
+        "MSE 4.10 vs champion 9.80</td>"
+    ) in page
     assert "no Approved version then: challenger only" in page
 
 
@@ -347,7 +411,19 @@ def test_the_registry_e_mail_says_challenger_versus_champion():
     assert fields(body)["Champion vs challenger"] == (
         "challenger MSE 4.10 vs champion (version 2) 5.90 on the same 1,200 records"
     )
+    metadata.update(recent_records="120", challenger_recent_mse="4.1", champion_recent_mse="9.8")
+    body = notifier.build_notification(event, config).body
+    assert fields(body)["Champion vs challenger"] == (
+        "challenger MSE 4.10 vs champion (version 2) 5.90 on the same 1,200 records; "
+        "on 120 recent labelled records: challenger MSE 4.1 vs champion 9.8"
+    )
     metadata["champion_version"] = "none"
+    body = notifier.build_notification(event, config).body
+    assert fields(body)["Champion vs challenger"] == (
+        "MSE 4.10 on 1,200 test records; no Approved version to compare with; "
+        "on 120 recent labelled records: challenger MSE 4.1"
+    )
+    metadata.update(recent_records="none")  # none held out: nothing about recent records
     body = notifier.build_notification(event, config).body
     assert fields(body)["Champion vs challenger"] == (
         "MSE 4.10 on 1,200 test records; no Approved version to compare with"

@@ -237,6 +237,62 @@ def test_the_demo_batch_and_its_late_labels_become_training_rows(tmp_path):
     pd.testing.assert_frame_equal(joined, expected, check_dtype=False)
 
 
+def _split(base, batches, *args):
+    """(trained-on rows, held-out rows, report) of labelled_batches.py on these batches."""
+    _snapshot(base, batches)
+    run_step_script("labelled_batches.py", "--base-dir", base, "--target", "rings", *args)
+    out = base / "output"
+    report = json.loads((out / "report" / "labelled_batches.json").read_text())
+    recent = out / "recent" / "recent.csv"
+    held = pd.read_csv(recent) if recent.exists() else None
+    return pd.read_csv(out / "training" / "labelled_batches.csv"), held, report
+
+
+def test_a_seeded_share_of_the_labelled_rows_is_held_out_for_evaluation(tmp_path):
+    data = REPO_ROOT / "data" / "later"
+    late = "abalone_synthetic_batch_late"
+    batch = (data / f"{late}.csv").read_text(), (data / f"{late}.labels.csv").read_text()
+    args = ("--test-fraction", "0.15", "--seed", "42")
+    trained, held, report = _split(tmp_path / "a", {late: batch}, *args)
+    # Disjoint, and together every labelled row: no row is both trained on and scored.
+    assert len(trained) + len(held) == report["labelled_rows"] == 1000
+    assert 100 < len(held) < 200  # about 15%
+    assert (report["labelled_rows_trained_on"], report["recent_rows_held_out"]) == (
+        len(trained), len(held))  # fmt: skip
+    assert report["batches"][0]["held_out_rows"] == len(held)
+    assert report["training_records"] == 2 + len(trained)
+    # Together exactly the rows a run without holdout trains on (as a multiset).
+    everything, _, _ = _split(tmp_path / "all", {late: batch}, "--test-fraction", "0")
+    columns = list(everything.columns)
+    pd.testing.assert_frame_equal(
+        pd.concat([trained, held]).sort_values(columns).reset_index(drop=True),
+        everything.sort_values(columns).reset_index(drop=True),
+    )
+    assert list(held.columns) == ["sex", "length", "rings"]
+    # Deterministic: the same set splits the same way (step cache, fingerprint) ...
+    again_trained, again_held, _ = _split(tmp_path / "b", {late: batch}, *args)
+    pd.testing.assert_frame_equal(again_held, held)
+    pd.testing.assert_frame_equal(again_trained, trained)
+    # ... and a row held out stays held out when another batch joins the set: an earlier
+    # retraining's champion never trained on the rows it is compared on.
+    more = {late: batch, "b2": ("sex,length\n" + "M,0.5\n" * 40, "record_id,label\n" + "".join(
+        f"{i},{i % 9 + 3}\n" for i in range(1, 41)))}  # fmt: skip
+    _, grown, _ = _split(tmp_path / "c", more, *args)
+    pd.testing.assert_frame_equal(grown.iloc[: len(held)], held)
+    # Another seed, another share.
+    _, reseeded, _ = _split(tmp_path / "d", {late: batch}, "--test-fraction", "0.15", "--seed", "7")
+    assert not reseeded.equals(held)
+
+
+def test_nothing_held_out_leaves_a_marker_not_an_empty_output(tmp_path):
+    trained, held, report = _split(
+        tmp_path, {"b1": ("sex,length\nM,0.41\n", "record_id,label\n1,11\n")},
+        "--test-fraction", "0.0",
+    )  # fmt: skip
+    assert held is None and len(trained) == 1 and report["recent_rows_held_out"] == 0
+    assert (tmp_path / "output" / "recent" / "no_recent_rows.txt").is_file()
+
+
 def test_training_data_is_copied_unchecked_for_preprocess_to_judge(tmp_path):
     """Without labelled batches, bad training data passes through unchanged: Preprocess
     names what is wrong, as before the step existed."""
@@ -357,4 +413,7 @@ def test_same_labelled_set_registers_nothing_and_new_labels_register(tmp_path):
         (first.steps["JoinLabelledBatches"].workdir / "processing" / "output" / "report"
          / "labelled_batches.json").read_text()
     )  # fmt: skip
-    assert report["training_records"] == 4000 + 1000
+    # Trained on the labelled rows less the seeded share held out (EvaluateModel's recent).
+    held = report["recent_rows_held_out"]
+    assert report["labelled_rows_trained_on"] + held == 1000 and held > 0
+    assert report["training_records"] == 4000 + 1000 - held

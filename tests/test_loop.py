@@ -58,10 +58,22 @@ def test_the_loop_trains_approves_detects_and_retrains(demo):
     for run in (training, retraining):
         assert run["batch"] is None and run["records_scored"] is run["labels_matched"] is None
     # Issue 10.4: the retraining learned from the late batch with the labels that arrived
-    # (4000 training rows + its 1000 labelled rows); the first training had none yet.
+    # (4000 training rows + its 1000 labelled rows, less the share held out to compare
+    # challenger and champion on, issue 10.5); the first training had none yet.
     assert (training["labelled_batches"], training["training_records"]) == ([], 4000)
     assert retraining["labelled_batches"] == [late["batch"]]
-    assert retraining["training_records"] == 4000 + 1000
+    first_version, new_version = summary["model_versions"]
+    assert first_version["recent"] == {"item_count": 0}
+    recent = new_version["recent"]
+    assert 100 < recent["item_count"] < 250  # about pipelines.yaml test_fraction 0.15
+    assert retraining["training_records"] == 4000 + 1000 - recent["item_count"]
+    # Both models on the recent labelled rows, recorded on the version as evaluate.py formats
+    # them: the drifted rows the champion failed on.
+    lineage = new_version["lineage"]
+    assert lineage["recent_records"] == str(recent["item_count"])
+    assert lineage["challenger_recent_mse"] == f"{recent['challenger']['mse']['value']:.2f}"
+    assert lineage["champion_recent_mse"] == f"{recent['champion']['mse']['value']:.2f}"
+    assert recent["challenger"]["mse"]["value"] < recent["champion"]["mse"]["value"]
     for run in (clean, late, labels):
         assert run["labelled_batches"] is run["training_records"] is None
     steps = {run["batch_id"]: {s["name"]: s for s in run["steps"]} for run in (clean, late)}
@@ -136,8 +148,10 @@ def test_each_version_records_its_training_data_against_the_previous_approved(de
         "training data: no approved version yet - nothing to compare"
     )
     assert second["training_data_comparison"].startswith("training data vs version 1: ")
-    # The drifted batch's 1000 labelled rows joined the 4000 training rows.
-    assert "rows 4000 to 5000" in second["training_data_comparison"]
+    # The drifted batch's 1000 labelled rows, less those held out (issue 10.5), joined the 4000
+    # training rows.
+    held_out = summary["model_versions"][1]["recent"]["item_count"]
+    assert f"rows 4000 to {5000 - held_out}" in second["training_data_comparison"]
     for lineage in (first, second):
         assert lineage["training_data_comparison_uri"].endswith("/comparison.json")
         assert lineage["training_data_profile_uri"].startswith("s3://")
@@ -174,6 +188,15 @@ def test_report_and_summary_are_written(demo):
     assert "exceeds threshold 6.00 on 1000 records" in failed["failure_reason"]
     assert f"<code>{html.escape(failed['failure_reason'])}</code>" in page
     assert any("LateLabelsBelowThreshold" in line and "Failed" in line for line in lines)
+    # Issue 10.5: the retrained version against the champion on the recent labelled rows, in
+    # the report's model versions (the registry e-mail, sent on approval: tests/test_champion.py).
+    recent = summary["model_versions"][1]["recent"]
+    said = (
+        f"on {recent['item_count']:,} recent labelled records: challenger MSE "
+        f"{recent['challenger']['mse']['value']:.2f} vs champion "
+        f"{recent['champion']['mse']['value']:.2f}"
+    )
+    assert said in page
 
 
 def _fast_settings(tmp) -> str:

@@ -311,7 +311,7 @@ TRAINING_DAG = {
     # model's artifacts; evaluation reads the champion's.
     "ResolveChampion": {"<model>", "Preprocess"},
     "RecordArtifactIntegrity": {"<model>", "Preprocess"},
-    "EvaluateModel": {"<model>", "Preprocess", "ResolveChampion"},
+    "EvaluateModel": {"<model>", "Preprocess", "ResolveChampion", "JoinLabelledBatches"},
     "ExplainModel": {"<model>", "Preprocess"},
     # The card's champion is ResolveChampion's; its metrics come from evaluation.json.
     "ModelCard": {
@@ -450,6 +450,8 @@ def test_registered_versions_carry_metrics_baselines_and_lineage(definitions, co
             "model_fingerprint", "model_sha256", "model_version_id", "transform_sha256",
             "transform_version_id", "champion_version", "champion_mse", "challenger_mse",
             "evaluation_records",
+            # issue 10.5, on the recent labelled rows held out
+            "recent_records", "challenger_recent_mse", "champion_recent_mse",
             # issue 11.6 (tests/test_training_data_comparison.py)
             "training_data_comparison", "training_data_comparison_uri", "training_data_profile_uri",
             # issue 13
@@ -537,7 +539,15 @@ def test_training_learns_from_the_labelled_batches_and_records_them(definitions,
         arguments, inputs, outputs = _processing(definition, "JoinLabelledBatches")
         assert inputs["train"] == {"Get": "Parameters.TrainingDataUrl"}
         assert inputs["snapshot"] == {"Get": f"{collected}['snapshot_uri']"}
-        assert set(outputs) == {"training", "report"}
+        assert set(outputs) == {"training", "recent", "report"}
+        # The held-out share of the labelled rows: Preprocess's test share and seed.
+        prep = config.settings.preprocessing
+        cli = arguments["AppSpecification"]["ContainerArguments"]
+        assert cli[cli.index("--test-fraction") + 1] == str(prep.test_fraction)
+        assert cli[cli.index("--seed") + 1] == str(prep.seed)
+        _, evaluate_inputs, _ = _processing(definition, "EvaluateModel")
+        assert evaluate_inputs["recent"] == _output("JoinLabelledBatches", "recent")
+        assert evaluate_inputs["transform"] == _output("Preprocess", "transform")
         _, preprocess_inputs, _ = _processing(definition, "Preprocess")
         assert preprocess_inputs["data"] == _output("JoinLabelledBatches", "training")
         _, comparison_inputs, _ = _processing(definition, "CompareTrainingData")
@@ -548,6 +558,10 @@ def test_training_learns_from_the_labelled_batches_and_records_them(definitions,
         metadata = register["Arguments"]["CustomerMetadataProperties"]
         assert metadata["labelled_batches"] == {"Get": f"{collected}['labelled_batches']"}
         assert metadata["labelled_batches_manifest"] == {"Get": f"{collected}['manifest_uri']"}
+        for key, path in [("recent_records", "formatted.recent_record_count"),
+                          ("challenger_recent_mse", "formatted.recent_mse"),
+                          ("champion_recent_mse", "formatted.recent_champion_mse")]:  # fmt: skip
+            assert metadata[key]["Std:JsonGet"]["Path"] == path, key
     # The batch report lands next to the batch's predictions, where the Lambda reads it.
     definition = definitions[env.pipeline_inf]
     _, _, outputs = _processing(definition, "PreprocessBatch")

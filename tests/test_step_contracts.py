@@ -186,11 +186,16 @@ def loop(tmp_path_factory):
             "test_raw": prep.output("test_raw"),
             "champion_model": model_tar,
             "champion_transform": prep.output("transform") / "transform.json",
+            # Issue 10.5: the labelled rows JoinLabelledBatches held out (none here: its
+            # marker file) and the challenger's transform to score them with.
+            "recent": jobs["JoinLabelledBatches"].output("recent"),
+            "transform": prep.output("transform"),
         },
     )
     assert result.returncode == 0, result.stderr
     evaluation = jobs["EvaluateModel"].output("evaluation") / "evaluation.json"
     report = json.loads(evaluation.read_text())
+    assert report["recent"] == {"item_count": 0}
     # The same model through its own transform on the raw rows scores exactly as on test.csv.
     assert report["champion"]["item_count"] == report["dataset"]["item_count"]
     assert report["champion"]["regression_metrics"]["mse"]["value"] == pytest.approx(

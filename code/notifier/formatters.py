@@ -201,7 +201,8 @@ def _step(event: dict, detail: dict, config: Config) -> Notification:
 
 def _champion_versus_challenger(detail: dict) -> str | None:
     """The evaluation recorded on the version by the training pipelines (issue 10 point 5):
-    "challenger MSE 4.10 vs champion (version 2) 5.90 on the same 1,200 records"."""
+    "challenger MSE 4.10 vs champion (version 2) 5.90 on the same 1,200 records", then "; on
+    120 recent labelled records: challenger MSE 4.1 vs champion 9.8" when some were held out."""
     metadata = ("CustomerMetadataProperties",)
     challenger = _get(detail, *metadata, METADATA_KEYS["challenger"])
     records = _get(detail, *metadata, METADATA_KEYS["records"])
@@ -209,12 +210,23 @@ def _champion_versus_challenger(detail: dict) -> str | None:
         return None  # registered before the comparison existed
     records = f"{int(records):,}" if records.isdigit() else records
     champion = _get(detail, *metadata, "champion_version")
+    recent = _get(detail, *metadata, METADATA_KEYS["recent"]) or "none"
+    if recent.isdigit() and int(recent):
+        recent_mse = _get(detail, *metadata, METADATA_KEYS["challenger_recent"])
+        recent = f"; on {int(recent):,} recent labelled records: challenger MSE {recent_mse}"
+        if champion not in (None, "none"):
+            recent += f" vs champion {_get(detail, *metadata, METADATA_KEYS['champion_recent'])}"
+    else:
+        recent = ""  # none held out, or registered before they were
     if champion in (None, "none"):
-        return f"MSE {challenger} on {records} test records; no Approved version to compare with"
+        return (
+            f"MSE {challenger} on {records} test records; no Approved version to compare with"
+            + recent
+        )
     champion_mse = _get(detail, *metadata, "champion_mse")
     return (
         f"challenger MSE {challenger} vs champion (version {champion}) {champion_mse} "
-        f"on the same {records} records"
+        f"on the same {records} records" + recent
     )
 
 
