@@ -17,7 +17,6 @@ import os
 import threading
 import uuid
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -27,6 +26,7 @@ from local_runtime.events import event_time
 from local_runtime.expressions import as_text
 from pipeline_scripts.config import REPO_ROOT, ProjectConfig
 from pipeline_scripts.contract import LAMBDA_SUFFIXES, PARAMETERS
+from pipeline_scripts.environment import environment
 from pipeline_scripts.event_rules import Rule, load_rules
 from pipeline_scripts.module_files import load_module
 
@@ -111,7 +111,7 @@ class EventRouter:
         """Runs the dispatcher's real handler; a new execution ARN is queued, a known one is
         the same batch version delivered again (SageMaker returned the first execution)."""
         arn = function_arn(self.config, LAMBDA_SUFFIXES["batch_dispatcher"])
-        with _environment(dispatcher_environment(self.config)):
+        with environment(**dispatcher_environment(self.config)):
             try:
                 result = lambdas.invoke(arn, rule.target_input(event))
             except Exception as error:  # Lambda reports it; EventBridge retries, then its DLQ
@@ -132,7 +132,7 @@ class EventRouter:
         """Runs the retrain gate's real handler: it starts the HPO pipeline (queued here) or
         reports why not (published to the topic: the mailbox shows it)."""
         arn = function_arn(self.config, LAMBDA_SUFFIXES["retrain_gate"])
-        with _environment(retrain_gate_environment(self.config)):
+        with environment(**retrain_gate_environment(self.config)):
             try:
                 result = lambdas.invoke(arn, rule.target_input(event))
             except Exception as error:
@@ -210,20 +210,6 @@ def dispatcher_environment(config: ProjectConfig) -> dict[str, str]:
             }
         ),
     }
-
-
-@contextmanager
-def _environment(values: dict[str, str]):
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def s3_object_created(bucket: str, key: str, head: dict, region: str, account: str) -> dict:
