@@ -226,37 +226,53 @@ def _model_quality_check(steps, config, params, preprocess, transform, data_qual
     """(ModelQualityCheck, ModelQualityGate). It runs whether or not the data drifted: a
     violation must never hide a model-quality failure, which is what triggers retraining. Its
     reason includes the data-quality summary so the alert explains the likely cause."""
-    quality_report = PropertyFile(
-        name="ModelQualityReport", output_name=MQ_OUTPUT, path="statistics.json"
-    )
-    model_quality = steps.processing(
-        MODEL_QUALITY_STEP,
-        "model_quality.py",
+    return _judged_quality(
+        steps,
+        config,
+        params.threshold,
+        names=(MODEL_QUALITY_STEP, "ModelQualityReport", "ModelQualityGate"),
+        fail_step=MODEL_QUALITY_FAILED_STEP,
         inputs={
             "predictions": transform.properties.TransformOutput.S3OutputPath,
             "ground_truth": _output(preprocess, "ground_truth"),
             DQ_OUTPUT: _output(data_quality, DQ_OUTPUT),
         },
+        # Its failure e-mail explains the batch (code/notifier/notifier.py).
+        gate_after=[explain],
+    )
+
+
+def _judged_quality(steps, config, threshold, *, names, fail_step, inputs, arguments=(),
+                    gate_after=None):  # fmt: skip
+    """(model_quality.py's step, its gate): the gate fails `fail_step` with the script's reason
+    only when the status is "failed" (a measured MSE above the threshold on enough labels), the
+    one outcome the retraining rule matches. names: (step, property file, gate)."""
+    step_name, report_name, gate_name = names
+    report = PropertyFile(name=report_name, output_name=MQ_OUTPUT, path="statistics.json")
+    check = steps.processing(
+        step_name,
+        "model_quality.py",
+        inputs=inputs,
         outputs=[MQ_OUTPUT],
         arguments=[
-            *("--mse-threshold", Join(on="", values=[params.threshold])),
+            *arguments,
+            *("--mse-threshold", Join(on="", values=[threshold])),
             *("--min-labels", str(config.settings.model_quality.min_labelled_records)),
         ],
-        property_files=[quality_report],
+        property_files=[report],
     )
 
-    def quality(path: str) -> JsonGet:
-        return JsonGet(step_name=model_quality.name, property_file=quality_report, json_path=path)
+    def value(path: str) -> JsonGet:
+        return JsonGet(step_name=check.name, property_file=report, json_path=path)
 
     gate = ConditionStep(
-        name="ModelQualityGate",
-        conditions=[ConditionEquals(left=quality("status"), right="failed")],
-        if_steps=[FailStep(name=MODEL_QUALITY_FAILED_STEP, error_message=quality("reason"))],
+        name=gate_name,
+        conditions=[ConditionEquals(left=value("status"), right="failed")],
+        if_steps=[FailStep(name=fail_step, error_message=value("reason"))],
         else_steps=[],
-        # Its failure e-mail explains the batch (code/notifier/notifier.py).
-        depends_on=[explain],
+        depends_on=gate_after,
     )
-    return model_quality, gate
+    return check, gate
 
 
 def _data_quality_gate(params, resolved, data_quality, dq_summary, after):
@@ -309,30 +325,16 @@ def _late_labels_steps(steps, config, mode, labels_url, batch_id, threshold, sco
     them as ModelQualityCheck does; every scoring step depends on `scoring` (in the other
     branch), so none of them runs. Mode=score (default) runs `scoring` and the rest as before.
     Returns (ModeGate, the evaluation's quality gate)."""
-    report = PropertyFile(name="LateLabelsReport", output_name=MQ_OUTPUT, path="statistics.json")
-    evaluation = steps.processing(
-        LABELS_QUALITY_STEP,
-        "model_quality.py",
+    evaluation, labels_gate = _judged_quality(
+        steps,
+        config,
+        threshold,
+        names=(LABELS_QUALITY_STEP, "LateLabelsReport", "LateLabelsGate"),
+        fail_step=LABELS_QUALITY_FAILED_STEP,
         # No stored predictions for the batch id (an unknown batch): the job fails naming the
         # predictions URI ("No S3 objects found under S3 URL ...").
         inputs={"predictions": predictions_uri(config, batch_id), "labels": labels_url},
-        outputs=[MQ_OUTPUT],
-        arguments=[
-            "--labels",
-            *("--mse-threshold", Join(on="", values=[threshold])),
-            *("--min-labels", str(config.settings.model_quality.min_labelled_records)),
-        ],
-        property_files=[report],
-    )
-
-    def value(path: str) -> JsonGet:
-        return JsonGet(step_name=evaluation.name, property_file=report, json_path=path)
-
-    labels_gate = ConditionStep(
-        name="LateLabelsGate",
-        conditions=[ConditionEquals(left=value("status"), right="failed")],
-        if_steps=[FailStep(name=LABELS_QUALITY_FAILED_STEP, error_message=value("reason"))],
-        else_steps=[],
+        arguments=["--labels"],
     )
     mode_gate = ConditionStep(
         name=MODE_GATE_STEP,
