@@ -44,6 +44,7 @@ from pipeline_scripts.pipeline_parts import (
     data_quality_steps,
     image_uri,
     mse_threshold,
+    output_uri,
     predictions_uri,
 )
 from pipeline_scripts.retraining import batch_report_uri
@@ -134,11 +135,16 @@ def build_inference_pipeline(
     transform = steps.batch_transform(
         "BatchTransform",
         model_name=create_model.properties.ModelName,
-        input_uri=_output(preprocess, "transform_input"),
+        input_uri=output_uri(preprocess, "transform_input"),
         output_path=predictions_uri(config, params.batch_id),
     )
     explain = _explain_batch(
-        config, steps, resolved, verified, _output(preprocess, "transform_input"), params.batch_id
+        config,
+        steps,
+        resolved,
+        verified,
+        output_uri(preprocess, "transform_input"),
+        params.batch_id,
     )
     dq_steps, dq_summary = _data_quality_check(steps, config, resolved, preprocess)
     data_quality = dq_steps[-1]
@@ -172,10 +178,6 @@ def build_inference_pipeline(
     )
 
 
-def _output(step, output_name):
-    return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
-
-
 def _preprocess_batch(steps: StepFactory, config: ProjectConfig, params: _Parameters, verified):
     """PreprocessBatch: the batch through the approved model's transform."""
     batch_report = PropertyFile(name="BatchReport", output_name="report", path="batch_report.json")
@@ -206,7 +208,7 @@ def _data_quality_check(steps: StepFactory, config: ProjectConfig, resolved, pre
         config,
         DATA_QUALITY_STEP,
         "check",
-        _output(preprocess, "features"),
+        output_uri(preprocess, "features"),
         inputs={
             "baseline_statistics": resolved["baseline_statistics_uri"],
             "baseline_constraints": resolved["baseline_constraints_uri"],
@@ -234,8 +236,8 @@ def _model_quality_check(steps, config, params, preprocess, transform, data_qual
         fail_step=MODEL_QUALITY_FAILED_STEP,
         inputs={
             "predictions": transform.properties.TransformOutput.S3OutputPath,
-            "ground_truth": _output(preprocess, "ground_truth"),
-            DQ_OUTPUT: _output(data_quality, DQ_OUTPUT),
+            "ground_truth": output_uri(preprocess, "ground_truth"),
+            DQ_OUTPUT: output_uri(data_quality, DQ_OUTPUT),
         },
         # Its failure e-mail explains the batch (code/notifier/notifier.py).
         gate_after=[explain],

@@ -120,7 +120,7 @@ def data_quality_steps(
             sharded_inputs=["data"],
         )
         shard_steps = [shards]
-        partials = shards.properties.ProcessingOutputConfig.Outputs["partials"].S3Output.S3Uri
+        partials = output_uri(shards, "partials")
         data_input = {"partials": partials}
         mode_arguments = ["--mode", "merge"]
     final = steps.processing(
@@ -145,3 +145,8 @@ def data_quality_arguments(config: ProjectConfig) -> list[str]:
         "--drift-min-shift-sd", str(dq.drift_min_shift_sd),
         "--drift-min-rows", str(dq.drift_min_rows),
     ]  # fmt: skip
+
+
+def output_uri(step, output_name):
+    """The S3 URI a processing step's output `output_name` is uploaded to."""
+    return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri

@@ -24,6 +24,7 @@ from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from pipeline_scripts.config import ProjectConfig
 from pipeline_scripts.lambda_steps import DATA_VERSION_LAMBDA
+from pipeline_scripts.pipeline_parts import output_uri
 from pipeline_scripts.steps import StepFactory
 
 COLLECT_STEP = "CollectLabelledBatches"
@@ -90,11 +91,10 @@ def labelled_training_data(
             *("--data-version", data_version.properties.Outputs["data_version"]),
         ],
     )
-    outputs = join.properties.ProcessingOutputConfig.Outputs
     return LabelledTrainingData(
         steps=[collect, join],
-        training_uri=outputs["training"].S3Output.S3Uri,
-        recent_uri=outputs["recent"].S3Output.S3Uri,
+        training_uri=output_uri(join, "training"),
+        recent_uri=output_uri(join, "recent"),
         data_version=Join(
             on=" + ",
             values=[data_version.properties.Outputs["data_version"], found["labelled_batches"]],

@@ -44,6 +44,7 @@ from pipeline_scripts.pipeline_parts import (
     data_quality_steps,
     image_uri,
     mse_threshold,
+    output_uri,
 )
 from pipeline_scripts.retraining import labelled_training_data
 from pipeline_scripts.steps import StepFactory
@@ -72,21 +73,21 @@ def build_training_pipeline(
     labelled = labelled_training_data(steps, config, data_url, data_version)
     preprocess = _preprocess(steps, config, labelled.training_uri, data_version)
     baseline_steps = data_quality_steps(
-        steps, config, "DataQualityBaseline", "baseline", _output(preprocess, "baseline")
+        steps, config, "DataQualityBaseline", "baseline", output_uri(preprocess, "baseline")
     )
     baseline = baseline_steps[-1]
     comparison_steps, comparison_metadata = _training_data_comparison(
-        steps, config, labelled.training_uri, data_version, _output(baseline, DQ_OUTPUT)
+        steps, config, labelled.training_uri, data_version, output_uri(baseline, DQ_OUTPUT)
     )
     model_step, model_data_url = _model(steps, preprocess, tuning)
-    transform_uri = Join(on="/", values=[_output(preprocess, "transform"), "transform.json"])
+    transform_uri = Join(on="/", values=[output_uri(preprocess, "transform"), "transform.json"])
     champion, integrity = _champion_and_integrity(steps, model_data_url, transform_uri)
     evaluate, evaluation = _evaluate(
         steps, preprocess, model_step, model_data_url, champion, labelled.recent_uri
     )
     explain = _explain_model(steps, preprocess, model_step, model_data_url)
-    evaluation_uri = Join(on="/", values=[_output(evaluate, "evaluation"), "evaluation.json"])
-    statistics_uri = Join(on="/", values=[_output(baseline, DQ_OUTPUT), "statistics.json"])
+    evaluation_uri = Join(on="/", values=[output_uri(evaluate, "evaluation"), "evaluation.json"])
+    statistics_uri = Join(on="/", values=[output_uri(baseline, DQ_OUTPUT), "statistics.json"])
     card = model_card_step(
         steps,
         champion=champion,
@@ -120,7 +121,7 @@ def build_training_pipeline(
             **labelled.metadata,
             ATTRIBUTIONS_KEY: _attributions_uri(explain),
             MODEL_CARD_KEY: Join(
-                on="/", values=[_output(card, MODEL_CARD_OUTPUT), "model_card.md"]
+                on="/", values=[output_uri(card, MODEL_CARD_OUTPUT), "model_card.md"]
             ),
         },
     )
@@ -147,10 +148,6 @@ def build_training_pipeline(
     )
 
 
-def _output(step, output_name):
-    return step.properties.ProcessingOutputConfig.Outputs[output_name].S3Output.S3Uri
-
-
 def _preprocess(steps: StepFactory, config: ProjectConfig, data_uri, data_version):
     """Preprocess: fit the transform on the training data, split it, write the baseline rows."""
     prep = config.settings.preprocessing
@@ -172,7 +169,10 @@ def _preprocess(steps: StepFactory, config: ProjectConfig, data_uri, data_versio
 
 def _model(steps: StepFactory, preprocess, tuning: bool):
     """(the step that produces the model: TrainModel or TuneModel, its model.tar.gz URI)."""
-    train_uri, validation_uri = _output(preprocess, "train"), _output(preprocess, "validation")
+    train_uri, validation_uri = (
+        output_uri(preprocess, "train"),
+        output_uri(preprocess, "validation"),
+    )
     if not tuning:
         model_step = steps.training("TrainModel", train_uri, validation_uri)
         return model_step, model_step.properties.ModelArtifacts.S3ModelArtifacts
@@ -199,17 +199,17 @@ def _evaluate(steps: StepFactory, preprocess, model_step, model_data_url, champi
         "evaluate.py",
         inputs={
             "model": model_data_url,
-            "test": _output(preprocess, "test"),
-            "train": _output(preprocess, "train"),
+            "test": output_uri(preprocess, "test"),
+            "train": output_uri(preprocess, "train"),
             # Champion vs challenger (issue 10 point 5): the Approved version's own model and
             # transform, scored on the same raw test rows.
-            "test_raw": _output(preprocess, "test_raw"),
+            "test_raw": output_uri(preprocess, "test_raw"),
             "champion_model": champion.properties.Outputs["champion_model_data_url"],
             "champion_transform": champion.properties.Outputs["champion_transform_uri"],
             # ... and on the labelled rows JoinLabelledBatches held out from training, the
             # challenger through its new transform.
             "recent": recent_uri,
-            "transform": _output(preprocess, "transform"),
+            "transform": output_uri(preprocess, "transform"),
         },
         outputs=["evaluation"],
         arguments=["--champion-version", champion.properties.Outputs["champion_version"]],
@@ -232,7 +232,7 @@ def _register_arguments(*, name, git_commit, approval, model_data_url, transform
         model_data_url=model_data_url,
         evaluation_uri=evaluation_uri,
         statistics_uri=statistics_uri,
-        constraints_uri=Join(on="/", values=[_output(baseline, DQ_OUTPUT), "constraints.json"]),
+        constraints_uri=Join(on="/", values=[output_uri(baseline, DQ_OUTPUT), "constraints.json"]),
         approval_status=approval,
         # Every value must be a valid CustomerMetadataValue (botocore SageMaker model: 1..256
         # characters of letters, spaces, digits and _.:/=+-@). Hence no raw TrainingDataUrl: a
@@ -299,26 +299,21 @@ def _registration_gates(steps, config, novelty, register_arguments, evaluation, 
 
 
 def _attributions_uri(explain: ProcessingStep) -> Join:
-    uri = explain.properties.ProcessingOutputConfig.Outputs[EXPLANATIONS_OUTPUT].S3Output.S3Uri
-    return Join(on="/", values=[uri, "attributions.json"])
+    return Join(on="/", values=[output_uri(explain, EXPLANATIONS_OUTPUT), "attributions.json"])
 
 
 def _explain_model(steps: StepFactory, preprocess, model_step, model_data_url) -> ProcessingStep:
     """ExplainModel beside EvaluateModel: the version's global importance and baseline."""
-
-    def output(name):
-        return preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
-
     return explain_model_step(
         steps,
         model_data_url=model_data_url,
-        transform_uri=output("transform"),
-        train_uri=output("train"),
+        transform_uri=output_uri(preprocess, "transform"),
+        train_uri=output_uri(preprocess, "train"),
         # The file, not the folder: an S3Prefix input takes every object whose key starts with
         # the URI ("SageMaker uses all objects that match the specified key name prefix", API
         # reference S3DataSource/ProcessingS3Input S3DataType), and <...>/test is a prefix of
         # <...>/test_raw/test.csv (the raw rows, another layout).
-        test_uri=Join(on="/", values=[output("test"), "test.csv"]),
+        test_uri=Join(on="/", values=[output_uri(preprocess, "test"), "test.csv"]),
         depends_on=[model_step],
     )
 
@@ -350,7 +345,6 @@ def _training_data_comparison(steps: StepFactory, config: ProjectConfig, data_ur
         ],
         property_files=[report],
     )
-    outputs = compare.properties.ProcessingOutputConfig.Outputs
     # Valid CustomerMetadataValues: the summary is sanitised by the script, the URIs are
     # execution-scoped S3 URIs like transform_uri.
     metadata = {
@@ -358,9 +352,9 @@ def _training_data_comparison(steps: StepFactory, config: ProjectConfig, data_ur
             step_name=compare.name, property_file=report, json_path="summary"
         ),
         METADATA_KEYS["training_data_report"]: Join(
-            on="/", values=[outputs["comparison"].S3Output.S3Uri, "comparison.json"]
+            on="/", values=[output_uri(compare, "comparison"), "comparison.json"]
         ),
-        METADATA_KEYS["training_data_profile"]: outputs["profile"].S3Output.S3Uri,
+        METADATA_KEYS["training_data_profile"]: output_uri(compare, "profile"),
     }
     return [previous, compare], metadata
 
