@@ -12,6 +12,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local_runtime.idempotency import honour_client_request_token
+from local_runtime.service_models import share_service_models
 from pipeline_scripts.api_model import validate_client_request
 from pipeline_scripts.environment import environment
 
@@ -38,6 +39,7 @@ def embedded_aws(region: str) -> Iterator[str]:
     would accept what AWS refuses. Yields the endpoint URL. The previous environment is
     restored on exit.
     """
+    share_service_models()  # the server, the SDK and the Lambdas create sessions of their own
     port = _free_loopback_port()
     # The server logs one line per API call; the runtime prints what matters itself.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from local_runtime.service_models import share_service_models
+
 # What the packages no longer set at import (tests/test_import_side_effects.py): the tests' AWS
 # is moto, where any region does for a client that names none, and tests that build steps
 # without render() must not have the SDK validate roles with IAM.
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+# Each test's boto3 sessions (moto, preflight, the SDK) parse the service models once per worker.
+share_service_models()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Read-only reference material beside the repository; a fork does not have it.
