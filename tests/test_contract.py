@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_scripts import contract, lambda_package
+from tests.conftest import all_steps
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXCLUDED_DIRS = {".git", ".venv", ".venv-checkov", "node_modules", "build", "tests", "bench"}
@@ -231,3 +232,53 @@ def test_every_lambda_zip_carries_the_contract(tmp_path):
         archive = lambda_package.package(lambda_package.CODE_DIR / name, tmp_path / f"{name}.zip")
         with zipfile.ZipFile(archive) as zipped:
             assert json.loads(zipped.read("contract.json")) == contract.CONTRACT, name
+
+
+# The actions called without an "action" field (contract.json "about").
+DEFAULT_ACTIONS = {"model_resolver": "resolve", "data_version": "data_version"}
+
+
+def action_outputs(function: str, action: str) -> list[str]:
+    """The outputs the contract gives a Lambda action; integrity_outputs are what
+    record_integrity returns and what resolve returns after its own (contract.json "about")."""
+    if (function, action) == ("data_version", "record_integrity"):
+        return list(contract.INTEGRITY_OUTPUTS)
+    own = list(contract.LAMBDA_OUTPUTS[function][action].values())
+    return own + list(contract.INTEGRITY_OUTPUTS) * (action == "resolve")
+
+
+@pytest.fixture(scope="module")
+def definitions() -> dict:
+    """The dev environment's rendered pipeline definitions (name -> JSON)."""
+    from pipeline_scripts.config import load_config
+    from pipeline_scripts.render import render
+
+    config = load_config(REPO_ROOT / "env_files" / "dev_env.tfvars")
+    return {p.name: json.loads(p.definition) for p in render(config).pipelines}
+
+
+def test_every_lambda_step_declares_its_actions_contract_outputs_and_reads_only_them(definitions):
+    """Each rendered Lambda step declares exactly the contract outputs of the action it calls
+    (tests/test_pipeline_lambdas.py checks the handlers return exactly those), and every
+    Steps.<step>.OutputParameters['name'] a pipeline reads is one its step declares."""
+    by_suffix = {suffix: key for key, suffix in contract.LAMBDA_SUFFIXES.items()}
+    reference = re.compile(r"Steps\.(\w+)\.OutputParameters\['(\w+)'\]")
+    called = set()
+    for name, definition in definitions.items():
+        declared = {}
+        for step in all_steps(definition):
+            if step["Type"] != "Lambda":
+                continue
+            suffix = next(s for s in by_suffix if step["FunctionArn"].endswith(f"-{s}"))
+            function = by_suffix[suffix]
+            action = step["Arguments"].get("action", DEFAULT_ACTIONS[function])
+            called.add((function, action))
+            declared[step["Name"]] = [o["OutputName"] for o in step["OutputParameters"]]
+            assert declared[step["Name"]] == action_outputs(function, action), (name, step["Name"])
+        read = set(reference.findall(json.dumps(definition)))
+        assert read, name  # every pipeline reads a Lambda output
+        undeclared = {(s, o) for s, o in read if o not in declared.get(s, ())}
+        assert not undeclared, (name, sorted(undeclared))
+    # Every action the contract lists is one a pipeline calls.
+    listed = {(f, a) for f, actions in contract.LAMBDA_OUTPUTS.items() for a in actions}
+    assert listed | {("data_version", "record_integrity")} == called
