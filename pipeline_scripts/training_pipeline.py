@@ -245,11 +245,11 @@ def _register_arguments(*, name, git_commit, approval, model_data_url, transform
         # characters of letters, spaces, digits and _.:/=+-@). Hence no raw TrainingDataUrl: a
         # key may hold other characters; the data version shows it in a valid form.
         metadata={
-            "git_commit": git_commit,
-            "training_data_version": data_version.properties.Outputs[
+            METADATA_KEYS["commit"]: git_commit,
+            METADATA_KEYS["training_data"]: data_version.properties.Outputs[
                 DATA_VERSION_OUTPUTS["version"]
             ],
-            "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            METADATA_KEYS["execution"]: ExecutionVariables.PIPELINE_EXECUTION_ARN,
             FINGERPRINT_KEY: novelty.properties.Outputs[COMPARE_OUTPUTS["fingerprint"]],
             METADATA_KEYS["transform"]: transform_uri,
             # Integrity (point 6): what inference verifies before use.

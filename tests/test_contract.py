@@ -40,7 +40,18 @@ ALLOWED = {
     ("scripts/evaluate.py", "champion_version"): "evaluation.json's field (training_pipeline.py "
     "registers it under the metadata key of the same name)",
     ("scripts/evaluate.py", "champion_mse"): "evaluation.json's field, as champion_version",
-    ("scripts/model_card.py", "transform_uri"): "the card's lineage field for the metadata key",
+    **{
+        ("scripts/model_card.py", key): "the card's lineage field for the metadata key"
+        for key in (
+            "transform_uri",
+            "git_commit",
+            "training_data_version",
+            "pipeline_execution_arn",
+        )
+    },
+    # The data-version Lambda's code directory and module, code/training_data_version/.
+    ("lambda.tf", "training_data_version"): "the data-version Lambda's code_dir and handler",
+    ("local_runtime/lambdas.py", "training_data_version"): "the data-version Lambda's file",
     ("scripts/model_card.py", "champion_attributions"): "its input folder",
     ("scripts/training_data_comparison.py", "previous_version"): "its argument and report field",
     # The ModelCard step's input of the champion's attributions (the folder scripts/model_card.py
