@@ -42,6 +42,9 @@ returns: {"model_fingerprint": 64 hex digits of sha256(data_version, code_and_se
           carries the same fingerprint in CustomerMetadataProperties[FINGERPRINT_KEY]),
           "message": str}
 
+The output names of every action are contract.json lambda_outputs.model_resolver (plus
+integrity_outputs for resolve): the pipeline steps declare and read the same names.
+
 IAM:     sagemaker:ListModelPackages, sagemaker:DescribeModelPackage,
          sagemaker:DescribeModelPackageGroup (the last one only on the error path)
 """

@@ -40,6 +40,9 @@ returns: {"snapshot_uri", "manifest_uri", "labelled_batches": "batches=N sha256=
          the same folder (the step cache's key) and a different set is another.
 IAM:     s3:ListBucketVersions (labels prefix), s3:GetObject, s3:GetObjectVersion (labels,
          the batch reports, the inference prefix), s3:PutObject (snapshot prefix)
+
+The output names of every action are contract.json lambda_outputs.data_version (integrity_outputs
+for record_integrity): the pipeline steps declare and read the same names.
 """
 
 import hashlib
