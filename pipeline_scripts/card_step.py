@@ -19,6 +19,7 @@ from sagemaker.core.workflow.execution_variables import ExecutionVariables
 from sagemaker.mlops.workflow.lambda_step import LambdaStep
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
+from pipeline_scripts.contract import CHAMPION_OUTPUTS
 from pipeline_scripts.steps import StepFactory
 
 MODEL_CARD_STEP = "ModelCard"
@@ -57,7 +58,7 @@ def model_card_step(
             "evaluation": evaluation_uri,
             "statistics": statistics_uri,
             "attributions": attributions_uri,
-            "champion_attributions": found["champion_attributions_uri"],
+            "champion_attributions": found[CHAMPION_OUTPUTS["attributions"]],
         },
         outputs=[OUTPUT],
         arguments=[
@@ -67,8 +68,8 @@ def model_card_step(
             *("--execution-arn", ExecutionVariables.PIPELINE_EXECUTION_ARN),
             *("--model-data-url", model_data_url),
             *("--image-uri", steps.image_uri),
-            *("--champion-version", found["champion_version"]),
-            *("--champion-attributions", found["champion_attributions"]),
+            *("--champion-version", found[CHAMPION_OUTPUTS["version"]]),
+            *("--champion-attributions", found[CHAMPION_OUTPUTS["has_attributions"]]),
             *hyperparameter_arguments(steps, tuning=tuning),
         ],
     )

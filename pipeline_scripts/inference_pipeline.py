@@ -23,7 +23,7 @@ from sagemaker.mlops.workflow.pipeline import Pipeline
 
 from pipeline_scripts.assets import StepCode
 from pipeline_scripts.config import ProjectConfig
-from pipeline_scripts.contract import MODES, PARAMETERS, STEPS
+from pipeline_scripts.contract import MODES, PARAMETERS, RESOLVE_OUTPUTS, STEPS, VERIFY_OUTPUTS
 from pipeline_scripts.explain_step import (
     OUTPUT as EXPLANATIONS_OUTPUT,
 )
@@ -32,7 +32,6 @@ from pipeline_scripts.explain_step import (
     explain_batch_step,
 )
 from pipeline_scripts.pipeline_parts import (
-    ATTRIBUTIONS_KEY,
     DATA_QUALITY_STEP,
     DQ_OUTPUT,
     LABELS_QUALITY_FAILED_STEP,
@@ -60,9 +59,9 @@ def _explain_batch(config: ProjectConfig, steps: StepFactory, resolved, verified
     per_record = config.settings.explanations.per_record
     return explain_batch_step(
         steps,
-        model_data_url=verified.properties.Outputs["model_uri"],
-        transform_uri=verified.properties.Outputs["transform_uri"],
-        baseline_uri=resolved[ATTRIBUTIONS_KEY],
+        model_data_url=verified.properties.Outputs[VERIFY_OUTPUTS["model"]],
+        transform_uri=verified.properties.Outputs[VERIFY_OUTPUTS["transform"]],
+        baseline_uri=resolved[RESOLVE_OUTPUTS["attributions"]],
         batch_uri=batch_uri,
         settings=ExplainSettings(per_record=per_record),
         per_record_uri=(
@@ -129,8 +128,8 @@ def build_inference_pipeline(
     preprocess = _preprocess_batch(steps, config, params, verified)
     create_model = steps.create_model(
         "CreateModel",
-        image_uri=resolved["image_uri"],
-        model_data_url=verified.properties.Outputs["model_uri"],
+        image_uri=resolved[RESOLVE_OUTPUTS["image"]],
+        model_data_url=verified.properties.Outputs[VERIFY_OUTPUTS["model"]],
     )
     transform = steps.batch_transform(
         "BatchTransform",
@@ -184,7 +183,10 @@ def _preprocess_batch(steps: StepFactory, config: ProjectConfig, params: _Parame
     return steps.processing(
         "PreprocessBatch",
         "preprocess.py",
-        inputs={"data": params.data_url, "transform": verified.properties.Outputs["transform_uri"]},
+        inputs={
+            "data": params.data_url,
+            "transform": verified.properties.Outputs[VERIFY_OUTPUTS["transform"]],
+        },
         outputs=["transform_input", "features", "ground_truth", "report"],
         # Reads only the batch object of the URI and checks its content against the event's
         # ETag (a processing input cannot pin an S3 version: scripts/batch_input.py).
@@ -210,8 +212,8 @@ def _data_quality_check(steps: StepFactory, config: ProjectConfig, resolved, pre
         "check",
         output_uri(preprocess, "features"),
         inputs={
-            "baseline_statistics": resolved["baseline_statistics_uri"],
-            "baseline_constraints": resolved["baseline_constraints_uri"],
+            "baseline_statistics": resolved[RESOLVE_OUTPUTS["baseline_statistics"]],
+            "baseline_constraints": resolved[RESOLVE_OUTPUTS["baseline_constraints"]],
         },
         arguments=[
             "--baseline-statistics",
@@ -290,7 +292,7 @@ def _data_quality_gate(params, resolved, data_quality, dq_summary, after):
                 "Data-quality check found",
                 violation_count,
                 "violation(s) against the baseline of model version",
-                resolved["model_package_version"],
+                resolved[RESOLVE_OUTPUTS["package_version"]],
                 "-",
                 JsonGet(step_name=data_quality.name, property_file=dq_summary, json_path="message"),
             ],

@@ -16,24 +16,22 @@ from sagemaker.core.lambda_helper import Lambda
 from sagemaker.mlops.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
 
 from pipeline_scripts.config import ProjectConfig
-from pipeline_scripts.contract import INTEGRITY_OUTPUTS, LAMBDA_SUFFIXES, METADATA_KEYS
+from pipeline_scripts.contract import (
+    CHAMPION_OUTPUTS,
+    COMPARE_OUTPUTS,
+    DATA_VERSION_OUTPUTS,
+    INTEGRITY_OUTPUTS,
+    LAMBDA_SUFFIXES,
+    PREVIOUS_OUTPUTS,
+    RESOLVE_OUTPUTS,
+    VERIFY_OUTPUTS,
+)
 
 # The helper Lambdas the pipelines invoke (lambda.tf deploys them; role_policy lets the role
 # invoke them).
 DATA_VERSION_LAMBDA = LAMBDA_SUFFIXES["data_version"]
 MODEL_RESOLVER_LAMBDA = LAMBDA_SUFFIXES["model_resolver"]
 SAGEMAKER_LAMBDAS = (DATA_VERSION_LAMBDA, MODEL_RESOLVER_LAMBDA)
-
-
-# The model resolver's `champion` action: EvaluateModel scores the champion's model with its
-# transform; ModelCard shows its attributions ("yes" when it has them).
-CHAMPION_OUTPUTS = (
-    "champion_version",
-    "champion_model_data_url",
-    "champion_transform_uri",
-    "champion_attributions_uri",
-    "champion_attributions",
-)
 
 
 def lambda_function_arn(config: ProjectConfig, function: str) -> str:
@@ -65,7 +63,8 @@ class LambdaSteps:
 
     def data_version(self, name: str, data_url) -> LambdaStep:
         """Records which data an execution read (object version or ETag) for lineage."""
-        return self.lambda_step(name, DATA_VERSION_LAMBDA, {"s3_uri": data_url}, ["data_version"])
+        outputs = list(DATA_VERSION_OUTPUTS.values())
+        return self.lambda_step(name, DATA_VERSION_LAMBDA, {"s3_uri": data_url}, outputs)
 
     def code_and_settings(self, *, tuning: bool) -> str:
         """What, besides the training data, decides the model: the step code bundle (its URI
@@ -89,10 +88,10 @@ class LambdaSteps:
             "data_version": data_version,
             "code_and_settings": self.code_and_settings(tuning=tuning),
         }
+        # is_new is a Boolean: CheckModelIsNew compares it with True.
         outputs = [
-            METADATA_KEYS["fingerprint"],
-            ("is_new", LambdaOutputTypeEnum.Boolean),
-            "message",
+            (o, LambdaOutputTypeEnum.Boolean) if o == COMPARE_OUTPUTS["new"] else o
+            for o in COMPARE_OUTPUTS.values()
         ]
         return self.lambda_step(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
 
@@ -105,23 +104,12 @@ class LambdaSteps:
             "model_package_group_name": self.env.model_package_group_name,
             "fallback_uri": fallback_uri,
         }
-        outputs = ["previous_version", "previous_profile_uri", "message"]
-        return self.lambda_step(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
+        return self.lambda_step(name, MODEL_RESOLVER_LAMBDA, inputs, PREVIOUS_OUTPUTS.values())
 
     def resolve_approved_model(self, name: str) -> LambdaStep:
         """Finds the newest Approved model version when the pipeline runs (not at build time)."""
-        outputs = [
-            "model_package_arn",
-            "model_package_version",
-            "model_data_url",
-            "image_uri",
-            "transform_uri",
-            "baseline_statistics_uri",
-            "baseline_constraints_uri",
-            METADATA_KEYS["attributions"],  # never empty: the train split for a version without one
-            "evaluation_uri",
-            *INTEGRITY_OUTPUTS,
-        ]
+        # attributions is never empty: the train split for a version without one.
+        outputs = [*RESOLVE_OUTPUTS.values(), *INTEGRITY_OUTPUTS]
         inputs = {"model_package_group_name": self.env.model_package_group_name}
         return self.lambda_step(name, MODEL_RESOLVER_LAMBDA, inputs, outputs)
 
@@ -132,7 +120,11 @@ class LambdaSteps:
         return self.lambda_step(
             name,
             DATA_VERSION_LAMBDA,
-            {"action": "record_integrity", "model_uri": model_uri, "transform_uri": transform_uri},
+            {
+                "action": "record_integrity",
+                VERIFY_OUTPUTS["model"]: model_uri,
+                VERIFY_OUTPUTS["transform"]: transform_uri,
+            },
             INTEGRITY_OUTPUTS,
         )
 
@@ -140,10 +132,11 @@ class LambdaSteps:
         """Fails unless the resolved version's artifacts are still the ones registered; its
         outputs (the same URIs) are what the steps after it read, so they wait for it."""
         inputs = {"action": "verify_integrity"}
-        inputs["model_uri"] = resolved["model_data_url"]
-        inputs["transform_uri"] = resolved["transform_uri"]
+        # It takes the URIs under the names it returns them (contract.json "about").
+        inputs[VERIFY_OUTPUTS["model"]] = resolved[RESOLVE_OUTPUTS["model"]]
+        inputs[VERIFY_OUTPUTS["transform"]] = resolved[RESOLVE_OUTPUTS["transform"]]
         inputs.update({key: resolved[key] for key in INTEGRITY_OUTPUTS})
-        return self.lambda_step(name, DATA_VERSION_LAMBDA, inputs, ["model_uri", "transform_uri"])
+        return self.lambda_step(name, DATA_VERSION_LAMBDA, inputs, VERIFY_OUTPUTS.values())
 
     def champion(self, name: str, model_data_url, transform_uri) -> LambdaStep:
         """The newest Approved version's model and transform (the challenger's own when none)."""
@@ -153,4 +146,4 @@ class LambdaSteps:
             "fallback_model_data_url": model_data_url,
             "fallback_transform_uri": transform_uri,
         }
-        return self.lambda_step(name, MODEL_RESOLVER_LAMBDA, inputs, CHAMPION_OUTPUTS)
+        return self.lambda_step(name, MODEL_RESOLVER_LAMBDA, inputs, CHAMPION_OUTPUTS.values())

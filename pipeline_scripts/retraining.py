@@ -23,6 +23,7 @@ from sagemaker.mlops.workflow.lambda_step import LambdaStep
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from pipeline_scripts.config import ProjectConfig
+from pipeline_scripts.contract import DATA_VERSION_OUTPUTS, LABELLED_OUTPUTS
 from pipeline_scripts.lambda_steps import DATA_VERSION_LAMBDA
 from pipeline_scripts.pipeline_parts import output_uri
 from pipeline_scripts.steps import StepFactory
@@ -66,7 +67,7 @@ def labelled_training_data(
             "days": config.settings.retraining.labelled_batches_days,
             "kms_key": env.kms_key,
         },
-        ["snapshot_uri", "manifest_uri", "labelled_batches"],
+        LABELLED_OUTPUTS.values(),
     )
     # After the data version, not beside it: the local runtime runs steps that start together
     # as threads of one process, where creating boto3 clients at once is not thread-safe
@@ -78,7 +79,7 @@ def labelled_training_data(
     join: ProcessingStep = steps.processing(
         JOIN_STEP,
         "labelled_batches.py",
-        inputs={"train": data_url, "snapshot": found["snapshot_uri"]},
+        inputs={"train": data_url, "snapshot": found[LABELLED_OUTPUTS["snapshot"]]},
         outputs=["training", "recent", "report"],
         arguments=[
             *("--target", prep.target),
@@ -88,7 +89,7 @@ def labelled_training_data(
             *("--test-fraction", str(prep.test_fraction)),
             *("--seed", str(prep.seed)),
             # Part of the step-cache key: new data under the same prefix is a cache miss.
-            *("--data-version", data_version.properties.Outputs["data_version"]),
+            *("--data-version", data_version.properties.Outputs[DATA_VERSION_OUTPUTS["version"]]),
         ],
     )
     return LabelledTrainingData(
@@ -97,12 +98,15 @@ def labelled_training_data(
         recent_uri=output_uri(join, "recent"),
         data_version=Join(
             on=" + ",
-            values=[data_version.properties.Outputs["data_version"], found["labelled_batches"]],
+            values=[
+                data_version.properties.Outputs[DATA_VERSION_OUTPUTS["version"]],
+                found[LABELLED_OUTPUTS["summary"]],
+            ],
         ),
         # Valid CustomerMetadataValues: "batches=N sha256=<16 hex>" and an S3 URI of the
         # project's own prefix.
         metadata={
-            "labelled_batches": found["labelled_batches"],
-            "labelled_batches_manifest": found["manifest_uri"],
+            "labelled_batches": found[LABELLED_OUTPUTS["summary"]],
+            "labelled_batches_manifest": found[LABELLED_OUTPUTS["manifest"]],
         },
     )

@@ -24,7 +24,14 @@ from pipeline_scripts.assets import StepCode
 from pipeline_scripts.card_step import OUTPUT as MODEL_CARD_OUTPUT
 from pipeline_scripts.card_step import model_card_step
 from pipeline_scripts.config import ProjectConfig
-from pipeline_scripts.contract import INTEGRITY_OUTPUTS, METADATA_KEYS
+from pipeline_scripts.contract import (
+    CHAMPION_OUTPUTS,
+    COMPARE_OUTPUTS,
+    DATA_VERSION_OUTPUTS,
+    INTEGRITY_OUTPUTS,
+    METADATA_KEYS,
+    PREVIOUS_OUTPUTS,
+)
 from pipeline_scripts.explain_step import (
     OUTPUT as EXPLANATIONS_OUTPUT,
 )
@@ -95,7 +102,7 @@ def build_training_pipeline(
         statistics_uri=statistics_uri,
         attributions_uri=_attributions_uri(explain),
         model_data_url=model_data_url,
-        data_version=data_version.properties.Outputs["data_version"],
+        data_version=data_version.properties.Outputs[DATA_VERSION_OUTPUTS["version"]],
         git_commit=git_commit,
         tuning=tuning,
     )
@@ -162,7 +169,7 @@ def _preprocess(steps: StepFactory, config: ProjectConfig, data_uri, data_versio
             *("--validation-fraction", str(prep.validation_fraction)),
             *("--seed", str(prep.seed)),
             # Part of the step-cache key: new data under the same prefix is a cache miss.
-            *("--data-version", data_version.properties.Outputs["data_version"]),
+            *("--data-version", data_version.properties.Outputs[DATA_VERSION_OUTPUTS["version"]]),
         ],
     )
 
@@ -204,15 +211,15 @@ def _evaluate(steps: StepFactory, preprocess, model_step, model_data_url, champi
             # Champion vs challenger (issue 10 point 5): the Approved version's own model and
             # transform, scored on the same raw test rows.
             "test_raw": output_uri(preprocess, "test_raw"),
-            "champion_model": champion.properties.Outputs["champion_model_data_url"],
-            "champion_transform": champion.properties.Outputs["champion_transform_uri"],
+            "champion_model": champion.properties.Outputs[CHAMPION_OUTPUTS["model"]],
+            "champion_transform": champion.properties.Outputs[CHAMPION_OUTPUTS["transform"]],
             # ... and on the labelled rows JoinLabelledBatches held out from training, the
             # challenger through its new transform.
             "recent": recent_uri,
             "transform": output_uri(preprocess, "transform"),
         },
         outputs=["evaluation"],
-        arguments=["--champion-version", champion.properties.Outputs["champion_version"]],
+        arguments=["--champion-version", champion.properties.Outputs[CHAMPION_OUTPUTS["version"]]],
         property_files=[report],
         depends_on=[model_step],
     )
@@ -238,16 +245,18 @@ def _register_arguments(*, name, git_commit, approval, model_data_url, transform
         # characters of letters, spaces, digits and _.:/=+-@). Hence no raw TrainingDataUrl: a
         # key may hold other characters; the data version shows it in a valid form.
         metadata={
-            "git_commit": git_commit,
-            "training_data_version": data_version.properties.Outputs["data_version"],
-            "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
-            FINGERPRINT_KEY: novelty.properties.Outputs[FINGERPRINT_KEY],
-            "transform_uri": transform_uri,
+            METADATA_KEYS["commit"]: git_commit,
+            METADATA_KEYS["training_data"]: data_version.properties.Outputs[
+                DATA_VERSION_OUTPUTS["version"]
+            ],
+            METADATA_KEYS["execution"]: ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            FINGERPRINT_KEY: novelty.properties.Outputs[COMPARE_OUTPUTS["fingerprint"]],
+            METADATA_KEYS["transform"]: transform_uri,
             # Integrity (point 6): what inference verifies before use.
             **{key: integrity.properties.Outputs[key] for key in INTEGRITY_OUTPUTS},
             # Champion vs challenger (point 5), as evaluate.py formats them ("none": no champion).
-            "champion_version": evaluation("formatted.champion_version"),
-            "champion_mse": evaluation("formatted.champion_mse"),
+            METADATA_KEYS["compared_with"]: evaluation("formatted.champion_version"),
+            METADATA_KEYS["champion"]: evaluation("formatted.champion_mse"),
             METADATA_KEYS["challenger"]: evaluation("formatted.mse"),
             METADATA_KEYS["records"]: evaluation("formatted.record_count"),
             # ... and on the recent labelled rows held out ("none": none held out).
@@ -283,7 +292,9 @@ def _registration_gates(steps, config, novelty, register_arguments, evaluation, 
     register = steps.register_model(REGISTER_STEP, **register_arguments)
     novelty_gate = ConditionStep(
         name=NOVELTY_STEP,
-        conditions=[ConditionEquals(left=novelty.properties.Outputs["is_new"], right=True)],
+        conditions=[
+            ConditionEquals(left=novelty.properties.Outputs[COMPARE_OUTPUTS["new"]], right=True)
+        ],
         if_steps=[_champion_gate(steps, config, register, register_arguments, evaluation)],
         else_steps=[],
     )
@@ -334,13 +345,13 @@ def _training_data_comparison(steps: StepFactory, config: ProjectConfig, data_ur
     compare = steps.processing(
         COMPARISON_STEP,
         "training_data_comparison.py",
-        inputs={"data": data_url, "previous": found["previous_profile_uri"]},
+        inputs={"data": data_url, "previous": found[PREVIOUS_OUTPUTS["profile"]]},
         outputs=["profile", "comparison"],
         arguments=[
-            *("--previous-version", found["previous_version"]),
+            *("--previous-version", found[PREVIOUS_OUTPUTS["version"]]),
             *("--target", config.settings.preprocessing.target),
             # Part of the step-cache key: new data under the same prefix is a cache miss.
-            *("--data-version", data_version.properties.Outputs["data_version"]),
+            *("--data-version", data_version.properties.Outputs[DATA_VERSION_OUTPUTS["version"]]),
             *data_quality_arguments(config)[2:],  # the settings, without --output-dir
         ],
         property_files=[report],

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_scripts import contract, lambda_package
+from tests.conftest import all_steps
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXCLUDED_DIRS = {".git", ".venv", ".venv-checkov", "node_modules", "build", "tests", "bench"}
@@ -36,16 +37,62 @@ ALLOWED = {
     ("scripts/explain.py", "explanations"): "its output folder",
     ("scripts/model_quality.py", "data_quality"): "its input folder",
     ("scripts/model_quality.py", "model_quality"): "its output folder and its own name",
+    ("scripts/evaluate.py", "champion_version"): "evaluation.json's field (training_pipeline.py "
+    "registers it under the metadata key of the same name)",
+    ("scripts/evaluate.py", "champion_mse"): "evaluation.json's field, as champion_version",
+    **{
+        ("scripts/model_card.py", key): "the card's lineage field for the metadata key"
+        for key in (
+            "transform_uri",
+            "git_commit",
+            "training_data_version",
+            "pipeline_execution_arn",
+        )
+    },
+    # The data-version Lambda's code directory and module, code/training_data_version/.
+    ("lambda.tf", "training_data_version"): "the data-version Lambda's code_dir and handler",
+    ("local_runtime/lambdas.py", "training_data_version"): "the data-version Lambda's file",
+    ("scripts/model_card.py", "champion_attributions"): "its input folder",
+    ("scripts/training_data_comparison.py", "previous_version"): "its argument and report field",
+    # The ModelCard step's input of the champion's attributions (the folder scripts/model_card.py
+    # reads), and render_card's argument for them: named like the champion action's output.
+    ("pipeline_scripts/card_step.py", "champion_attributions"): "ModelCard's input name",
+    ("pipeline_scripts/model_card.py", "champion_attributions"): "render_card's argument",
+    # The local RegisterModel step's own output (local_runtime), not the resolver's.
+    ("local_runtime/jobs.py", "model_package_arn"): "the local RegisterModel step's output",
+}
+
+# Whole strings that may hold a contract value: JsonGet paths into evaluate.py's
+# evaluation.json, whose field names are the script's own (it runs in the container).
+ALLOWED_STRINGS = {
+    "formatted.champion_version": "a JsonGet path into evaluation.json",
+    "formatted.champion_mse": "a JsonGet path into evaluation.json",
+}
+
+# Contract values too common to scan for: each is also a name that is not the contract's
+# (generic words, event input fields, the Lambdas' own keys), so a scan would flag unrelated
+# code. The builders and handlers still take them from the contract, and
+# tests/test_pipeline_lambdas.py checks that every action returns exactly its contract names.
+UNSCANNED = {
+    "message": "a generic word (log fields, error texts, the notifier's settings)",
+    "data_version": "also the data-version Lambda's key (lambda_suffixes, lambda.tf, "
+    "local_runtime/lambdas.py) and compare_fingerprint's input field",
+    "labelled_batches": "also the action's name, scripts/labelled_batches.py's name and a "
+    "metadata key of the training pipelines",
+    "snapshot_uri": "also the labelled_batches action's input field (the parent prefix)",
 }
 
 
 def contract_values() -> set[str]:
     """Every name the contract gives (not the keys naming them, nor the rule targets'
-    descriptions)."""
+    descriptions), less UNSCANNED."""
     values: set[str] = {contract.SNS_TOPIC_SUFFIX, *contract.INTEGRITY_OUTPUTS}
     for section in ("steps", "parameters", "outputs", "lambda_suffixes", "metadata_keys"):
         values.update(contract.CONTRACT[section].values())
-    return values
+    for actions in contract.LAMBDA_OUTPUTS.values():
+        for outputs in actions.values():
+            values.update(outputs.values())
+    return values - set(UNSCANNED)
 
 
 def source_files() -> list[Path]:
@@ -147,19 +194,34 @@ def test_every_shared_name_is_spelled_only_in_the_contract():
         relative = path.relative_to(REPO_ROOT).as_posix()
         for number, text in strings_of(path):
             for value in values:
-                if spelled(value, text) and (relative, value) not in ALLOWED:
+                if (
+                    spelled(value, text)
+                    and (relative, value) not in ALLOWED
+                    and text not in ALLOWED_STRINGS
+                ):
                     problems.add(f"{relative}:{number}: {value!r} (use the contract)")
     assert not problems, "\n".join(sorted(problems))
 
 
 def test_the_allow_list_is_still_needed():
     """An exception that no longer matches anything is removed, so the list stays honest."""
-    hits = set()
+    hits, strings = set(), set()
     for path in source_files():
         relative = path.relative_to(REPO_ROOT).as_posix()
         for _, text in strings_of(path):
-            hits.update((relative, v) for v in contract_values() if spelled(v, text))
+            found = {(relative, v) for v in contract_values() if spelled(v, text)}
+            hits.update(found)
+            strings.update([text] if found else [])
     assert set(ALLOWED) <= hits, sorted(set(ALLOWED) - hits)
+    assert set(ALLOWED_STRINGS) <= strings, sorted(set(ALLOWED_STRINGS) - strings)
+
+
+def test_unscanned_values_are_contract_values():
+    """Each UNSCANNED entry names a value the contract still gives."""
+    every = set()
+    for actions in contract.LAMBDA_OUTPUTS.values():
+        every.update(v for outputs in actions.values() for v in outputs.values())
+    assert set(UNSCANNED) <= every, sorted(set(UNSCANNED) - every)
 
 
 @pytest.mark.parametrize("text, found", [
@@ -181,3 +243,53 @@ def test_every_lambda_zip_carries_the_contract(tmp_path):
         archive = lambda_package.package(lambda_package.CODE_DIR / name, tmp_path / f"{name}.zip")
         with zipfile.ZipFile(archive) as zipped:
             assert json.loads(zipped.read("contract.json")) == contract.CONTRACT, name
+
+
+# The actions called without an "action" field (contract.json "about").
+DEFAULT_ACTIONS = {"model_resolver": "resolve", "data_version": "data_version"}
+
+
+def action_outputs(function: str, action: str) -> list[str]:
+    """The outputs the contract gives a Lambda action; integrity_outputs are what
+    record_integrity returns and what resolve returns after its own (contract.json "about")."""
+    if (function, action) == ("data_version", "record_integrity"):
+        return list(contract.INTEGRITY_OUTPUTS)
+    own = list(contract.LAMBDA_OUTPUTS[function][action].values())
+    return own + list(contract.INTEGRITY_OUTPUTS) * (action == "resolve")
+
+
+@pytest.fixture(scope="module")
+def definitions() -> dict:
+    """The dev environment's rendered pipeline definitions (name -> JSON)."""
+    from pipeline_scripts.config import load_config
+    from pipeline_scripts.render import render
+
+    config = load_config(REPO_ROOT / "env_files" / "dev_env.tfvars")
+    return {p.name: json.loads(p.definition) for p in render(config).pipelines}
+
+
+def test_every_lambda_step_declares_its_actions_contract_outputs_and_reads_only_them(definitions):
+    """Each rendered Lambda step declares exactly the contract outputs of the action it calls
+    (tests/test_pipeline_lambdas.py checks the handlers return exactly those), and every
+    Steps.<step>.OutputParameters['name'] a pipeline reads is one its step declares."""
+    by_suffix = {suffix: key for key, suffix in contract.LAMBDA_SUFFIXES.items()}
+    reference = re.compile(r"Steps\.(\w+)\.OutputParameters\['(\w+)'\]")
+    called = set()
+    for name, definition in definitions.items():
+        declared = {}
+        for step in all_steps(definition):
+            if step["Type"] != "Lambda":
+                continue
+            suffix = next(s for s in by_suffix if step["FunctionArn"].endswith(f"-{s}"))
+            function = by_suffix[suffix]
+            action = step["Arguments"].get("action", DEFAULT_ACTIONS[function])
+            called.add((function, action))
+            declared[step["Name"]] = [o["OutputName"] for o in step["OutputParameters"]]
+            assert declared[step["Name"]] == action_outputs(function, action), (name, step["Name"])
+        read = set(reference.findall(json.dumps(definition)))
+        assert read, name  # every pipeline reads a Lambda output
+        undeclared = {(s, o) for s, o in read if o not in declared.get(s, ())}
+        assert not undeclared, (name, sorted(undeclared))
+    # Every action the contract lists is one a pipeline calls.
+    listed = {(f, a) for f, actions in contract.LAMBDA_OUTPUTS.items() for a in actions}
+    assert listed | {("data_version", "record_integrity")} == called

@@ -600,3 +600,57 @@ def test_the_email_says_when_no_new_version_was_registered(outcome):
     assert notification.publish is True
     assert notification.subject.startswith(f"Succeeded: {pipeline_parts.NOVELTY_STEP} in ")
     assert "No new model version was registered" in notification.body
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+def _every_action(sm, s3) -> dict:
+    """(function, action) -> what the real handler returns for it, each action called once
+    the way its pipeline step calls it, with a champion to find."""
+    bucket = _bucket(s3, "artifacts", versioned=True)
+    uris = {"model_uri": f"s3://{bucket}/model.tar.gz", "transform_uri": f"s3://{bucket}/t.json"}
+    for uri in uris.values():
+        s3.put_object(Bucket=bucket, Key=uri.rsplit("/", 1)[1], Body=b"artifact")
+    record = training_data_version.handler({"action": "record_integrity", **uris}, None)
+    _register(sm, "v1", status="Approved")
+    group = {"model_package_group_name": GROUP}
+    prefixes = {f"{p}_uri": f"s3://{bucket}/{p}/" for p in ("labels", "predictions", "snapshot")}
+    return {
+        ("model_resolver", "resolve"): _resolve(),
+        ("model_resolver", "compare_fingerprint"): _compare(),
+        ("model_resolver", "previous_training_data"): model_resolver.handler(
+            {"action": "previous_training_data", **group, "fallback_uri": "s3://b/none/"}, None
+        ),
+        ("model_resolver", "champion"): _champion(),
+        ("data_version", "data_version"): training_data_version.handler(
+            {"s3_uri": uris["model_uri"]}, None
+        ),
+        ("data_version", "record_integrity"): record,
+        ("data_version", "verify_integrity"): training_data_version.handler(
+            {"action": "verify_integrity", **uris, **record}, None
+        ),
+        ("data_version", "labelled_batches"): training_data_version.handler(
+            {"action": "labelled_batches", **prefixes, "days": 0}, None
+        ),
+    }
+
+
+def test_every_action_returns_exactly_the_outputs_the_contract_gives_it(sm, s3):
+    """The pipeline steps declare (and read) the names of contract.json lambda_outputs
+    (tests/test_contract.py checks the rendered steps against it): the handlers must return
+    exactly those, so a renamed key fails here, not in an execution in AWS."""
+    from pipeline_scripts.contract import INTEGRITY_OUTPUTS, LAMBDA_OUTPUTS
+
+    expected = {
+        (function, action): sorted(outputs.values())
+        for function, actions in LAMBDA_OUTPUTS.items()
+        for action, outputs in actions.items()
+    }
+    # integrity_outputs: what record_integrity returns, and resolve after its own (contract.json).
+    expected[("data_version", "record_integrity")] = sorted(INTEGRITY_OUTPUTS)
+    expected[("model_resolver", "resolve")] = sorted(
+        [*LAMBDA_OUTPUTS["model_resolver"]["resolve"].values(), *INTEGRITY_OUTPUTS]
+    )
+    returned = {key: sorted(result) for key, result in _every_action(sm, s3).items()}
+    assert returned == expected

@@ -42,6 +42,9 @@ returns: {"model_fingerprint": 64 hex digits of sha256(data_version, code_and_se
           carries the same fingerprint in CustomerMetadataProperties[FINGERPRINT_KEY]),
           "message": str}
 
+The output names of every action are contract.json lambda_outputs.model_resolver (plus
+integrity_outputs for resolve): the pipeline steps declare and read the same names.
+
 IAM:     sagemaker:ListModelPackages, sagemaker:DescribeModelPackage,
          sagemaker:DescribeModelPackageGroup (the last one only on the error path)
 """
@@ -70,15 +73,21 @@ def _contract() -> dict:
 
 
 CONTRACT = _contract()
+# Each action's output names (contract.json lambda_outputs): the pipeline steps read them.
+OUTPUTS = CONTRACT["lambda_outputs"]["model_resolver"]
+RESOLVE, COMPARE = OUTPUTS["resolve"], OUTPUTS["compare_fingerprint"]
+PREVIOUS, CHAMPION = OUTPUTS["previous_training_data"], OUTPUTS["champion"]
+# The metadata key of the fitted transform (registered by pipeline_scripts/training_pipeline.py).
+TRANSFORM_KEY = CONTRACT["metadata_keys"]["transform"]
 
-# Output key -> dotted path into the DescribeModelPackage response (digits index lists).
+# Output name -> dotted path into the DescribeModelPackage response (digits index lists).
 REQUIRED_FIELDS = {
-    "model_package_version": "ModelPackageVersion",
-    "model_data_url": "InferenceSpecification.Containers.0.ModelDataUrl",
-    "image_uri": "InferenceSpecification.Containers.0.Image",
-    "transform_uri": "CustomerMetadataProperties.transform_uri",
-    "baseline_statistics_uri": "DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri",
-    "baseline_constraints_uri": "DriftCheckBaselines.ModelDataQuality.Constraints.S3Uri",
+    RESOLVE["package_version"]: "ModelPackageVersion",
+    RESOLVE["model"]: "InferenceSpecification.Containers.0.ModelDataUrl",
+    RESOLVE["image"]: "InferenceSpecification.Containers.0.Image",
+    RESOLVE["transform"]: f"CustomerMetadataProperties.{TRANSFORM_KEY}",
+    RESOLVE["baseline_statistics"]: "DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri",
+    RESOLVE["baseline_constraints"]: "DriftCheckBaselines.ModelDataQuality.Constraints.S3Uri",
 }
 
 
@@ -185,28 +194,29 @@ def compare_fingerprint(event) -> dict:
         if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
             raise
         newest = None
-    result = {FINGERPRINT_KEY: fingerprint, "is_new": True}
+    new, message = COMPARE["new"], COMPARE["message"]
+    result = {COMPARE["fingerprint"]: fingerprint, new: True}
     if newest is None:
-        result["message"] = f"group '{group}' has no version yet: registering the model"
+        result[message] = f"group '{group}' has no version yet: registering the model"
     else:
         arn = newest["ModelPackageArn"]
         package = sagemaker.describe_model_package(ModelPackageName=arn)
         version = package.get("ModelPackageVersion")
         same = (package.get("CustomerMetadataProperties") or {}).get(FINGERPRINT_KEY)
-        result["is_new"] = same != fingerprint
-        result["message"] = (
+        result[new] = same != fingerprint
+        result[message] = (
             f"the model differs from the newest version {version} of group '{group}': "
             "registering it"
-            if result["is_new"]
+            if result[new]
             else f"not registered: the newest version {version} of group '{group}' ({arn}) "
             "has the same training data, code and hyperparameters"
         )
     _log(
         "compared model fingerprint",
         model_package_group_name=group,
-        model_fingerprint=result[FINGERPRINT_KEY],
-        is_new=result["is_new"],
-        outcome=result["message"],
+        model_fingerprint=fingerprint,
+        is_new=result[new],
+        outcome=result[message],
     )
     return result
 
@@ -236,13 +246,14 @@ def previous_training_data(event) -> dict:
     fallback = _field(event, "fallback_uri")
     sagemaker = boto3.client("sagemaker")
     newest = _newest_approved(sagemaker, group)
-    result = {"previous_version": "none", "previous_profile_uri": fallback}
+    version, profile_uri, message = PREVIOUS["version"], PREVIOUS["profile"], PREVIOUS["message"]
+    result = {version: "none", profile_uri: fallback}
     if newest is None:
-        result["message"] = f"group '{group}' has no Approved version: nothing to compare"
+        result[message] = f"group '{group}' has no Approved version: nothing to compare"
     else:
         package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
         profile = (package.get("CustomerMetadataProperties") or {}).get(PROFILE_KEY)
-        statistics = _dig(package, REQUIRED_FIELDS["baseline_statistics_uri"])
+        statistics = _dig(package, REQUIRED_FIELDS[RESOLVE["baseline_statistics"]])
         folder = profile or (statistics.rsplit("/", 1)[0] if statistics else None)
         if folder is None:
             raise ModelResolutionError(
@@ -250,15 +261,15 @@ def previous_training_data(event) -> dict:
                 f"CustomerMetadataProperties.{PROFILE_KEY} nor DriftCheckBaselines statistics; "
                 "expected a version registered by the training pipeline"
             )
-        result["previous_version"] = str(package["ModelPackageVersion"])
-        result["previous_profile_uri"] = folder
-        result["message"] = f"comparing with version {result['previous_version']}: {folder}"
+        result[version] = str(package["ModelPackageVersion"])
+        result[profile_uri] = folder
+        result[message] = f"comparing with version {result[version]}: {folder}"
     _log(
         "found previous training data",
         model_package_group_name=group,
-        previous_version=result["previous_version"],
-        previous_profile_uri=result["previous_profile_uri"],
-        outcome=result["message"],
+        previous_version=result[version],
+        previous_profile_uri=result[profile_uri],
+        outcome=result[message],
     )
     return result
 
@@ -269,27 +280,26 @@ def champion(event) -> dict:
     group = _field(event, "model_package_group_name")
     fallback_transform = _field(event, "fallback_transform_uri")
     result = {
-        "champion_version": "none",
-        "champion_model_data_url": _field(event, "fallback_model_data_url"),
-        "champion_transform_uri": fallback_transform,
-        "champion_attributions_uri": fallback_transform,
-        "champion_attributions": "no",
+        CHAMPION["version"]: "none",
+        CHAMPION["model"]: _field(event, "fallback_model_data_url"),
+        CHAMPION["transform"]: fallback_transform,
+        CHAMPION["attributions"]: fallback_transform,
+        CHAMPION["has_attributions"]: "no",
     }
     sagemaker = boto3.client("sagemaker")
     newest = _newest_approved(sagemaker, group)
     if newest is not None:
         package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
-        model = _dig(package, REQUIRED_FIELDS["model_data_url"])
-        transform = _dig(package, REQUIRED_FIELDS["transform_uri"])
+        model = _dig(package, REQUIRED_FIELDS[RESOLVE["model"]])
+        transform = _dig(package, REQUIRED_FIELDS[RESOLVE["transform"]])
         attributions = (package.get("CustomerMetadataProperties") or {}).get(ATTRIBUTIONS_KEY)
         if model and transform:  # else it cannot be scored: challenger only, logged
-            result.update(
-                champion_version=str(package["ModelPackageVersion"]),
-                champion_model_data_url=model,
-                champion_transform_uri=transform,
-            )
+            result[CHAMPION["version"]] = str(package["ModelPackageVersion"])
+            result[CHAMPION["model"]] = model
+            result[CHAMPION["transform"]] = transform
             if attributions:  # none on a version registered before explanations
-                result.update(champion_attributions_uri=attributions, champion_attributions="yes")
+                result[CHAMPION["attributions"]] = attributions
+                result[CHAMPION["has_attributions"]] = "yes"
     _log("resolved champion", model_package_group_name=group, **result)
     return result
 
@@ -325,7 +335,7 @@ def handler(event, context):
 
     arn = newest["ModelPackageArn"]
     package = sagemaker.describe_model_package(ModelPackageName=arn)
-    result = {"model_package_arn": arn}
+    result = {RESOLVE["package_arn"]: arn}
     for key, path in REQUIRED_FIELDS.items():
         value = _dig(package, path)
         if value is None or value == "":
@@ -336,8 +346,8 @@ def handler(event, context):
                 "step sets it) and approve one that has it."
             )
         result[key] = str(value)
-    result[ATTRIBUTIONS_KEY] = _attributions_uri(package, result["transform_uri"])
-    result["evaluation_uri"] = str(
+    result[RESOLVE["attributions"]] = _attributions_uri(package, result[RESOLVE["transform"]])
+    result[RESOLVE["evaluation"]] = str(
         _dig(package, "ModelMetrics.ModelQuality.Statistics.S3Uri") or ""
     )
     metadata = package.get("CustomerMetadataProperties") or {}

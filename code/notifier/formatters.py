@@ -209,7 +209,7 @@ def _champion_versus_challenger(detail: dict) -> str | None:
     if challenger is None or records is None:
         return None  # registered before the comparison existed
     records = f"{int(records):,}" if records.isdigit() else records
-    champion = _get(detail, *metadata, "champion_version")
+    champion = _get(detail, *metadata, METADATA_KEYS["compared_with"])
     recent = _get(detail, *metadata, METADATA_KEYS["recent"]) or "none"
     if recent.isdigit() and int(recent):
         recent_mse = _get(detail, *metadata, METADATA_KEYS["challenger_recent"])
@@ -223,7 +223,7 @@ def _champion_versus_challenger(detail: dict) -> str | None:
             f"MSE {challenger} on {records} test records; no Approved version to compare with"
             + recent
         )
-    champion_mse = _get(detail, *metadata, "champion_mse")
+    champion_mse = _get(detail, *metadata, METADATA_KEYS["champion"])
     return (
         f"challenger MSE {challenger} vs champion (version {champion}) {champion_mse} "
         f"on the same {records} records" + recent

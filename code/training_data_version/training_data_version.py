@@ -40,6 +40,9 @@ returns: {"snapshot_uri", "manifest_uri", "labelled_batches": "batches=N sha256=
          the same folder (the step cache's key) and a different set is another.
 IAM:     s3:ListBucketVersions (labels prefix), s3:GetObject, s3:GetObjectVersion (labels,
          the batch reports, the inference prefix), s3:PutObject (snapshot prefix)
+
+The output names of every action are contract.json lambda_outputs.data_version (integrity_outputs
+for record_integrity): the pipeline steps declare and read the same names.
 """
 
 import hashlib
@@ -47,12 +50,32 @@ import json
 import logging
 import unicodedata
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 from botocore.exceptions import ClientError
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
+
+
+def _contract() -> dict:
+    """The shared names, contract.json: beside this file in the Lambda zip (lambda_package.py
+    puts it there), at the repository root when the code runs from a checkout."""
+    here = Path(__file__).resolve().parent
+    for path in (here / "contract.json", here.parents[1] / "contract.json"):
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    raise FileNotFoundError(f"{here}: contract.json is missing (build the zip with make package)")
+
+
+CONTRACT = _contract()
+# Each action's output names (contract.json lambda_outputs): the pipeline steps read them.
+# verify_integrity and record_integrity take the artifacts' URIs under VERIFY's names.
+OUTPUTS = CONTRACT["lambda_outputs"]["data_version"]
+VERSION, VERIFY, LABELLED = (
+    OUTPUTS[action] for action in ("data_version", "verify_integrity", "labelled_batches")
+)
 
 # Where the result is recorded: CreateModelPackage's CustomerMetadataProperties. botocore's
 # SageMaker service model, shape CustomerMetadataValue: length 1..256, pattern
@@ -151,7 +174,7 @@ def _current_objects(s3, bucket: str, prefix: str) -> list[str]:
     return sorted(lines)
 
 
-ARTIFACTS = ("model", "transform")
+ARTIFACTS = ("model", "transform")  # VERIFY's roles; integrity_outputs start with them
 
 
 def _digest(s3, uri: str, field: str) -> dict:
@@ -175,7 +198,7 @@ def record_integrity(event) -> dict:
     s3 = boto3.client("s3")
     result = {}
     for name in ARTIFACTS:
-        current = _digest(s3, event.get(f"{name}_uri"), f"{name}_uri")
+        current = _digest(s3, event.get(VERIFY[name]), VERIFY[name])
         result[f"{name}_sha256"] = current["sha256"]
         result[f"{name}_version_id"] = current["version_id"]
     _log("recorded artifact integrity", **result)
@@ -185,8 +208,8 @@ def record_integrity(event) -> dict:
 def verify_integrity(event) -> dict:
     s3 = boto3.client("s3")
     for name in ARTIFACTS:
-        uri = event.get(f"{name}_uri")
-        current = _digest(s3, uri, f"{name}_uri")
+        uri = event.get(VERIFY[name])
+        current = _digest(s3, uri, VERIFY[name])
         for field in ("sha256", "version_id"):
             recorded = event.get(f"{name}_{field}") or ""
             if recorded != current[field]:
@@ -196,8 +219,8 @@ def verify_integrity(event) -> dict:
                     f"{current[field]!r}; the artifact changed after registration (re-register "
                     "it with the training pipeline and approve that version)"
                 )
-    _log("verified artifact integrity", model_uri=event["model_uri"])
-    return {"model_uri": event["model_uri"], "transform_uri": event["transform_uri"]}
+    _log("verified artifact integrity", model_uri=event[VERIFY["model"]])
+    return {VERIFY[name]: event[VERIFY[name]] for name in ARTIFACTS}
 
 
 # -- labelled batches for retraining (issue 10 point 4) -------------------------------------
@@ -324,9 +347,9 @@ def labelled_batches(event) -> dict:
         "snapshot of labelled batches", summary=summary, snapshot=f"s3://{snapshot_bucket}/{folder}"
     )
     return {
-        "snapshot_uri": f"s3://{snapshot_bucket}/{folder}",
-        "manifest_uri": f"s3://{snapshot_bucket}/{folder}manifest.json",
-        "labelled_batches": summary,
+        LABELLED["snapshot"]: f"s3://{snapshot_bucket}/{folder}",
+        LABELLED["manifest"]: f"s3://{snapshot_bucket}/{folder}manifest.json",
+        LABELLED["summary"]: summary,
     }
 
 
@@ -353,7 +376,7 @@ def handler(event, context):
             f"s3://{bucket}/{key}", _label(head.get("VersionId"), head["ETag"])
         )
         _log("versioned training data object", s3_uri=uri, data_version=data_version)
-        return {"data_version": data_version}
+        return {VERSION["version"]: data_version}
 
     # Not an object: a prefix. The trailing "/" stops "data" from also matching "data2/...".
     prefix = key if not key or key.endswith("/") else key + "/"
@@ -370,4 +393,4 @@ def handler(event, context):
     _log(
         "versioned training data prefix", s3_uri=uri, objects=len(lines), data_version=data_version
     )
-    return {"data_version": data_version}
+    return {VERSION["version"]: data_version}
