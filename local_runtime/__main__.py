@@ -34,9 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch-data",
         type=Path,
-        default=None,
-        help="one inference batch CSV, with or without ground truth, instead of the demo's "
-        "(a clean batch, a drifted one without labels and its labels later)",
+        action="append",
+        default=[],
+        help="an inference batch CSV, with or without ground truth, instead of the demo's "
+        "(a clean batch, a drifted one without labels and its labels later); repeat it for "
+        "several batches, uploaded in that order (the report shows the last one scored)",
     )
     parser.add_argument(
         "--pipeline",
@@ -53,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     # The progress lines are the display; handlers' and jobs' logs are in each step's log file.
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.ERROR)
-    for path in (args.train_data, args.batch_data):
-        if path is not None and not path.is_file():
+    for path in (args.train_data, *args.batch_data):
+        if not path.is_file():
             print(f"error: {path}: expected a CSV file, got no such file", file=sys.stderr)
             return 2
     try:
-        summary = run_loop(Options(**vars(args)))
+        summary = run_loop(Options(**{**vars(args), "batch_data": tuple(args.batch_data)}))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

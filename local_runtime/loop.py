@@ -8,7 +8,8 @@ inference pipeline with Mode=evaluate: joined with the stored predictions on rec
 model quality fails -> (rule) exactly one training with tuning -> a new version
 PendingManualApproval. Every status change goes through the same EventBridge rules and notifier
 as in AWS; the e-mails land in an SQS queue subscribed to the topic, as a mailbox would.
-`batch_data` replaces the three batch uploads with that one file.
+`batch_data` replaces the three batch uploads with those files, uploaded one after the other
+(each followed by the executions it starts); the report shows the last one scored.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Options:
     env_file: str
     out_dir: Path
     train_data: Path = DEFAULT_TRAIN_DATA
-    batch_data: Path | None = None  # one batch instead of the demo's (clean, late + labels)
+    batch_data: tuple[Path, ...] = ()  # batches instead of the demo's (clean, late + labels)
     only_pipeline: str | None = None  # run just this pipeline (after training, for inference)
     keep_state: bool = False
     settings_file: Path = DEFAULT_SETTINGS_FILE
@@ -350,8 +351,8 @@ def training_fields(execution: Execution, config: ProjectConfig) -> dict:
 def demo_batches(loop: Loop, options: Options) -> None:
     """The batch part of the demo, each upload followed by the executions it started."""
     env = loop.config.env
-    if options.batch_data is not None:
-        uploads = [(options.batch_data, env.inference_data_uri)]
+    if options.batch_data:
+        uploads = [(path, env.inference_data_uri) for path in options.batch_data]
     else:
         uploads = [
             (CLEAN_BATCH, env.inference_data_uri),

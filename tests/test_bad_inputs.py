@@ -350,16 +350,16 @@ def _settings(tmp_path):
     return path
 
 
-def demo(tmp_path, batch_name, content, *, out=None):
-    """The loop `python -m local_runtime --batch-data <batch>` runs, with small training
-    settings; (summary, report page), after checking neither holds a stack trace."""
+def demo(tmp_path, batches, *, out=None):
+    """The loop `python -m local_runtime --batch-data <batch> ...` runs, with small training
+    settings, on `batches` ({file name: content}, uploaded in that order); (summary, report
+    page), after checking neither holds a stack trace."""
     from local_runtime.loop import Options, run_loop
 
-    batch = put(tmp_path / batch_name, content)
     options = Options(
         env_file=str(DEV_ENV),
         out_dir=tmp_path / "out",
-        batch_data=batch,
+        batch_data=tuple(put(tmp_path / name, content) for name, content in batches.items()),
         settings_file=_settings(tmp_path),
     )
     summary = run_loop(options, out=out or (lambda line: None))
@@ -371,19 +371,83 @@ def demo(tmp_path, batch_name, content, *, out=None):
     return summary, page
 
 
-def inference(summary):
-    runs = [e for e in summary["executions"] if e["pipeline"] == "batch-inference-pipeline-dev"]
+FIRST_ROW = ROWS[0]
+# One loop run for every batch below, uploaded in this order after the training run; each test
+# looks at its batch's execution. odd.csv comes last: the report shows the last batch scored.
+BAD_BATCHES = {
+    "truncated.csv": f"{HEADER}\n{FIRST_ROW}\nM,0.5,0.4\n",
+    "missing_column.csv": HEADER.replace(",length", "") + "\n",
+    "empty.csv": f"{HEADER}\n",
+    "big.csv": with_cell("whole_weight", "1e308", row=4),
+    "batch.txt": CLEAN,
+    "batch.csv.gz": gzip.compress(CLEAN.encode()),
+    "odd.csv": with_cell("length", "abc", text=with_cell("diameter", "inf", row=3)),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_batches(tmp_path_factory):
+    return demo(tmp_path_factory.mktemp("bad_batches"), BAD_BATCHES)
+
+
+def inference(summary, batch_name):
+    """The one execution that scored `batch_name`, and its steps by name."""
+    runs = [
+        e
+        for e in summary["executions"]
+        if e["pipeline"] == "batch-inference-pipeline-dev"
+        and (e["batch"] or "").endswith(f"/{batch_name}")
+    ]
     assert len(runs) == 1, summary["executions"]
     return runs[0], {s["name"]: s for s in runs[0]["steps"]}
 
 
 @pytest.mark.e2e
-def test_demo_with_non_numeric_and_infinite_values_writes_its_report(tmp_path):
-    """Issue 11.1: one non-numeric and one infinite value used to crash the report."""
-    content = with_cell("length", "abc", text=with_cell("diameter", "inf", row=3))
-    summary, page = demo(tmp_path, "odd.csv", content)
+def test_every_bad_batch_leaves_the_training_run_and_the_approved_model_intact(bad_batches):
+    summary, _ = bad_batches
     assert "error" not in summary
-    execution, steps = inference(summary)
+    training = [e for e in summary["executions"] if e["pipeline"] == "training-pipeline-dev"]
+    assert [e["status"] for e in training] == ["Succeeded"]
+    # batch.csv.gz is the drifted sample with its labels: model quality fails, which starts
+    # one retraining (a version pending approval); odd.csv is still scored by version 1
+    retraining = [e for e in summary["executions"] if e["pipeline"] == "training-hpo-pipeline-dev"]
+    assert [e["trigger"] for e in retraining] == ["EventBridge rule model_quality_failed"]
+    versions = [v["approval_status"] for v in summary["model_versions"]]
+    assert versions == ["Approved", "PendingManualApproval"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "batch_name, reason",
+    [
+        ("truncated.csv", "line 3 has 3 fields; expected 9"),
+        ("missing_column.csv", "length"),
+        ("empty.csv", "expected"),
+    ],
+)
+def test_a_bad_batch_fails_at_preprocessing_with_the_reason_and_a_notification(
+    bad_batches, batch_name, reason
+):
+    summary, _ = bad_batches
+    execution, steps = inference(summary, batch_name)
+    assert execution["status"] == "Failed"
+    assert steps["PreprocessBatch"]["status"] == "Failed"
+    assert reason in steps["PreprocessBatch"]["failure_reason"]
+    assert batch_name in steps["PreprocessBatch"]["failure_reason"]
+    assert steps["BatchTransform"]["status"] == "NotExecuted"
+    mails = [
+        n
+        for n in summary["notifications"]
+        if n["subject"].startswith("Failed: Preprocess") and batch_name in n["body"]
+    ]
+    assert mails and reason in mails[0]["body"]
+
+
+@pytest.mark.e2e
+def test_demo_with_non_numeric_and_infinite_values_writes_its_report(bad_batches):
+    """Issue 11.1: one non-numeric and one infinite value used to crash the report."""
+    summary, page = bad_batches
+    execution, steps = inference(summary, "odd.csv")
     assert steps["PreprocessBatch"]["status"] == "Succeeded"
     assert steps["DataQualityCheck"]["status"] == "Succeeded"
     # 1 value in 40 is within pipelines.yaml's datatype_check_threshold 0.1: counted anyway
@@ -393,10 +457,10 @@ def test_demo_with_non_numeric_and_infinite_values_writes_its_report(tmp_path):
 
 
 @pytest.mark.e2e
-def test_demo_with_an_overflowing_value_fails_preprocessing_with_the_reason(tmp_path):
+def test_demo_with_an_overflowing_value_fails_preprocessing_with_the_reason(bad_batches):
     """Issue 11.2: 1e308 used to reach xgboost as inf; now the step says which value."""
-    summary, _ = demo(tmp_path, "big.csv", with_cell("whole_weight", "1e308", row=4))
-    execution, steps = inference(summary)
+    summary, _ = bad_batches
+    execution, steps = inference(summary, "big.csv")
     assert execution["status"] == "Failed"
     reason = steps["PreprocessBatch"]["failure_reason"]
     assert reason.startswith("preprocess: big.csv: column 'whole_weight' value '1e308' on line 6")
@@ -409,19 +473,20 @@ def test_demo_with_an_overflowing_value_fails_preprocessing_with_the_reason(tmp_
 
 
 @pytest.mark.e2e
-def test_demo_scores_a_gzip_batch(tmp_path):
+def test_demo_scores_a_gzip_batch(bad_batches):
     """Issue 11.4: a .csv.gz batch starts the inference pipeline and is read."""
-    summary, _ = demo(tmp_path, "batch.csv.gz", gzip.compress(CLEAN.encode()))
-    execution, steps = inference(summary)
+    summary, _ = bad_batches
+    execution, steps = inference(summary, "batch.csv.gz")
     assert steps["PreprocessBatch"]["status"] == "Succeeded"
     assert steps["BatchTransform"]["status"] == "Succeeded"
+    assert execution["records_scored"] == len(ROWS)
 
 
 @pytest.mark.e2e
-def test_demo_says_when_a_batch_name_starts_nothing(tmp_path):
+def test_demo_says_when_a_batch_name_starts_nothing(bad_batches):
     """A batch named .txt matches no rule: no pipeline starts, and the summary says why."""
-    summary, page = demo(tmp_path, "batch.txt", CLEAN)
-    assert [e["pipeline"] for e in summary["executions"]] == ["training-pipeline-dev"]
+    summary, page = bad_batches
+    assert not [e for e in summary["executions"] if (e["batch"] or "").endswith("/batch.txt")]
     (unrouted,) = summary["unrouted_uploads"]
     assert unrouted.endswith(
         "batch.txt: no EventBridge rule matched, so no pipeline started; expected a name "
@@ -443,7 +508,7 @@ def test_demo_writes_summary_and_report_when_aws_fails_unexpectedly(tmp_path):
                 bucket.object_versions.delete()
                 bucket.delete()
 
-    summary, page = demo(tmp_path, "batch.csv", CLEAN, out=out)
+    summary, page = demo(tmp_path, {"batch.csv": CLEAN}, out=out)
     assert summary["error"].startswith("the loop stopped: S3UploadFailedError: ")
     assert "NoSuchBucket" in summary["error"]
     assert summary["executions"][0]["status"] == "Succeeded"  # the training run is kept

@@ -207,43 +207,8 @@ def _fast_settings(tmp) -> str:
     return path
 
 
-BATCH = (REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv").read_text()
-HEADER, FIRST_ROW = BATCH.splitlines()[:2]
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize(
-    "name, content, reason",
-    [
-        ("truncated", f"{HEADER}\n{FIRST_ROW}\nM,0.5,0.4\n", "line 3 has 3 fields; expected 9"),
-        ("missing_column", HEADER.replace(",length", "") + "\n", "length"),
-        ("empty", f"{HEADER}\n", "expected"),
-    ],
-)
-def test_a_bad_batch_fails_at_preprocessing_with_the_reason_and_a_notification(
-    tmp_path, name, content, reason
-):
-    batch = tmp_path / f"{name}.csv"
-    batch.write_text(content)
-    summary = run_loop(
-        Options(
-            env_file=DEV_ENV,
-            out_dir=tmp_path / "out",
-            batch_data=batch,
-            settings_file=_fast_settings(tmp_path),
-        ),
-        out=lambda line: None,
-    )
-    training, inference = summary["executions"]
-    assert training["status"] == "Succeeded"  # the earlier execution is intact
-    assert inference["status"] == "Failed"
-    steps = {s["name"]: s for s in inference["steps"]}
-    assert steps["PreprocessBatch"]["status"] == "Failed"
-    assert reason in steps["PreprocessBatch"]["failure_reason"]
-    assert steps["BatchTransform"]["status"] == "NotExecuted"
-    mails = [n for n in summary["notifications"] if n["subject"].startswith("Failed: Preprocess")]
-    assert mails and reason in mails[0]["body"]
-    assert [v["approval_status"] for v in summary["model_versions"]] == ["Approved"]
+# A bad batch in a demo run (fails at preprocessing, with the reason and an e-mail):
+# tests/test_bad_inputs.py runs them all in one loop.
 
 
 def test_demo_options_name_a_missing_file_or_bad_env_file(tmp_path, capsys):
