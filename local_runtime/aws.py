@@ -12,9 +12,9 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local_runtime.idempotency import honour_client_request_token
-from local_runtime.service_models import share_service_models
 from pipeline_scripts.api_model import validate_client_request
 from pipeline_scripts.environment import environment
+from pipeline_scripts.service_models import share_service_models
 
 # moto accepts any credentials; fixed ones keep real ones from being read or sent anywhere.
 _LOCAL_ENVIRONMENT = {

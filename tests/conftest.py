@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local_runtime.service_models import share_service_models
+from pipeline_scripts.service_models import share_service_models
 
 # What the packages no longer set at import (tests/test_import_side_effects.py): the tests' AWS
 # is moto, where any region does for a client that names none, and tests that build steps

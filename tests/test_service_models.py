@@ -1,10 +1,10 @@
-"""local_runtime/service_models.py: sessions share the parsed service models, and still work."""
+"""pipeline_scripts/service_models.py: sessions share the parsed service models, and still work."""
 
 import boto3
 import botocore.session
 from moto import mock_aws
 
-from local_runtime.service_models import share_service_models
+from pipeline_scripts.service_models import share_service_models
 
 
 def test_sessions_share_one_loader_whose_search_paths_stay_put():

@@ -1,11 +1,12 @@
 """One parsed copy of the AWS service models per process.
 
 botocore gives every new session a loader of its own, which parses the JSON service models
-again (SageMaker's takes about 0.1 s of CPU) for the first client of each service. The local
-runtime creates many sessions (moto's server, the SageMaker SDK, boto3's default session after
-each reset, preflight), and so do the tests: one shared loader per data path parses each model
-once. Clients behave the same: a loader only reads the model files, and a session already
-shares its loader between all of its clients.
+again (SageMaker's takes about 0.1 s of CPU) for the first client of each service. Rendering
+creates a session per pipeline step (the SageMaker SDK opens one in each step it builds: render()
+took 7 s of CPU, 1.5-2 s with shared models), and the local runtime and the tests create many
+more (moto's server, boto3's default session after each reset, preflight): one shared loader
+per data path parses each model once. Clients behave the same: a loader only reads the model
+files, and a session already shares its loader between all of its clients.
 """
 
 from __future__ import annotations
