@@ -10,6 +10,7 @@ with its file:line; the allow-list below holds the exceptions, each with its rea
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from pathlib import Path
@@ -187,31 +188,32 @@ def spelled(value: str, text: str) -> bool:
     return re.search(pattern, text) is not None
 
 
-def test_every_shared_name_is_spelled_only_in_the_contract():
+@functools.cache
+def spellings() -> tuple[tuple[str, int, str, str], ...]:
+    """(file, line, string, contract value) for every contract value spelled in a source file
+    (scanned once for the tests below)."""
     values = sorted(contract_values(), key=len, reverse=True)
-    problems = set()
+    found = []
     for path in source_files():
         relative = path.relative_to(REPO_ROOT).as_posix()
         for number, text in strings_of(path):
-            for value in values:
-                if (
-                    spelled(value, text)
-                    and (relative, value) not in ALLOWED
-                    and text not in ALLOWED_STRINGS
-                ):
-                    problems.add(f"{relative}:{number}: {value!r} (use the contract)")
+            found += [(relative, number, text, v) for v in values if v in text and spelled(v, text)]
+    return tuple(found)
+
+
+def test_every_shared_name_is_spelled_only_in_the_contract():
+    problems = {
+        f"{relative}:{number}: {value!r} (use the contract)"
+        for relative, number, text, value in spellings()
+        if (relative, value) not in ALLOWED and text not in ALLOWED_STRINGS
+    }
     assert not problems, "\n".join(sorted(problems))
 
 
 def test_the_allow_list_is_still_needed():
     """An exception that no longer matches anything is removed, so the list stays honest."""
-    hits, strings = set(), set()
-    for path in source_files():
-        relative = path.relative_to(REPO_ROOT).as_posix()
-        for _, text in strings_of(path):
-            found = {(relative, v) for v in contract_values() if spelled(v, text)}
-            hits.update(found)
-            strings.update([text] if found else [])
+    hits = {(relative, value) for relative, _, _, value in spellings()}
+    strings = {text for _, _, text, _ in spellings()}
     assert set(ALLOWED) <= hits, sorted(set(ALLOWED) - hits)
     assert set(ALLOWED_STRINGS) <= strings, sorted(set(ALLOWED_STRINGS) - strings)
 
