@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from local_runtime import fork_server
 from local_runtime.errors import StepFailed
 
 DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default StoppingCondition
@@ -108,10 +109,11 @@ def run_process(argv, *, env, cwd: Path, log_path: Path, max_runtime: int) -> Pr
     lock = threading.Lock()
     with open(log_path, "ab") as log:
         argv = [str(a) for a in argv]
+        process = _forked(argv, env, cwd) if not _uses_watchdog() else None
         if _uses_watchdog():
             argv = [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *argv]
         try:
-            process = subprocess.Popen(
+            process = process or subprocess.Popen(
                 argv,
                 cwd=cwd,
                 env=env,
@@ -154,10 +156,12 @@ def run_process(argv, *, env, cwd: Path, log_path: Path, max_runtime: int) -> Pr
                 _live.discard(process)
         for thread in pumps:
             thread.join(timeout=5)
+        for stream in (process.stdout, process.stderr):
+            stream.close()
     return ProcessOutcome(process.returncode, timed_out, list(tail), max_runtime)
 
 
-def _kill(process: subprocess.Popen, posix: bool) -> None:
+def _kill(process: subprocess.Popen | fork_server.ForkedJob, posix: bool) -> None:
     try:
         if posix:
             os.killpg(process.pid, signal.SIGKILL)
@@ -165,7 +169,30 @@ def _kill(process: subprocess.Popen, posix: bool) -> None:
             process.kill()
     except (ProcessLookupError, PermissionError):
         pass
+    process.kill()  # a forked job not yet in its own session: killpg found no group
     process.wait()
+
+
+def _forked(argv: list[str], env: dict, cwd: Path) -> fork_server.ForkedJob | None:
+    """The job forked from local_runtime/fork_server.py's server (its output on pipes, as a
+    subprocess's), or None when it must start as a fresh process."""
+    base = job_environment(None)
+    if not fork_server.forkable(argv, env, base):
+        return None
+    (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
+    try:
+        job = fork_server.spawn(
+            argv, env=env, cwd=cwd, stdout=out_write, stderr=err_write, base_environment=base
+        )
+    finally:
+        os.close(out_write)
+        os.close(err_write)
+    if job is None:
+        os.close(out_read)
+        os.close(err_read)
+        return None
+    job.stdout, job.stderr = os.fdopen(out_read, "rb"), os.fdopen(err_read, "rb")
+    return job
 
 
 # What DescribeProcessingJob says when the container exits non-zero: the FailureReason is this

@@ -206,7 +206,9 @@ def read_folder(folder, required, same_columns):
         tables.append(table)
         origins.add(path, table.num_rows, lines)
     if origins.count == 0:
-        raise InputError(f"the CSV files have a header but no data rows; expected data ({folder})")
+        names = ", ".join(str(path.relative_to(folder)) for path in files)
+        what = "the file has" if len(files) == 1 else "each file has"
+        raise InputError(f"{names}: {what} a header but no data rows; expected data rows")
     if len(tables) == 1 and tables[0].column_names == names:
         return tables[0], origins
     parts = [

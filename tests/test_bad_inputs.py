@@ -119,7 +119,7 @@ BATCHES = {
         ["b.csv: header has empty or repeated column names ['length']"],
     ),
     "empty file": ({"b.csv": ""}, "fail", ["b.csv: file is empty"]),
-    "header only": ({"b.csv": HEADER + "\n"}, "fail", ["no data rows"]),
+    "header only": ({"b.csv": HEADER + "\n"}, "fail", ["b.csv: the file has a header but no data"]),
     "truncated last line": (
         {"b.csv": CLEAN + "M,0.5,0.4"},
         "fail",

@@ -157,21 +157,27 @@ import boto3
 from local_runtime.aws import embedded_aws
 from local_runtime.runner import PipelineRunner
 
-root, seconds = Path(sys.argv[1]), sys.argv[2]
+root, seconds, form = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 with embedded_aws("eu-west-1"):
     boto3.client("s3").create_bucket(
         Bucket="kill-test", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
     )
     out = "/opt/ml/processing/output/out"
-    command = f"import time, pathlib; pathlib.Path('{out}/started').write_text('1'); " \\
-        f"time.sleep({seconds}); pathlib.Path('{out}/done').write_text('1')"
+    command = "import sys, time, pathlib; out = sys.argv[1]; " \
+        "pathlib.Path(out, 'started').write_text('1'); " \
+        f"time.sleep({seconds}); pathlib.Path(out, 'done').write_text('1')"
+    # A script file runs forked from the fork server; `python -c` as a fresh process.
+    script = root / "hang.py"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(command)
+    entrypoint = ["python3", *([str(script)] if form == "file" else ["-c", command]), out]
     step = {
         "Name": "Hang",
         "Type": "Processing",
         "Arguments": {
             "AppSpecification": {
                 "ImageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/any:1",
-                "ContainerEntrypoint": ["python3", "-c", command],
+                "ContainerEntrypoint": entrypoint,
             },
             "ProcessingOutputConfig": {"Outputs": [{"OutputName": "out", "S3Output": {
                 "S3Uri": "s3://kill-test/out", "LocalPath": out, "S3UploadMode": "EndOfJob"}}]},
@@ -187,6 +193,13 @@ with embedded_aws("eu-west-1"):
 """
 
 
+def _cwd(entry: Path) -> str:
+    try:
+        return os.readlink(entry / "cwd") + "/"
+    except OSError:
+        return ""
+
+
 def _processes_mentioning(marker: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -196,21 +209,26 @@ def _processes_mentioning(marker: str) -> list[int]:
                 status = (entry / "stat").read_text().split()[2]
             except OSError:
                 continue
-            if marker.encode() in cmdline and status != "Z":
+            # a forked job runs under the fork server's command line, in the job's folder
+            if (marker.encode() in cmdline or _cwd(entry).startswith(marker)) and status != "Z":
                 found.append(int(entry.name))
     return found
 
 
 @pytest.mark.e2e
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("mechanism", ["prctl", "watchdog"])
+@pytest.mark.parametrize("mechanism", ["prctl", "watchdog", "fork server"])
 def test_killing_the_runner_kills_its_jobs_and_a_rerun_starts_clean(tmp_path, mechanism):
-    """PR_SET_PDEATHSIG (Linux), or the watchdog used where prctl is missing (macOS)."""
+    """PR_SET_PDEATHSIG (Linux), or the watchdog used where prctl is missing (macOS); a job
+    forked from the fork server dies with the server, which dies with the runner."""
     root = tmp_path / "runs"
     marker = f"{root}/"
+    form = "file" if mechanism == "fork server" else "inline"
     command = [sys.executable, "-c", RUNNER_SCRIPT, str(root)]
     env = {**os.environ, "LOCAL_RUNTIME_JOB_WATCHDOG": "1" if mechanism == "watchdog" else "0"}
-    runner = subprocess.Popen([*command, "60"], cwd=REPO_ROOT, stdout=subprocess.PIPE, env=env)
+    runner = subprocess.Popen(
+        [*command, "60", form], cwd=REPO_ROOT, stdout=subprocess.PIPE, env=env
+    )
     try:
         deadline = time.monotonic() + 60
         while not list(root.glob("kill-test/*/Hang/processing/output/out/started")):
@@ -218,7 +236,10 @@ def test_killing_the_runner_kills_its_jobs_and_a_rerun_starts_clean(tmp_path, me
             time.sleep(0.2)
         (first,) = list(root.glob("kill-test/*"))
         # The job's command line holds its mapped paths under `root`: nobody else's does.
-        assert set(_processes_mentioning(marker)) - {runner.pid}, "the job is running"
+        jobs = set(_processes_mentioning(marker)) - {runner.pid}
+        assert jobs, "the job is running"
+        forked = {p for p in jobs if b"fork_server.py" in Path(f"/proc/{p}/cmdline").read_bytes()}
+        assert bool(forked) == (mechanism == "fork server"), jobs
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=10)
         deadline = time.monotonic() + 10
@@ -232,7 +253,9 @@ def test_killing_the_runner_kills_its_jobs_and_a_rerun_starts_clean(tmp_path, me
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     # The rerun gets a new execution folder; nothing of the killed one is read or overwritten.
-    rerun = subprocess.run([*command, "0"], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    rerun = subprocess.run(
+        [*command, "0", form], cwd=REPO_ROOT, capture_output=True, text=True, env=env
+    )
     status, sandbox = rerun.stdout.split()
     assert status == "Succeeded", rerun.stderr[-2000:]
     assert Path(sandbox) != first and Path(sandbox).parent == first.parent
