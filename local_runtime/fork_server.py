@@ -37,6 +37,10 @@ PRELOADED = ("numpy", "pyarrow", "pyarrow.csv", "pyarrow.compute", "pandas", "xg
 _READ_AT_START = re.compile(
     r"^(PYTHON|OMP_|KMP_|GOMP_|OPENBLAS_|GOTO_|MKL_|ARROW_|LD_|MALLOC_|LC_|LANG$|TZ$)"
 )
+# Set by a preloaded library when it is imported (scikit-learn's __init__.py:
+# os.environ.setdefault(...), imported by xgboost), so the server runs with these values: a job
+# environment holding them (a test process that imported xgboost) starts the same.
+_SET_BY_PRELOADED = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}
 # What the interpreter's own flags give, set in the fork instead (runner.job_environment sets
 # both for every job).
 _APPLIED_IN_FORK = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
@@ -155,7 +159,7 @@ def forkable(argv: list[str], env: dict, base_environment: dict) -> bool:
         if key in base_environment or key in _APPLIED_IN_FORK:
             if key in base_environment and base_environment[key] != value:
                 return False
-        elif _READ_AT_START.match(key):
+        elif _READ_AT_START.match(key) and _SET_BY_PRELOADED.get(key) != value:
             return False
     return all(key in env for key in base_environment)
 

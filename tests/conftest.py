@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,20 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
+# Groups that mostly wait (a terraform apply polls the AWS provider's SQS waiters for about two
+# minutes): started first, they wait while the other workers use the cores.
+WAITING_GROUPS = ("apply-",)
+
+
+@pytest.hookimpl(tryfirst=True)  # after every reordering (e.g. --reverse), before xdist sends it
+def pytest_collection_finish(session):
+    def waits(item) -> bool:
+        group = item.get_closest_marker("xdist_group")
+        return bool(group and group.args and str(group.args[0]).startswith(WAITING_GROUPS))
+
+    session.items.sort(key=lambda item: not waits(item))
+
+
 def shared_path(relative: str) -> Path:
     """Path under ../shared/, skipping the calling test cleanly when it is absent."""
     path = SHARED_DIR / relative
@@ -105,17 +120,62 @@ def all_steps(definition: dict):
 
 
 def run_step_script(script, *args, env=None, expect_ok=True):
-    """Run scripts/<script> with the test's Python; fail with its stderr if it fails."""
-    result = subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
+    """Run scripts/<script> with the test's Python as the local runtime runs a job (forked from
+    local_runtime/fork_server.py's server when a fork starts it as a fresh interpreter would);
+    fail with its stderr if it fails."""
+    argv = [sys.executable, str(SCRIPTS / script), *map(str, args)]
+    environment = {**os.environ, **(env or {})}
+    result = _forked(argv, environment) or subprocess.run(
+        argv, capture_output=True, text=True, env=environment, timeout=120
     )
     if expect_ok and result.returncode != 0:
         pytest.fail(f"{script} exited {result.returncode}:\n{result.stderr}")
     return result
+
+
+def _forked(argv, env) -> subprocess.CompletedProcess | None:
+    from local_runtime import fork_server
+    from local_runtime.processes import job_environment
+
+    base = job_environment(None)
+    if not fork_server.forkable(argv, env, base):
+        return None
+    (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
+    try:
+        job = fork_server.spawn(
+            argv,
+            env=env,
+            cwd=os.getcwd(),
+            stdout=out_write,
+            stderr=err_write,
+            base_environment=base,
+        )
+    finally:
+        os.close(out_write)
+        os.close(err_write)
+    outputs = {}
+
+    def read(name, fd):
+        with os.fdopen(fd, "rb") as stream:
+            outputs[name] = stream.read().decode("utf-8", "replace")
+
+    readers = [
+        threading.Thread(target=read, args=item) for item in (("out", out_read), ("err", err_read))
+    ]
+    if job is None:
+        os.close(out_read)
+        os.close(err_read)
+        return None
+    for reader in readers:
+        reader.start()
+    try:
+        job.wait(120)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        raise
+    for reader in readers:
+        reader.join()
+    return subprocess.CompletedProcess(argv, job.returncode, outputs["out"], outputs["err"])
 
 
 def put(path, source):
