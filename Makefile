@@ -7,7 +7,9 @@ ENV_FILE ?= env_files/dev_env.tfvars
 # Extra pytest options, e.g. CI's --reverse --junitxml=build/junit/unit-tests.xml.
 # make test runs pytest-xdist with 4 workers on any machine: the slow tests (terraform applies
 # against moto) mostly wait, so more workers than 2 cores still shorten the run; loadgroup keeps
-# a module's tests on one worker (tests/conftest.py). `pytest -m "not e2e"`: the fast tests.
+# a module's tests on one worker, and --no-loadscope-reorder starts the groups in the order
+# tests/conftest.py gives (terraform applies first). make test-fast: the tests not marked e2e,
+# one worker per core (they all compute; each worker's collection costs ~10 s of CPU).
 PYTEST_ARGS ?=
 # checkov pins a fork of python-hcl2 that clashes with ours, so it lives in its own venv.
 CHECKOV_VENV := .venv-checkov
@@ -15,7 +17,7 @@ CHECKOV := $(CHECKOV_VENV)/.installed
 # gitlab-ci-local (pinned in package-lock.json) lets the tests list the CI jobs per branch.
 NODE_DEPS := node_modules/.installed
 
-.PHONY: demo test lint format generate render package upsert delete preflight role-policy rollback checkov lock clean
+.PHONY: demo test test-fast lint format generate render package upsert delete preflight role-policy rollback checkov lock clean
 
 $(VENV)/.installed: requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -38,7 +40,10 @@ demo: $(VENV)/.installed  ## the main job: the MLOps loop on this machine, no AW
 test: $(VENV)/.installed $(CHECKOV) $(NODE_DEPS)  ## every test, plus the linters
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -n 4 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n 4 --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed $(CHECKOV) $(NODE_DEPS)  ## the tests not marked e2e (about a minute on 2 cores)
+	$(PY) -m pytest -m "not e2e" -n auto --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

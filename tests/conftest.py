@@ -1,5 +1,6 @@
 """Shared test fixtures: repository paths and the data sets tests run on."""
 
+import collections
 import os
 import shutil
 import subprocess
@@ -64,17 +65,22 @@ def pytest_collection_modifyitems(items):
 
 
 # Groups that mostly wait (a terraform apply polls the AWS provider's SQS waiters for about two
-# minutes): started first, they wait while the other workers use the cores.
+# minutes): make test runs xdist with --no-loadscope-reorder, so groups start in this order,
+# one per free worker: the waiting ones first, then the others, largest first (xdist's own
+# reordering, which would put single-test groups such as the applies last).
 WAITING_GROUPS = ("apply-",)
 
 
 @pytest.hookimpl(tryfirst=True)  # after every reordering (e.g. --reverse), before xdist sends it
 def pytest_collection_finish(session):
-    def waits(item) -> bool:
-        group = item.get_closest_marker("xdist_group")
-        return bool(group and group.args and str(group.args[0]).startswith(WAITING_GROUPS))
+    def group(item) -> str:
+        marker = item.get_closest_marker("xdist_group")
+        return str(marker.args[0]) if marker and marker.args else item.nodeid
 
-    session.items.sort(key=lambda item: not waits(item))
+    sizes = collections.Counter(group(item) for item in session.items)
+    session.items.sort(
+        key=lambda item: (not group(item).startswith(WAITING_GROUPS), -sizes[group(item)])
+    )
 
 
 def shared_path(relative: str) -> Path:
