@@ -109,7 +109,7 @@ def run_process(argv, *, env, cwd: Path, log_path: Path, max_runtime: int) -> Pr
     lock = threading.Lock()
     with open(log_path, "ab") as log:
         argv = [str(a) for a in argv]
-        process = _forked(argv, env, cwd) if not _uses_watchdog() else None
+        process = start_forked(argv, env, cwd) if not _uses_watchdog() else None
         if _uses_watchdog():
             argv = [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *argv]
         try:
@@ -173,7 +173,7 @@ def _kill(process: subprocess.Popen | fork_server.ForkedJob, posix: bool) -> Non
     process.wait()
 
 
-def _forked(argv: list[str], env: dict, cwd: Path) -> fork_server.ForkedJob | None:
+def start_forked(argv: list[str], env: dict, cwd: Path) -> fork_server.ForkedJob | None:
     """The job forked from local_runtime/fork_server.py's server (its output on pipes, as a
     subprocess's), or None when it must start as a fresh process."""
     base = job_environment(None)

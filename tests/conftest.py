@@ -140,38 +140,20 @@ def run_step_script(script, *args, env=None, expect_ok=True):
 
 
 def _forked(argv, env) -> subprocess.CompletedProcess | None:
-    from local_runtime import fork_server
-    from local_runtime.processes import job_environment
+    from local_runtime.processes import start_forked
 
-    base = job_environment(None)
-    if not fork_server.forkable(argv, env, base):
+    job = start_forked(argv, env, Path.cwd())
+    if job is None:
         return None
-    (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
-    try:
-        job = fork_server.spawn(
-            argv,
-            env=env,
-            cwd=os.getcwd(),
-            stdout=out_write,
-            stderr=err_write,
-            base_environment=base,
-        )
-    finally:
-        os.close(out_write)
-        os.close(err_write)
     outputs = {}
 
-    def read(name, fd):
-        with os.fdopen(fd, "rb") as stream:
+    def read(name, stream):
+        with stream:
             outputs[name] = stream.read().decode("utf-8", "replace")
 
     readers = [
-        threading.Thread(target=read, args=item) for item in (("out", out_read), ("err", err_read))
+        threading.Thread(target=read, args=p) for p in (("out", job.stdout), ("err", job.stderr))
     ]
-    if job is None:
-        os.close(out_read)
-        os.close(err_read)
-        return None
     for reader in readers:
         reader.start()
     try:
