@@ -1,7 +1,8 @@
 """Job processes forked from a Python that has already imported the images' libraries.
 
 Starting a job's Python and importing numpy, pyarrow, pandas and xgboost (which imports
-scikit-learn and SciPy) costs 1-2 s of CPU: most of a small job's time, and most of the demo's.
+scikit-learn and SciPy) costs up to 1.5 s of CPU (bench/README.md, "Test suite time"): most
+of a small job's time.
 The fork server imports them once; each job is a fork of it that runs its script as
 `python <script> <args>` would (a fresh __main__, sys.argv and sys.path[0] as the interpreter
 sets them, exit status as the interpreter gives it), in a session of its own, with

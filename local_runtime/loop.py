@@ -385,15 +385,20 @@ def _fresh_out_dir(options: Options) -> None:
     options.out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _deploy(config: ProjectConfig, options: Options, out: Callable[[str], None]) -> str:
-    """What Terraform and the upsert create, in the embedded API: the versioned bucket, the
-    notification topic (with a mailbox queue, returned) and the three pipelines."""
-    env = config.env
+def create_project_bucket(env) -> None:
+    """The environment's versioned data bucket, in the embedded API (in AWS a prerequisite)."""
     s3 = boto3.client("s3")
     s3.create_bucket(
         Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
     )
     s3.put_bucket_versioning(Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _deploy(config: ProjectConfig, options: Options, out: Callable[[str], None]) -> str:
+    """What Terraform and the upsert create, in the embedded API: the versioned bucket, the
+    notification topic (with a mailbox queue, returned) and the three pipelines."""
+    env = config.env
+    create_project_bucket(env)
     topic_arn, mailbox = _inbox(config)
     os.environ.update(notifier_environment(config, topic_arn))
     pipeline_cli(

@@ -109,8 +109,9 @@ def run_process(argv, *, env, cwd: Path, log_path: Path, max_runtime: int) -> Pr
     lock = threading.Lock()
     with open(log_path, "ab") as log:
         argv = [str(a) for a in argv]
-        process = start_forked(argv, env, cwd) if not _uses_watchdog() else None
-        if _uses_watchdog():
+        watchdog = _uses_watchdog()
+        process = None if watchdog else start_forked(argv, env, cwd)
+        if watchdog:
             argv = [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *argv]
         try:
             process = process or subprocess.Popen(

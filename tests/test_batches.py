@@ -186,6 +186,7 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
         _inbox,
         _mail,
         batch_fields,
+        create_project_bucket,
     )
     from local_runtime.router import notifier_environment
     from pipeline_scripts.cli import run as pipeline_cli
@@ -204,12 +205,7 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
 
     with embedded_aws(env.region):
         s3 = boto3.client("s3")
-        s3.create_bucket(
-            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
-        )
-        s3.put_bucket_versioning(
-            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
-        )
+        create_project_bucket(env)
         topic_arn, mailbox = _inbox(config)
         for key, value in notifier_environment(config, topic_arn).items():
             monkeypatch.setenv(key, value)

@@ -444,7 +444,7 @@ def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_ref
     import yaml
 
     from local_runtime.aws import embedded_aws
-    from local_runtime.loop import DEFAULT_BATCH_DATA, Loop, Options
+    from local_runtime.loop import DEFAULT_BATCH_DATA, Loop, Options, create_project_bucket
     from pipeline_scripts.cli import run as pipeline_cli
     from pipeline_scripts.config import DEFAULT_SETTINGS_FILE, load_config
 
@@ -472,12 +472,7 @@ def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_ref
 
     with embedded_aws(env.region):
         s3, sm = boto3.client("s3"), boto3.client("sagemaker")
-        s3.create_bucket(
-            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
-        )
-        s3.put_bucket_versioning(
-            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
-        )
+        create_project_bucket(env)
         pipeline_cli("upsert", str(dev_env), tmp_path / "pipelines", out=lambda line: None,
                      settings_file=settings_file)  # fmt: skip
         options = Options(str(dev_env), tmp_path / "out", settings_file=settings_file)

@@ -333,6 +333,7 @@ def test_same_labelled_set_registers_nothing_and_new_labels_register(tmp_path):
     import yaml
 
     from local_runtime.aws import embedded_aws
+    from local_runtime.loop import create_project_bucket
     from local_runtime.runner import PipelineRunner
     from pipeline_scripts.config import DEFAULT_SETTINGS_FILE, load_config
     from pipeline_scripts.deploy import upload_code, upsert_pipeline
@@ -348,12 +349,7 @@ def test_same_labelled_set_registers_nothing_and_new_labels_register(tmp_path):
     late = REPO_ROOT / "data" / "later" / "abalone_synthetic_batch_late"
     with embedded_aws(env.region):
         s3 = boto3.client("s3")
-        s3.create_bucket(
-            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
-        )
-        s3.put_bucket_versioning(
-            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
-        )
+        create_project_bucket(env)
         prefix = env.s3_base_uri.removeprefix(f"s3://{env.bucket_name}/")
         train_key = env.train_data_uri.removeprefix(f"s3://{env.bucket_name}/") + "train.csv"
         s3.upload_file(str(REPO_ROOT / "data/train/abalone_synthetic_train.csv"),

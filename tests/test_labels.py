@@ -297,7 +297,7 @@ def test_a_succeeded_label_evaluation_mails_its_own_result(
 def test_labels_for_stored_and_unknown_batches_through_the_pipeline(tmp_path, monkeypatch):
     """Mode=evaluate needs no model: the pipeline joins labels with predictions stored under
     predictions/<batch id>/, and labels for a batch never scored fail naming that URI."""
-    from local_runtime.loop import Loop, Options, _inbox, batch_fields
+    from local_runtime.loop import Loop, Options, _inbox, batch_fields, create_project_bucket
     from local_runtime.router import notifier_environment
     from pipeline_scripts.cli import run as pipeline_cli
 
@@ -305,12 +305,7 @@ def test_labels_for_stored_and_unknown_batches_through_the_pipeline(tmp_path, mo
     env = config.env
     with embedded_aws(env.region):
         s3 = boto3.client("s3")
-        s3.create_bucket(
-            Bucket=env.bucket_name, CreateBucketConfiguration={"LocationConstraint": env.region}
-        )
-        s3.put_bucket_versioning(
-            Bucket=env.bucket_name, VersioningConfiguration={"Status": "Enabled"}
-        )
+        create_project_bucket(env)
         topic_arn, _ = _inbox(config)
         for key, value in notifier_environment(config, topic_arn).items():
             monkeypatch.setenv(key, value)

@@ -216,6 +216,11 @@ def test_demo_options_name_a_missing_file_or_bad_env_file(tmp_path, capsys):
 
     assert main(["--train-data", str(tmp_path / "nope.csv")]) == 2
     assert f"{tmp_path / 'nope.csv'}: expected a CSV file" in capsys.readouterr().err
+    batch = tmp_path / "batch.csv"
+    batch.write_text("a\n1\n")
+    missing = tmp_path / "later.csv"
+    assert main(["--batch-data", str(batch), "--batch-data", str(missing)]) == 2
+    assert f"{missing}: expected a CSV file" in capsys.readouterr().err
     bad_env = tmp_path / "dev_env.tfvars"
     bad_env.write_text((REPO_ROOT / "env_files" / "dev_env.tfvars").read_text() + "\nbogus = 1\n")
     assert main(["--env-file", str(bad_env), "--out-dir", str(tmp_path / "out")]) == 2
