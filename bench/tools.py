@@ -4,7 +4,8 @@ bench/run.py in a fresh process so its wall time and peak RSS are its own.
     python bench/tools.py limit FILE            pyarrow CSV read + one numpy pass per column
     python bench/tools.py describe FILE         pandas read_csv + DataFrame.describe()
     python bench/tools.py whylogs FILE          whylogs 1.6.4 profile (run with its own venv)
-    python bench/tools.py score-transformed FILE MODEL OUT   as the batch-transform step does
+    python bench/tools.py score-transformed FILE MODEL OUT   batch transform, read as score-plain
+    python bench/tools.py score-container FILE MODEL OUT MB   batch transform, as the container
     python bench/tools.py score-plain FILE TRANSFORM MODEL OUT   a plain read-predict-write loop
     python bench/tools.py predict-only FILE TRANSFORM MODEL     prints predict() seconds
 
@@ -56,16 +57,46 @@ def _write_predictions(ids, predictions, out):
 
 
 def score_transformed(path, model, out):
-    """The batch-transform step on preprocess.py's transform_input: lines are
-    record_id,features...; input filter $[1:], predict, output filter $[0,-1] (joined)."""
+    """The batch-transform step on preprocess.py's transform_input (lines are
+    record_id,features...: input filter $[1:], predict, output filter $[0,-1] joined), with
+    the reading and threads of score_plain: Arrow's reader, a float32 matrix, predict() on every
+    core. What is left between the two is the hand-off itself (a second job, text to parse)."""
+    import numpy as np
     import pyarrow.csv as pa_csv
     import xgboost
 
     booster = xgboost.Booster(model_file=model)
     table = pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(autogenerate_column_names=True))
-    matrix = table.to_pandas().to_numpy(dtype="float32")
-    predictions = booster.predict(xgboost.DMatrix(matrix[:, 1:]))
-    _write_predictions(matrix[:, 0].astype("int64"), predictions, out)
+    matrix = np.empty((table.num_rows, table.num_columns - 1), dtype=np.float32)
+    for index, column in enumerate(table.columns[1:]):
+        matrix[:, index] = column.to_numpy()
+    predictions = booster.predict(xgboost.DMatrix(matrix))
+    _write_predictions(table.columns[0].to_numpy(), predictions, out)
+
+
+def score_container(path, model, out, max_payload_mb):
+    """The batch-transform step as SageMaker runs it with the XGBoost image in algorithm mode:
+    the platform's input filter $[1:] and MultiRecord requests of at most MaxPayloadInMB, each
+    parsed and predicted by the container's own code path, which local_runtime/transform.py
+    reproduces with its sources cited (encoder.csv_to_dmatrix's Python string parse; one
+    thread per booster, serve_utils.get_loaded_booster) and max_concurrent_transforms 1."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from local_runtime.transform import MEGABYTE, load_models, predict, requests
+
+    models = load_models(Path(model).parent)
+    ids, records = [], []
+    with open(path) as handle:
+        for line in handle:
+            record_id, _, features = line.rstrip("\n").partition(",")
+            ids.append(record_id)
+            records.append(features)
+    answers = []
+    for payload in requests(records, "MultiRecord", int(max_payload_mb) * MEGABYTE, path):
+        answers += predict(models, payload)
+    with open(out, "w") as handle:
+        handle.writelines(f"{i},{a}\n" for i, a in zip(ids, answers, strict=True))
 
 
 def featurize(path, transform):
@@ -114,6 +145,7 @@ COMMANDS = {
     "describe": describe,
     "whylogs": whylogs,
     "score-transformed": score_transformed,
+    "score-container": score_container,
     "score-plain": score_plain,
     "predict-only": predict_only,
 }

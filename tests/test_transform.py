@@ -154,6 +154,16 @@ def test_float32_digits_read_back_as_the_same_float32():
     assert max(len(t) for t in some) <= 16  # at most 9 digits: "-0.0000012345678", "-1.234e-38"
 
 
+def test_float32_digits_of_repeated_values_are_each_values_own():
+    """format_float32 formats each distinct value once and gathers: every value still gets its
+    own digits (0 and -0 apart, beyond float32's range "inf")."""
+    values = np.array([0.5, -0.0, 0.0, 0.5, 1e39, -0.0, 0.1, 0.1, 3.0, -1e39])
+    with np.errstate(over="ignore"):
+        direct = pc.cast(pa.array(values.astype(np.float32)), pa.string()).to_pylist()
+    assert direct == ["0.5", "-0", "0", "0.5", "inf", "-0", "0.1", "0.1", "3", "-inf"]
+    assert preprocess.format_float32(values).to_pylist() == direct
+
+
 def test_float32_features_give_the_same_model_and_predictions(abalone_csv, tmp_path):
     """Training on the fitted splits as written (float32 digits) and on the same transform with
     full float64 digits gives the same model, and both texts get bit-identical predictions
