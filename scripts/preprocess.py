@@ -413,15 +413,22 @@ def apply(base, batch_uri="", batch_etag="", batch_version="", id_column=""):
         present = np.flatnonzero(~np.isnan(to_numbers(raw, target, origins, strict=True)))
     columns = transform_checked(spec, numbers, raw, origins)
 
-    write_numbers(out / "transform_input" / "batch.csv", ids, columns)
     # The id column is no feature: the data-quality check compares features with the baseline.
     kept = [name for name in raw.column_names if name not in (target, id_column)]
-    write_csv(out / "features" / "features.csv", kept, [raw[name] for name in kept])
     truth = [strings([])] * 2
     if len(present):
         labels = raw[target].take(from_numpy(present))
         truth = [pc.cast(from_numpy(ids[present]), pa.string()), labels]
-    write_csv(out / "ground_truth" / "ground_truth.csv", ["record_id", "label"], truth)
+    with ThreadPoolExecutor() as pool:  # Arrow formats and writes without the GIL: at once
+        writes = [
+            pool.submit(write_numbers, out / "transform_input" / "batch.csv", ids, columns),
+            pool.submit(write_csv, out / "features" / "features.csv", kept,
+                        [raw[name] for name in kept]),
+            pool.submit(write_csv, out / "ground_truth" / "ground_truth.csv",
+                        ["record_id", "label"], truth),
+        ]  # fmt: skip
+        for write in writes:
+            write.result()  # re-raises a write's error
     report = {"record_count": raw.num_rows, "ground_truth_count": len(present)}
     if batch_uri:  # which object (and S3 version) this execution scored
         report.update(batch_uri=batch_uri, batch_version=batch_version, batch_etag=batch_etag)
