@@ -17,10 +17,18 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CODE_DIR = REPO_ROOT / "code"
-# Every folder under code/ is one package, build/lambda/<folder>.zip: lambda.tf's
+# The modules every function imports (lambda_contract.py: the reading of contract.json): each
+# zip carries them at its root, beside the handler; module_files.py puts this folder on
+# sys.path while it loads a handler from a checkout, so both find the same file.
+COMMON_DIR = CODE_DIR / "common"
+# Every other folder under code/ is one package, build/lambda/<folder>.zip: lambda.tf's
 # local.functions name it as code_dir (tests check that each code_dir has a package).
 FUNCTIONS = tuple(
-    sorted(p.name for p in CODE_DIR.iterdir() if p.is_dir() and p.name != "__pycache__")
+    sorted(
+        p.name
+        for p in CODE_DIR.iterdir()
+        if p.is_dir() and p.name not in ("__pycache__", COMMON_DIR.name)
+    )
 )
 OUTPUT_DIR = REPO_ROOT / "build" / "lambda"
 # The shared names (pipeline step names, metadata keys, ...): each zip carries a copy at its
@@ -45,15 +53,16 @@ def source_files(directory: Path) -> list[Path]:
 
 
 def package(directory: Path, output: Path) -> Path:
-    """Write directory's source files and contract.json to output as a deterministic zip;
-    return output."""
+    """Write directory's source files, code/common's and contract.json to output as a
+    deterministic zip; return output."""
     files = source_files(directory)
     if not files:
         raise SystemExit(f"{directory}: no files to package")
     entries = {path.relative_to(directory).as_posix(): path for path in files}
-    if CONTRACT_FILE.name in entries:
-        raise SystemExit(f"{directory}: {CONTRACT_FILE.name} is added by the packager; remove it")
-    entries[CONTRACT_FILE.name] = CONTRACT_FILE
+    for shared in [*source_files(COMMON_DIR), CONTRACT_FILE]:
+        if shared.name in entries:
+            raise SystemExit(f"{directory}: {shared.name} is added by the packager; remove it")
+        entries[shared.name] = shared
     output.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, path in sorted(entries.items()):

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from pipeline_scripts.lambda_package import CODE_DIR, COMMON_DIR
+
 
 def load_module(path: Path | str, name: str | None = None, *, beside: bool = True) -> ModuleType:
     """Runs the file at `path` as a new module named `name` (default: the file's stem) and
@@ -19,7 +21,8 @@ def load_module(path: Path | str, name: str | None = None, *, beside: bool = Tru
     on sys.path while it runs, as where it really runs: Lambda puts the function's folder on
     sys.path, and `python script.py` in a processing container puts the script's folder
     there. So `import step_common` in a step script, or a handler's import of a module beside
-    it, finds the same file here."""
+    it, finds the same file here. A handler of code/<function>/ also finds code/common/'s
+    modules, which its zip holds beside it (lambda_package.py)."""
     path = Path(path).resolve()
     name = name or path.stem
     spec = importlib.util.spec_from_file_location(name, path)
@@ -27,16 +30,15 @@ def load_module(path: Path | str, name: str | None = None, *, beside: bool = Tru
         raise ImportError(f"{path}: not a Python file that can be loaded")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    folder = str(path.parent)
-    added = beside and folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)
+    folders = [path.parent, COMMON_DIR] if path.parent.parent == CODE_DIR else [path.parent]
+    added = [str(f) for f in folders if beside and str(f) not in sys.path]
+    sys.path[:0] = added
     try:
         spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
     finally:
-        if added:
+        for folder in added:
             sys.path.remove(folder)
     return module

@@ -271,8 +271,8 @@ def test_lambda_packages_are_deterministic(tmp_path):
     second = lambda_package.package(code, tmp_path / "two.zip")
     assert first.read_bytes() == second.read_bytes()
     with zipfile.ZipFile(first) as archive:
-        # sorted, no __pycache__, and the shared names beside the handler
-        assert archive.namelist() == ["a.py", "contract.json", "pkg/b.py"]
+        # sorted, no __pycache__, and the shared names and code/common beside the handler
+        assert archive.namelist() == ["a.py", "contract.json", "lambda_contract.py", "pkg/b.py"]
         for info in archive.infolist():
             assert info.date_time == (1980, 1, 1, 0, 0, 0)
             assert info.external_attr >> 16 == 0o100644

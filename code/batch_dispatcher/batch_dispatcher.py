@@ -27,25 +27,14 @@ import json
 import logging
 import os
 import re
-from pathlib import Path
 
 import boto3
+from lambda_contract import CONTRACT  # code/common/: the shared names
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
 
 
-def _contract() -> dict:
-    """The shared names, contract.json: beside this file in the Lambda zip (lambda_package.py
-    puts it there), at the repository root when the code runs from a checkout."""
-    here = Path(__file__).resolve().parent
-    for path in (here / "contract.json", here.parents[1] / "contract.json"):
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    raise FileNotFoundError(f"{here}: contract.json is missing (build the zip with make package)")
-
-
-CONTRACT = _contract()
 PARAMETERS = CONTRACT["parameters"]
 
 # A batch is one object whose name ends in .csv or .csv.gz, in any letter case.

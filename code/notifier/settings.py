@@ -8,25 +8,15 @@ import functools
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+
+from lambda_contract import CONTRACT  # code/common/: the shared names
 
 # One logger for every module of the notifier, named as the Lambda's handler module.
 logger = logging.getLogger("notifier")
 logger.setLevel(logging.INFO)
 
 
-def _contract() -> dict:
-    """The shared names, contract.json: beside this file in the Lambda zip (lambda_package.py
-    puts it there), at the repository root when the code runs from a checkout."""
-    here = Path(__file__).resolve().parent
-    for path in (here / "contract.json", here.parents[1] / "contract.json"):
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    raise FileNotFoundError(f"{here}: contract.json is missing (build the zip with make package)")
-
-
 # Step names, output names and metadata keys the pipelines use (pipeline_scripts/contract.py).
-CONTRACT = _contract()
 STEPS, OUTPUTS, METADATA_KEYS = CONTRACT["steps"], CONTRACT["outputs"], CONTRACT["metadata_keys"]
 
 # Exactly as SageMaker spells them (PipelineExecutionStatus, StepStatus): compared case-sensitively.
