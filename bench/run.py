@@ -251,7 +251,7 @@ def scoring(reps: int) -> dict:
     transform, model = scoring_setup()  # puts REPO on sys.path
     from pipeline_scripts.config import load_pipeline_settings
 
-    max_payload_mb = load_pipeline_settings().transform.max_payload_mb
+    settings = load_pipeline_settings().transform
     data = OUT / "abalone-1m.csv"
     generate(SIZES["1M"], data, seed=1000)
     job = OUT / "jobs" / "preprocess-apply"
@@ -271,7 +271,8 @@ def scoring(reps: int) -> dict:
              str(OUT / "scored-transform.csv")], None),
         "transform path: score its output as the container does": (
             [PY, str(TOOLS), "score-container", str(transformed), str(model),
-             str(OUT / "scored-container.csv"), str(max_payload_mb)], None),
+             str(OUT / "scored-container.csv"), str(settings.max_payload_mb),
+             str(settings.max_concurrent_transforms)], None),
         "plain xgboost read-predict-write": (
             [PY, str(TOOLS), "score-plain", str(data), str(transform), str(model),
              str(OUT / "scored-plain.csv")], None),

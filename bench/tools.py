@@ -5,7 +5,7 @@ bench/run.py in a fresh process so its wall time and peak RSS are its own.
     python bench/tools.py describe FILE         pandas read_csv + DataFrame.describe()
     python bench/tools.py whylogs FILE          whylogs 1.6.4 profile (run with its own venv)
     python bench/tools.py score-transformed FILE MODEL OUT   batch transform, read as score-plain
-    python bench/tools.py score-container FILE MODEL OUT MB   batch transform, as the container
+    python bench/tools.py score-container FILE MODEL OUT MB N  batch transform, as the container
     python bench/tools.py score-plain FILE TRANSFORM MODEL OUT   a plain read-predict-write loop
     python bench/tools.py predict-only FILE TRANSFORM MODEL     prints predict() seconds
 
@@ -74,27 +74,49 @@ def score_transformed(path, model, out):
     _write_predictions(table.columns[0].to_numpy(), predictions, out)
 
 
-def score_container(path, model, out, max_payload_mb):
+_WORKER_MODELS = []
+
+
+def _serve(model_dir):
+    """A worker's start, as a gunicorn worker of the image loads the model."""
+    from local_runtime.transform import load_models
+
+    _WORKER_MODELS[:] = load_models(model_dir)
+
+
+def _invoke(payload):
+    from local_runtime.transform import predict
+
+    return predict(_WORKER_MODELS, payload)
+
+
+def score_container(path, model, out, max_payload_mb, concurrent):
     """The batch-transform step as SageMaker runs it with the XGBoost image in algorithm mode:
     the platform's input filter $[1:] and MultiRecord requests of at most MaxPayloadInMB, each
     parsed and predicted by the container's own code path, which local_runtime/transform.py
     reproduces with its sources cited (encoder.csv_to_dmatrix's Python string parse; one
-    thread per booster, serve_utils.get_loaded_booster) and max_concurrent_transforms 1."""
+    thread per booster, serve_utils.get_loaded_booster), `concurrent` requests at a time, each
+    in its own worker process as the image's gunicorn workers (0: one per CPU, the image's
+    answer when MaxConcurrentTransforms is unset, pipeline_scripts/steps.py)."""
+    import multiprocessing
+    import os
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from local_runtime.transform import MEGABYTE, load_models, predict, requests
+    from local_runtime.transform import MEGABYTE, requests
 
-    models = load_models(Path(model).parent)
-    ids, records = [], []
-    with open(path) as handle:
-        for line in handle:
-            record_id, _, features = line.rstrip("\n").partition(",")
-            ids.append(record_id)
-            records.append(features)
-    answers = []
-    for payload in requests(records, "MultiRecord", int(max_payload_mb) * MEGABYTE, path):
-        answers += predict(models, payload)
+    workers = int(concurrent) or os.cpu_count()
+    # Forked before this process runs any xgboost code: OpenMP does not survive a fork.
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_serve, initargs=(Path(model).parent,)) as pool:
+        ids, records = [], []
+        with open(path) as handle:
+            for line in handle:
+                record_id, _, features = line.rstrip("\n").partition(",")
+                ids.append(record_id)
+                records.append(features)
+        payloads = requests(records, "MultiRecord", int(max_payload_mb) * MEGABYTE, path)
+        answers = [a for answer in pool.imap(_invoke, payloads) for a in answer]
     with open(out, "w") as handle:
         handle.writelines(f"{i},{a}\n" for i, a in zip(ids, answers, strict=True))
 

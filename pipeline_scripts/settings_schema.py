@@ -117,7 +117,7 @@ class PreprocessingSettings:
 @dataclass(frozen=True, kw_only=True)
 class TransformSettings(ComputeSettings):
     max_payload_mb: int = field(between(1, 100))
-    max_concurrent_transforms: int = field(between(1))
+    max_concurrent_transforms: int = field(between(0))  # 0: the container decides (steps.py)
     batch_strategy: Literal["MultiRecord", "SingleRecord"] = field()
 
 
@@ -225,7 +225,7 @@ def check_settings(s: PipelineSettings, src: Source) -> None:
         raise src.bad("preprocessing.validation_fraction", expected, p.validation_fraction)
 
     t = s.transform
-    if t.max_payload_mb * t.max_concurrent_transforms > 100:
+    if t.max_concurrent_transforms and t.max_payload_mb * t.max_concurrent_transforms > 100:
         expected = "max_payload_mb * max_concurrent_transforms <= 100 MB (SageMaker's limit)"
         raise src.bad("transform.max_concurrent_transforms", expected, t.max_concurrent_transforms)
 

@@ -462,7 +462,14 @@ class StepFactory(LambdaSteps):
             output_kms_key=self.env.kms_key,
             volume_kms_key=self.env.kms_key,
             accept=CSV,
-            max_concurrent_transforms=transform.max_concurrent_transforms,
+            # 0 leaves it unset: SageMaker then asks the container's /execution-parameters
+            # (botocore sagemaker model, CreateTransformJobRequest.MaxConcurrentTransforms: "For
+            # built-in algorithms, you don't need to set a value"), and the XGBoost image answers
+            # one request per CPU (aws/sagemaker-xgboost-container algorithm_mode/serve.py,
+            # execution_parameters: number_of_workers() = multiprocessing.cpu_count()). Each
+            # request predicts on one thread (serve_utils.get_loaded_booster: nthread 1), so a
+            # value of 1 leaves all but one CPU of the instance idle.
+            max_concurrent_transforms=transform.max_concurrent_transforms or None,
             max_payload=transform.max_payload_mb,
             tags=self.tags,
             base_transform_job_name=name.lower(),

@@ -847,6 +847,7 @@ BAD_SETTINGS = [
     ("transform.batch_strategy", "Multi", "transform.batch_strategy", "'MultiRecord'"),
     ("transform.max_payload_mb", 101, "transform.max_payload_mb", "[1, 100]"),
     ("transform.max_concurrent_transforms", 20, "transform.max_concurrent_transforms", "<= 100"),
+    ("transform.max_concurrent_transforms", -1, "transform.max_concurrent_transforms", ">= 0"),
     ("caching.enabled", "yes", "caching.enabled", "true or false"),
     ("caching.expire_after", "30 days", "caching.expire_after", "ISO-8601 duration"),
     ("caching.expire_after", "PT", "caching.expire_after", "ISO-8601 duration"),

@@ -657,6 +657,26 @@ def test_per_record_explanations_land_next_to_the_batch_predictions(config, tmp_
     }
 
 
+def test_batch_transform_leaves_concurrency_to_the_container_unless_set(definitions, config):
+    """pipelines.yaml transform.max_concurrent_transforms 0 (the default) renders no
+    MaxConcurrentTransforms, so SageMaker asks the XGBoost image (one request per CPU); a
+    number renders as that number."""
+    import dataclasses
+
+    assert config.settings.transform.max_concurrent_transforms == 0
+    step = next(s for s in all_steps(definitions[config.env.pipeline_inf])
+                if s["Name"] == "BatchTransform")  # fmt: skip
+    assert "MaxConcurrentTransforms" not in step["Arguments"]
+    transform = dataclasses.replace(config.settings.transform, max_concurrent_transforms=2)
+    settings = dataclasses.replace(config.settings, transform=transform)
+    rendered = render(dataclasses.replace(config, settings=settings)).pipelines
+    definition = next(
+        json.loads(p.definition) for p in rendered if p.name == config.env.pipeline_inf
+    )
+    step = next(s for s in all_steps(definition) if s["Name"] == "BatchTransform")
+    assert step["Arguments"]["MaxConcurrentTransforms"] == 2
+
+
 def test_registered_metadata_values_are_valid_at_run_time(definitions, config):
     """CreateModelPackage checks each CustomerMetadataProperties value (1..256 characters of
     ^([\\p{L}\\p{Z}\\p{N}_.:\\/=+\\-@]*)$) after the expressions are resolved."""
