@@ -194,6 +194,8 @@ def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, mo
 
     settings = yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text())
     settings["training"]["hyperparameters"]["num_round"] = 30
+    # b1's measured failure starts a retraining (nothing here asserts on it): a small tuning job.
+    settings["tuning"].update(max_jobs=2, max_parallel_jobs=2)
     settings_file = tmp_path / "pipelines.yaml"
     settings_file.write_text(yaml.safe_dump(settings))
     config = load_config(DEV_ENV, settings_file=settings_file)
