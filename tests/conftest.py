@@ -83,6 +83,18 @@ def pytest_collection_finish(session):
     )
 
 
+# Loop runs shared by tests of several modules (tests/shared_loops.py): a session fixture is
+# built once per worker, and its tests share this xdist_group, so once in all.
+SHARED_LOOP_GROUP = "loop-champion-batches"
+
+
+@pytest.fixture(scope="session")
+def champion_then_batches(tmp_path_factory):
+    from tests.shared_loops import champion_then_batches as run
+
+    return run(tmp_path_factory.mktemp("champion_then_batches"))
+
+
 def shared_path(relative: str) -> Path:
     """Path under ../shared/, skipping the calling test cleanly when it is absent."""
     path = SHARED_DIR / relative
