@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_scripts.service_models import share_service_models
+# One OpenMP thread per process (xgboost), in the tests and in the jobs they run (the runtime
+# passes OMP_NUM_THREADS on): pytest-xdist's workers and the jobs they start share 2 cores, and
+# OpenMP threads that wait for each other spin, which costs more CPU than they save. Set before
+# xgboost is imported: OpenMP reads it when it loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pipeline_scripts.service_models import share_service_models  # noqa: E402
 
 # What the packages no longer set at import (tests/test_import_side_effects.py): the tests' AWS
 # is moto, where any region does for a client that names none, and tests that build steps
