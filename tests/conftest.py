@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_scripts.service_models import share_service_models
+# One OpenMP thread per process (xgboost), in the tests and in the jobs they run (the runtime
+# passes OMP_NUM_THREADS on): pytest-xdist's workers and the jobs they start share 2 cores, and
+# OpenMP threads that wait for each other spin, which costs more CPU than they save. Set before
+# xgboost is imported: OpenMP reads it when it loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pipeline_scripts.service_models import share_service_models  # noqa: E402
 
 # What the packages no longer set at import (tests/test_import_side_effects.py): the tests' AWS
 # is moto, where any region does for a client that names none, and tests that build steps
@@ -81,6 +87,18 @@ def pytest_collection_finish(session):
     session.items.sort(
         key=lambda item: (not group(item).startswith(WAITING_GROUPS), -sizes[group(item)])
     )
+
+
+# Loop runs shared by tests of several modules (tests/shared_loops.py): a session fixture is
+# built once per worker, and its tests share this xdist_group, so once in all.
+SHARED_LOOP_GROUP = "loop-champion-batches"
+
+
+@pytest.fixture(scope="session")
+def champion_then_batches(tmp_path_factory):
+    from tests.shared_loops import champion_then_batches as run
+
+    return run(tmp_path_factory.mktemp("champion_then_batches"))
 
 
 def shared_path(relative: str) -> Path:

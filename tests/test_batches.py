@@ -15,7 +15,7 @@ from local_runtime.router import EventRouter, dispatcher_environment, notifier_e
 from pipeline_scripts.config import load_config
 from pipeline_scripts.event_rules import load_rules, matching_rules
 from pipeline_scripts.module_files import load_module
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, SHARED_LOOP_GROUP
 
 DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
 S3_EVENT = json.loads((REPO_ROOT / "tests/events/s3_object_created_inference.json").read_text())
@@ -175,99 +175,45 @@ def test_a_missing_or_overwritten_batch_fails_naming_the_key(tmp_path):
 
 
 @pytest.mark.e2e
-def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(tmp_path, monkeypatch):
-    import yaml
-
-    from local_runtime.loop import (
-        DEFAULT_BATCH_DATA,
-        DEFAULT_TRAIN_DATA,
-        Loop,
-        Options,
-        _inbox,
-        _mail,
-        batch_fields,
-        create_project_bucket,
-    )
-    from local_runtime.router import notifier_environment
-    from pipeline_scripts.cli import run as pipeline_cli
-    from pipeline_scripts.config import DEFAULT_SETTINGS_FILE
-
-    settings = yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text())
-    settings["training"]["hyperparameters"]["num_round"] = 30
-    settings_file = tmp_path / "pipelines.yaml"
-    settings_file.write_text(yaml.safe_dump(settings))
-    config = load_config(DEV_ENV, settings_file=settings_file)
+@pytest.mark.xdist_group(SHARED_LOOP_GROUP)
+def test_two_batches_at_once_are_each_scored_once_on_their_own_rows(champion_then_batches):
+    """The loop run of tests/shared_loops.py (after its champion part): b1 and b2 uploaded at
+    once, b2's event delivered twice, then a batch deleted before its execution read it."""
+    seen = champion_then_batches["batches"]
+    config, batches, runs = seen["config"], seen["batches"], seen["runs"]
     env = config.env
-    lines = DEFAULT_BATCH_DATA.read_text().splitlines()
-    batches = {"b1": lines[:41], "b2": [lines[0], *lines[41:66]]}  # 40 and 25 rows
-    for name, rows in batches.items():
-        (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+    assert len(runs) == 2
 
-    with embedded_aws(env.region):
-        s3 = boto3.client("s3")
-        create_project_bucket(env)
-        topic_arn, mailbox = _inbox(config)
-        for key, value in notifier_environment(config, topic_arn).items():
-            monkeypatch.setenv(key, value)
-        pipeline_cli("upsert", str(DEV_ENV), tmp_path / "pipelines", out=lambda line: None,
-                     settings_file=settings_file)  # fmt: skip
-        options = Options(str(DEV_ENV), tmp_path / "out", settings_file=settings_file)
-        loop = Loop(config, options, out=lambda line: None)
-        loop.upload(DEFAULT_TRAIN_DATA, env.train_data_uri)
-        loop.drain()
-        loop.approve_newest()
-        loop.upload(tmp_path / "b1.csv", env.inference_data_uri)
-        loop.upload(tmp_path / "b2.csv", env.inference_data_uri)
-        duplicate = [e for e in loop.router.events if e["source"] == "aws.s3"][-1]
-        loop._on_event(copy.deepcopy(duplicate))  # EventBridge delivered b2's event twice
-        loop.drain()
+    # b2's 25 labels are too few to judge: its run succeeds and its e-mail says why.
+    assert [r.status for r in runs] == ["Failed", "Succeeded"]
+    assert runs[0].failure_reason.startswith("MSE ")  # b1: 40 labels, judged and failed
+    subjects = seen["subjects"]
+    assert any(s.startswith("Succeeded with") and "insufficient labels" in s for s in subjects), (
+        subjects
+    )
 
-        runs = [e for e, _ in loop.executions if e.pipeline_name == env.pipeline_inf]
-        assert len(runs) == 2
-
-        # b2's 25 labels are too few to judge: its run succeeds and its e-mail says why.
-        assert [r.status for r in runs] == ["Failed", "Succeeded"]
-        assert runs[0].failure_reason.startswith("MSE ")  # b1: 40 labels, judged and failed
-        subjects = [m["subject"] for m in _mail(mailbox)]
-        assert any(
-            s.startswith("Succeeded with") and "insufficient labels" in s for s in subjects
-        ), subjects
-
-        # A batch deleted before its execution read it: the run fails naming the key.
-        loop.upload(tmp_path / "b1.csv", f"{env.inference_data_uri}gone/")
-        deleted = [e for e in loop.router.events if e["source"] == "aws.s3"][-1]["detail"]
-        s3.delete_object(Bucket=env.bucket_name, Key=deleted["object"]["key"])
-        loop.drain()
-        gone = loop.executions[-1][0]
-        assert gone.status == "Failed"
-        assert f"s3://{env.bucket_name}/{deleted['object']['key']}" in gone.failure_reason
-        for run, (name, rows) in zip(runs, batches.items(), strict=True):
-            assert run.parameters["BatchId"] == name
-            assert run.display_name.startswith(f"{name}-")  # as the dispatcher named it
-            assert run.parameters["InferenceDataUrl"].endswith(f"/{name}.csv")
-            report = run.steps["PreprocessBatch"].outputs["report"]
-            bucket, _, key = report.removeprefix("s3://").partition("/")
-            body = s3.get_object(Bucket=bucket, Key=f"{key}/batch_report.json")["Body"].read()
-            assert json.loads(body)["record_count"] == len(rows) - 1
-            prefix = f"{env.bucket_prefix}/predictions/{name}/"
-            listed = s3.list_objects_v2(Bucket=env.bucket_name, Prefix=prefix)["Contents"]
-            # Beside the .out files: report/batch_report.json (what retraining reads).
-            listed = [o for o in listed if o["Key"].endswith(".out")]
-            predictions = b"".join(
-                s3.get_object(Bucket=env.bucket_name, Key=o["Key"])["Body"].read() for o in listed
-            ).splitlines()
-            assert batch_fields(run, config) == {
-                "batch": f"s3://{env.bucket_name}/{env.bucket_prefix}/{env.bucket_inf_prefix}/"
-                f"{name}.csv",
-                "batch_id": name,
-                "mode": "score",
-                "records_scored": len(rows) - 1,
-                "labels_matched": None,
-            }
-            # Record ids are the batch's own data lines, 1 .. n.
-            assert sorted(int(float(p.split(b",")[0])) for p in predictions) == list(
-                range(1, len(rows))
-            )
+    # A batch deleted before its execution read it: the run fails naming the key.
+    gone = seen["gone"]
+    assert gone.status == "Failed"
+    assert seen["gone_uri"] in gone.failure_reason
+    for run, (name, rows) in zip(runs, batches.items(), strict=True):
+        assert run.parameters["BatchId"] == name
+        assert run.display_name.startswith(f"{name}-")  # as the dispatcher named it
+        assert run.parameters["InferenceDataUrl"].endswith(f"/{name}.csv")
+        assert seen["reports"][name]["record_count"] == len(rows) - 1
+        assert seen["fields"][name] == {
+            "batch": f"s3://{env.bucket_name}/{env.bucket_prefix}/{env.bucket_inf_prefix}/"
+            f"{name}.csv",
+            "batch_id": name,
+            "mode": "score",
+            "records_scored": len(rows) - 1,
+            "labels_matched": None,
+        }
+        # Record ids are the batch's own data lines, 1 .. n.
+        predictions = seen["predictions"][name]
+        assert sorted(int(float(p.split(b",")[0])) for p in predictions) == list(
+            range(1, len(rows))
+        )
 
 
 # -------------------------------------------------------------------------- retraining rules

@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from pipeline_scripts.api_model import constraint_errors, member_shape
 from pipeline_scripts.module_files import load_module
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, SHARED_LOOP_GROUP
 
 TRAIN_DATA = REPO_ROOT / "data" / "train" / "abalone_synthetic_train.csv"
 GROUP = "abalone-models"
@@ -434,100 +434,48 @@ def test_the_registry_e_mail_says_challenger_versus_champion():
 
 
 @pytest.mark.e2e
-def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_refused(tmp_path):
-    """Local runtime, as `make demo` runs it: v1 (no champion) is approved; v2 (2 boosting
-    rounds, with registration.reject_if_not_better) records v1 as its champion with both MSEs
-    on the same test rows and is registered Rejected saying why; both record the integrity of
-    their artifacts; then v1's model.tar.gz is overwritten and the next batch run fails naming
-    it before anything uses the model. (accuracy_mse_threshold is raised so that the weak v2
-    reaches registration: the champion comparison, not the threshold, rejects it.)"""
-    import yaml
+@pytest.mark.xdist_group(SHARED_LOOP_GROUP)
+def test_a_new_version_is_compared_with_the_champion_and_a_tampered_model_is_refused(
+    champion_then_batches,
+):
+    """Local runtime, as `make demo` runs it (tests/shared_loops.py): v1 (no champion) is
+    approved; v2 (2 boosting rounds, with registration.reject_if_not_better) records v1 as its
+    champion with both MSEs on the same test rows and is registered Rejected saying why; both
+    record the integrity of their artifacts; then v1's model.tar.gz is overwritten and the next
+    batch run fails naming it before anything uses the model. (accuracy_mse_threshold is
+    raised so that the weak v2 reaches registration: the champion comparison, not the
+    threshold, rejects it.)"""
+    seen = champion_then_batches["champion"]
+    assert "accuracy_mse_threshold = 6.0" in seen["source_env"]
+    v1, v2, report = seen["v1"], seen["v2"], seen["report"]
+    assert v1["CustomerMetadataProperties"]["champion_version"] == "none"
+    assert v1["CustomerMetadataProperties"]["champion_mse"] == "none"
 
-    from local_runtime.aws import embedded_aws
-    from local_runtime.loop import DEFAULT_BATCH_DATA, Loop, Options, create_project_bucket
-    from pipeline_scripts.cli import run as pipeline_cli
-    from pipeline_scripts.config import DEFAULT_SETTINGS_FILE, load_config
-
-    source_env = (REPO_ROOT / "env_files" / "dev_env.tfvars").read_text()
-    assert "accuracy_mse_threshold = 6.0" in source_env
-    dev_env = tmp_path / "dev_env.tfvars"
-    dev_env.write_text(
-        source_env.replace("accuracy_mse_threshold = 6.0", "accuracy_mse_threshold = 50.0")
+    assert v2["ModelPackageVersion"] == 2
+    metadata = v2["CustomerMetadataProperties"]
+    assert metadata["champion_version"] == "1"
+    assert report["champion"]["version"] == "1"
+    assert report["champion"]["item_count"] == report["dataset"]["item_count"]
+    assert metadata["champion_mse"] == report["formatted"]["champion_mse"] != "none"
+    assert metadata["challenger_mse"] == report["formatted"]["mse"]
+    assert metadata["evaluation_records"] == str(report["dataset"]["item_count"])
+    assert report["challenger_is_better"] is False
+    assert v2["ModelApprovalStatus"] == "Rejected"
+    formatted = report["formatted"]
+    assert v2["ModelPackageDescription"] == (
+        f"Rejected: challenger MSE {formatted['mse']} is not below champion version 1 MSE "
+        f"{formatted['champion_mse']} on the same {formatted['record_count']} test records"
     )
-    settings = yaml.safe_load(DEFAULT_SETTINGS_FILE.read_text())
-    settings["training"]["hyperparameters"]["num_round"] = 30
-    settings_file = tmp_path / "pipelines.yaml"
-    settings_file.write_text(yaml.safe_dump(settings))
-    settings["training"]["hyperparameters"]["num_round"] = 2
-    settings["registration"]["reject_if_not_better"] = True
-    weak_settings = tmp_path / "weak.yaml"
-    weak_settings.write_text(yaml.safe_dump(settings))
-    config = load_config(dev_env, settings_file=settings_file)
-    env = config.env
-    lines = TRAIN_DATA.read_text().splitlines()
-    (tmp_path / "first.csv").write_text("\n".join(lines[:2001]) + "\n")
-    (tmp_path / "second.csv").write_text("\n".join([lines[0], *lines[2001:]]) + "\n")
-    batch = tmp_path / "batch.csv"
-    batch.write_text("\n".join(DEFAULT_BATCH_DATA.read_text().splitlines()[:61]) + "\n")
+    # The recorded integrity is the registered model's current object.
+    assert metadata["model_sha256"] == seen["model_sha256"]
+    assert metadata["model_version_id"] == seen["model_version_id"]
 
-    with embedded_aws(env.region):
-        s3, sm = boto3.client("s3"), boto3.client("sagemaker")
-        create_project_bucket(env)
-        pipeline_cli("upsert", str(dev_env), tmp_path / "pipelines", out=lambda line: None,
-                     settings_file=settings_file)  # fmt: skip
-        options = Options(str(dev_env), tmp_path / "out", settings_file=settings_file)
-        loop = Loop(config, options, out=lambda line: None)
-        loop.upload(tmp_path / "first.csv", env.train_data_uri)
-        loop.drain()
-        v1 = loop.approve_newest()
-        assert v1["CustomerMetadataProperties"]["champion_version"] == "none"
-        assert v1["CustomerMetadataProperties"]["champion_mse"] == "none"
-
-        # The pipelines redeployed with 2 rounds and the reject setting (as CI would upsert).
-        pipeline_cli("upsert", str(dev_env), tmp_path / "pipelines", out=lambda line: None,
-                     settings_file=weak_settings)  # fmt: skip
-        loop.upload(tmp_path / "second.csv", env.train_data_uri)
-        loop.drain()
-        group = env.model_package_group_name
-        newest = sm.list_model_packages(
-            ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"
-        )["ModelPackageSummaryList"][0]
-        v2 = sm.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
-        assert v2["ModelPackageVersion"] == 2
-        metadata = v2["CustomerMetadataProperties"]
-        assert metadata["champion_version"] == "1"
-        evaluation_uri = v2["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
-        bucket, _, key = evaluation_uri.removeprefix("s3://").partition("/")
-        report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        assert report["champion"]["version"] == "1"
-        assert report["champion"]["item_count"] == report["dataset"]["item_count"]
-        assert metadata["champion_mse"] == report["formatted"]["champion_mse"] != "none"
-        assert metadata["challenger_mse"] == report["formatted"]["mse"]
-        assert metadata["evaluation_records"] == str(report["dataset"]["item_count"])
-        assert report["challenger_is_better"] is False
-        assert v2["ModelApprovalStatus"] == "Rejected"
-        formatted = report["formatted"]
-        assert v2["ModelPackageDescription"] == (
-            f"Rejected: challenger MSE {formatted['mse']} is not below champion version 1 MSE "
-            f"{formatted['champion_mse']} on the same {formatted['record_count']} test records"
-        )
-        # The recorded integrity is the registered model's current object.
-        model_url = v2["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-        bucket, _, key = model_url.removeprefix("s3://").partition("/")
-        body = s3.get_object(Bucket=bucket, Key=key)
-        assert metadata["model_sha256"] == hashlib.sha256(body["Body"].read()).hexdigest()
-        assert metadata["model_version_id"] == body["VersionId"]
-
-        # v1 stays the approved one; its model is overwritten after approval.
-        model_url = v1["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-        bucket, _, key = model_url.removeprefix("s3://").partition("/")
-        s3.put_object(Bucket=bucket, Key=key, Body=b"not the approved model")
-        loop.upload(batch, env.inference_data_uri)
-        loop.drain()
-        run = loop.executions[-1][0]
-        assert run.pipeline_name == env.pipeline_inf
-        assert run.status == "Failed"
-        assert model_url in run.failure_reason and "model_sha256" in run.failure_reason
-        # Nothing used the tampered model or its transform.
-        for step in ("PreprocessBatch", "CreateModel", "BatchTransform"):
-            assert run.steps[step].status == "NotExecuted", step
+    # v1 stays the approved one; its model is overwritten after approval.
+    run, model_url = seen["tampered_run"], seen["tampered_model_url"]
+    assert model_url == v1["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert run.pipeline_name == champion_then_batches["config"].env.pipeline_inf
+    assert run.status == "Failed"
+    assert model_url in run.failure_reason and "model_sha256" in run.failure_reason
+    # Nothing used the tampered model or its transform.
+    for step in ("PreprocessBatch", "CreateModel", "BatchTransform"):
+        assert run.steps[step].status == "NotExecuted", step

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline_scripts.module_files import load_module
+from tests.conftest import run_step_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "data_quality.py"
@@ -1256,8 +1257,7 @@ def test_unusable_baseline_is_a_clear_error(tmp_path, capsys, halves, abalone_ba
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(SCRIPT), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    return run_step_script(SCRIPT.name, *args, expect_ok=False)
 
 
 @pytest.mark.e2e

@@ -123,6 +123,7 @@ def test_a_job_past_its_max_runtime_is_killed(tmp_path, mode):
 )
 def test_only_jobs_a_fork_starts_faithfully_are_forked(variables, forkable, monkeypatch):
     monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # tests/conftest.py sets it
     base = job_environment(None)
     env = {**base, **variables}
     assert fork_server.forkable([sys.executable, "x.py"], env, base) is forkable

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 
 import boto3
 import numpy as np
@@ -19,7 +17,7 @@ from local_runtime.router import EventRouter, dispatcher_environment
 from pipeline_scripts.config import load_config
 from pipeline_scripts.event_rules import load_rules, matching_rules
 from pipeline_scripts.module_files import load_module
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_step_script
 
 DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
 S3_EVENT = json.loads((REPO_ROOT / "tests/events/s3_object_created_inference.json").read_text())
@@ -103,10 +101,9 @@ def test_the_router_sends_labels_through_the_dispatcher_exactly_once(config):
 
 def _run(base, *extra):
     """model_quality.py --labels as the processing job runs it; (exit code, stats, stderr)."""
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "model_quality.py"), "--base-dir", str(base),
-         "--labels", "--mse-threshold", "6", "--min-labels", "30", *extra],
-        capture_output=True, text=True, check=False,
+    result = run_step_script(
+        "model_quality.py", "--base-dir", base,
+        "--labels", "--mse-threshold", "6", "--min-labels", "30", *extra, expect_ok=False,
     )  # fmt: skip
     out = base / "output" / "model_quality" / "statistics.json"
     stats = json.loads(out.read_text()) if out.exists() else None
@@ -178,10 +175,7 @@ def test_the_demo_labels_name_their_batch_and_its_lines():
 
 
 def _preprocess(base, *args, ok=True):
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "preprocess.py"), "--base-dir", str(base),
-         *args], capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    result = run_step_script("preprocess.py", "--base-dir", base, *args, expect_ok=False)
     assert (result.returncode == 0) is ok, result.stderr
     return result.stderr.strip()
 

@@ -11,11 +11,8 @@ the input, output filter $[0,-1]) with the same xgboost library.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -26,7 +23,7 @@ import xgboost
 from pipeline_scripts import xgboost_image
 from pipeline_scripts.config import load_config
 from pipeline_scripts.render import render
-from tests.conftest import REPO_ROOT, all_steps
+from tests.conftest import REPO_ROOT, all_steps, run_step_script
 
 DEV_ENV = REPO_ROOT / "env_files" / "dev_env.tfvars"
 DRIFT_BATCH = REPO_ROOT / "data" / "inference" / "abalone_synthetic_batch_drift.csv"
@@ -85,12 +82,7 @@ def run_processing(definition: dict, name: str, tmp: Path, inputs: dict[str, Pat
         resolve(a, parameters).format(root=job.root)
         for a in arguments["AppSpecification"].get("ContainerArguments", [])
     ]
-    result = subprocess.run(
-        [sys.executable, str(script), *container_args, "--base-dir", str(job.root)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_step_script(script.name, *container_args, "--base-dir", job.root, expect_ok=False)
     for output in arguments["ProcessingOutputConfig"]["Outputs"]:
         if result.returncode == 0:
             assert any(job.output(output["OutputName"]).iterdir()), f"{name}: empty output"
@@ -298,20 +290,13 @@ def _train(step: dict, prep: Job, tmp: Path) -> tuple[Path, str]:
     assert code_uri.endswith("/sourcedir.tar.gz")
     model_dir = tmp / "model"
     model_dir.mkdir()
-    env = dict(
-        os.environ,
-        SM_MODEL_DIR=str(model_dir),
-        SM_CHANNEL_TRAIN=str(prep.output("train")),
-        SM_CHANNEL_VALIDATION=str(prep.output("validation")),
-    )
+    env = {
+        "SM_MODEL_DIR": str(model_dir),
+        "SM_CHANNEL_TRAIN": str(prep.output("train")),
+        "SM_CHANNEL_VALIDATION": str(prep.output("validation")),
+    }
     flags = [part for k, v in hyperparameters.items() for part in (f"--{k}", str(v))]
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / entry), *flags],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    result = run_step_script(entry, *flags, env=env, expect_ok=False)
     assert result.returncode == 0, result.stderr
     return model_dir, result.stdout + result.stderr
 
