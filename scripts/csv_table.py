@@ -9,6 +9,7 @@ and pyarrow 22.0.0 (aws/sagemaker-xgboost-container, docker/3.0-5/base/Dockerfil
 
 import csv
 import io
+import re
 from bisect import bisect_right
 
 import numpy as np
@@ -70,6 +71,7 @@ csv.field_size_limit(2**31 - 1)
 MISSING = strings(sorted(MISSING_TOKENS))
 # Bytes after which Arrow's reader and the csv module could disagree: quotes (fields spanning
 # lines), NUL, and the separators str.strip() removes but Arrow's ASCII trim keeps.
+_NOT_SPACE = re.compile(rb"\S")
 UNUSUAL = (b'"', b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 
 
@@ -97,11 +99,17 @@ def read_arrow(data):
 
     Only for what the csv module would read identically (ASCII, no quotes, at least two
     columns, unique names), so that every row is one line (row i on line i + 2: a blank line
-    has too few fields and sends the file to read_careful, as does any other irregularity)."""
+    has too few fields and sends the file to read_careful, as does any other irregularity).
+    Nor for a header without data rows: Arrow's parallel read of a file with no rows can leave
+    its background work behind at exit (apache/arrow#38676), and the process then aborted now
+    and then ("terminate called without an active exception") instead of exiting 1."""
     if not data.isascii() or any(byte in data for byte in UNUSUAL):
         return None
     ends = [end for end in (data.find(b"\r"), data.find(b"\n")) if end >= 0]  # as Arrow splits
-    header = [name.strip() for name in data[: min(ends, default=len(data))].decode().split(",")]
+    header_end = min(ends, default=len(data))
+    if not _NOT_SPACE.search(data, header_end):
+        return None
+    header = [name.strip() for name in data[:header_end].decode().split(",")]
     if len(header) < 2 or "" in header or len(set(header)) != len(header):
         return None
     names = [f"c{i}" for i in range(len(header))]
