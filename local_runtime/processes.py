@@ -26,8 +26,8 @@ DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default StoppingCondition
 # What a job inherits from this process; no AWS credentials or endpoints (jobs get their data
 # from the runner, as in SageMaker). OMP_NUM_THREADS: the machine's, when its user sets it (the
 # tests set 1: OpenMP threads of jobs running side by side on 2 cores spin against each other).
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "TZ")
-_INHERITED += ("OMP_NUM_THREADS",)
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "TZ",
+              "OMP_NUM_THREADS")  # fmt: skip
 
 
 def job_environment(step_environment: dict | None, **variables: str) -> dict:

@@ -71,8 +71,9 @@ csv.field_size_limit(2**31 - 1)
 MISSING = strings(sorted(MISSING_TOKENS))
 # Bytes after which Arrow's reader and the csv module could disagree: quotes (fields spanning
 # lines), NUL, and the separators str.strip() removes but Arrow's ASCII trim keeps.
-_NOT_SPACE = re.compile(rb"\S")
 UNUSUAL = (b'"', b"\x00", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
+# Any data after the header (read_arrow leaves a file without rows to the csv module).
+_NOT_SPACE = re.compile(rb"\S")
 
 
 class Origins:
