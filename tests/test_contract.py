@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import os
 import re
 from pathlib import Path
 
@@ -98,13 +99,14 @@ def contract_values() -> set[str]:
 
 def source_files() -> list[Path]:
     files = []
-    for path in REPO_ROOT.rglob("*"):
-        parts = set(path.relative_to(REPO_ROOT).parts)
-        if not path.is_file() or parts & EXCLUDED_DIRS:
-            continue
-        rule = path.suffix == ".json" and path.parent.name == "events"
-        if rule or path.suffix in (".py", ".tf") or path.name in ("Makefile", ".gitlab-ci.yml"):
-            files.append(path)
+    # os.walk prunes the excluded folders (.venv, node_modules, build: ~70 k files) unread.
+    for folder, subfolders, names in os.walk(REPO_ROOT):
+        subfolders[:] = [name for name in subfolders if name not in EXCLUDED_DIRS]
+        for name in names:
+            path = Path(folder) / name
+            rule = path.suffix == ".json" and path.parent.name == "events"
+            if rule or path.suffix in (".py", ".tf") or name in ("Makefile", ".gitlab-ci.yml"):
+                files.append(path)
     return sorted(files)
 
 
