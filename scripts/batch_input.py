@@ -12,7 +12,9 @@ Amazon S3 API reference, "Object" data type, ETag), checks the content it receiv
 
 import hashlib
 import re
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from step_common import InputError
@@ -25,12 +27,15 @@ def names_one_object(uri):
     return bool(uri) and not uri.endswith("/") and bool(BATCH_SUFFIX.search(uri))
 
 
+@contextmanager
 def select_batch(folder, uri="", etag=""):
-    """The folder to read: `folder` itself for a prefix run, else a folder holding only the
-    batch object's file. A missing file or different content fails naming the key."""
+    """The folder to read: `folder` itself for a prefix run, else a temporary folder holding
+    only the batch object's file (removed on leaving the block). A missing file or different
+    content fails naming the key."""
     folder = Path(folder)
     if not names_one_object(uri):
-        return folder
+        yield folder
+        return
     path = folder / uri.rsplit("/", 1)[-1]
     if not path.is_file():
         raise InputError(
@@ -47,5 +52,8 @@ def select_batch(folder, uri="", etag=""):
                 f"the object was overwritten after the event (its new version has its own run)"
             )
     chosen = Path(tempfile.mkdtemp(prefix="batch-"))
-    (chosen / path.name).symlink_to(path.resolve())
-    return chosen
+    try:
+        (chosen / path.name).symlink_to(path.resolve())
+        yield chosen
+    finally:
+        shutil.rmtree(chosen)

@@ -403,8 +403,8 @@ def id_column_values(raw, column, origins):
 def apply(base, batch_uri="", batch_etag="", batch_version="", id_column=""):
     spec = load_transform(base / "input" / "transform" / "transform.json")
     target, out = spec["target"], base / "output"
-    folder = select_batch(base / "input" / "data", batch_uri, batch_etag)
-    raw, origins = read_folder(folder, spec["features"], same_columns=False)
+    with select_batch(base / "input" / "data", batch_uri, batch_etag) as folder:
+        raw, origins = read_folder(folder, spec["features"], same_columns=False)
     ids = id_column_values(raw, id_column, origins) if id_column else record_ids(raw.num_rows)
     numbers = {column: to_numbers(raw, column, origins, False) for column in spec["numeric"]}
     present = np.arange(0)

@@ -154,21 +154,30 @@ def test_only_the_batch_file_is_read(tmp_path):
     for name in ["b1.csv", "b1.csv.gz", "b1.csv2.csv", "other.csv"]:
         (folder / name).write_bytes(content if name == "b1.csv" else b"x,y\n")
     etag = hashlib.md5(content).hexdigest()
-    chosen = select_batch(folder, "s3://bucket/in/b1.csv", etag)
-    assert [p.name for p in chosen.iterdir()] == ["b1.csv"]
-    assert (chosen / "b1.csv").read_bytes() == content
-    assert select_batch(folder, "s3://bucket/in/", "") == folder  # a prefix run reads all
+    with select_batch(folder, "s3://bucket/in/b1.csv", etag) as chosen:
+        assert [p.name for p in chosen.iterdir()] == ["b1.csv"]
+        assert (chosen / "b1.csv").read_bytes() == content
+    assert not chosen.exists()  # the temporary folder goes with the block
+    assert (folder / "b1.csv").read_bytes() == content  # and only it
+    with select_batch(folder, "s3://bucket/in/", "") as chosen:
+        assert chosen == folder  # a prefix run reads all
     # A multipart ETag depends on the part size: not checked.
-    assert select_batch(folder, "s3://bucket/in/b1.csv", "abc-2") != folder
+    with select_batch(folder, "s3://bucket/in/b1.csv", "abc-2") as chosen:
+        assert chosen != folder
 
 
 def test_a_missing_or_overwritten_batch_fails_naming_the_key(tmp_path):
     (tmp_path / "b1.csv.bak").write_text("a\n1\n")
-    with pytest.raises(InputError, match=r"s3://bucket/in/b1.csv: the batch object is missing"):
-        select_batch(tmp_path, "s3://bucket/in/b1.csv", "")
+    missing = r"s3://bucket/in/b1.csv: the batch object is missing"
+    with pytest.raises(InputError, match=missing), select_batch(tmp_path, "s3://bucket/in/b1.csv"):
+        pass
     (tmp_path / "b1.csv").write_text("a\n2\n")
-    with pytest.raises(InputError, match=r"s3://bucket/in/b1.csv: content MD5 \w+ differs"):
-        select_batch(tmp_path, "s3://bucket/in/b1.csv", "0" * 32)
+    overwritten = r"s3://bucket/in/b1.csv: content MD5 \w+ differs"
+    with (
+        pytest.raises(InputError, match=overwritten),
+        select_batch(tmp_path, "s3://bucket/in/b1.csv", "0" * 32),
+    ):
+        pass
 
 
 # ------------------------------------------------------------------------------ end to end
