@@ -22,8 +22,9 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +44,11 @@ PROG = "preprocess"
 TRANSFORM_VERSION = 1
 
 
-def to_numbers(raw, column, origins, strict):
+def to_numbers(raw, column, origins, strict, warnings=None):
     """raw[column] as a float64 array (NaN where missing). A value that is present but not a
     finite number in the one number syntax (step_common.NUMBER_PATTERN) is an error when
     strict; otherwise it becomes missing (the raw value still reaches the data-quality check
-    through features.csv, which counts it) with a warning."""
+    through features.csv, which counts it) with a warning, printed or added to `warnings`."""
     text = raw[column]
     present = to_numpy(pc.is_valid(text), False)
     try:  # Arrow parses the number syntax and, beyond it, only inf/nan spellings (see tests)
@@ -68,9 +69,26 @@ def to_numbers(raw, column, origins, strict):
     more = f" ({len(bad) - 1} more like it)" if len(bad) > 1 else ""
     if strict:
         raise InputError(f"{where}{more}; expected a number")
-    print(f"{PROG}: warning: {where}{more}; treated as missing", file=sys.stderr)
+    warning = f"{PROG}: warning: {where}{more}; treated as missing"
+    if warnings is None:
+        print(warning, file=sys.stderr)
+    else:
+        warnings.append(warning)
     values[bad] = np.nan
     return values
+
+
+def numeric_columns(raw, columns, origins, strict):
+    """{column: to_numbers(raw, column, ...)}, the columns parsed at once (Arrow's cast and
+    numpy release the GIL); warnings and the first error in column order, as one by one."""
+    warnings = {column: [] for column in columns}
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        parsed = pool.map(lambda c: to_numbers(raw, c, origins, strict, warnings[c]), columns)
+        numbers = dict(zip(columns, parsed, strict=True))
+    for column in columns:
+        for warning in warnings[column]:
+            print(warning, file=sys.stderr)
+    return numbers
 
 
 # ----------------------------------------------------------------------------- the transform
@@ -117,27 +135,31 @@ def transform_columns(spec, numbers, raw, rows=None):
     using only the fitted spec. numbers[column] holds a numeric feature (NaN = missing, filled
     with the train median), raw[column] a categorical one as text (missing -> the train mode;
     a value unseen in training -> all zeros). `rows` selects rows (default all). Raises
-    Unrepresentable rather than return an infinity."""
-    columns = []
-    for column in spec["features"]:
+    Unrepresentable rather than return an infinity (the first feature's, in spec order)."""
+
+    def transform_feature(column):
         if column in spec["numeric"]:
             stats = spec["numeric"][column]
             values = numbers[column] if rows is None else numbers[column][rows]
-            values = np.where(np.isnan(values), stats["fill"], values)
+            missing = np.isnan(values)
+            if missing.any():
+                values = np.where(missing, stats["fill"], values)
             with np.errstate(over="ignore"):
                 standardised = (values - stats["mean"]) / stats["std"]
-            overflow = np.flatnonzero(~np.isfinite(standardised))
-            if len(overflow):
-                raise Unrepresentable(column, int(overflow[0]))
-            columns.append(standardised)
-        else:
-            stats = spec["categorical"][column]
-            text = raw[column] if rows is None else raw[column].take(from_numpy(rows))
-            categories = strings(stats["categories"])
-            fill = strings([stats["fill"]])[0]
-            codes = to_numpy(pc.index_in(pc.fill_null(text, fill), value_set=categories), -1)
-            columns += [(codes == code).astype(float) for code in range(len(categories))]
-    return columns
+            finite = np.isfinite(standardised)
+            if not finite.all():
+                raise Unrepresentable(column, int(np.flatnonzero(~finite)[0]))
+            return [standardised]
+        stats = spec["categorical"][column]
+        text = raw[column] if rows is None else raw[column].take(from_numpy(rows))
+        categories = strings(stats["categories"])
+        fill = strings([stats["fill"]])[0]
+        codes = to_numpy(pc.index_in(pc.fill_null(text, fill), value_set=categories), -1)
+        return [(codes == code).astype(float) for code in range(len(categories))]
+
+    with ThreadPoolExecutor(os.cpu_count()) as pool:  # numpy and Arrow release the GIL
+        per_feature = list(pool.map(transform_feature, spec["features"]))
+    return [array for arrays in per_feature for array in arrays]
 
 
 def transform_rows(spec, numbers, raw, origins, rows=None):
@@ -277,11 +299,8 @@ def fit(args, base):
     categorical = [column for column in features if column in args.categorical]
     if not features:
         raise InputError(f"{folder}: only the target column {args.target!r}; expected features")
-    numbers = {
-        column: to_numbers(raw, column, origins, strict=True)
-        for column in [args.target, *features]
-        if column not in categorical
-    }
+    numeric = [column for column in [args.target, *features] if column not in categorical]
+    numbers = numeric_columns(raw, numeric, origins, strict=True)
     target_values = numbers[args.target]
     missing_target = np.flatnonzero(np.isnan(target_values))
     if len(missing_target):
@@ -406,24 +425,31 @@ def apply(base, batch_uri="", batch_etag="", batch_version="", id_column=""):
     with select_batch(base / "input" / "data", batch_uri, batch_etag) as folder:
         raw, origins = read_folder(folder, spec["features"], same_columns=False)
     ids = id_column_values(raw, id_column, origins) if id_column else record_ids(raw.num_rows)
-    numbers = {column: to_numbers(raw, column, origins, False) for column in spec["numeric"]}
-    present = np.arange(0)
-    if target in raw.column_names:  # checked first: a failed step writes no outputs
-        # A wrong label is an error: silently dropping it would bias the model-quality check.
-        present = np.flatnonzero(~np.isnan(to_numbers(raw, target, origins, strict=True)))
-    columns = transform_checked(spec, numbers, raw, origins)
-
     # The id column is no feature: the data-quality check compares features with the baseline.
     kept = [name for name in raw.column_names if name not in (target, id_column)]
-    truth = [strings([])] * 2
-    if len(present):
-        labels = raw[target].take(from_numpy(present))
-        truth = [pc.cast(from_numpy(ids[present]), pa.string()), labels]
-    with ThreadPoolExecutor() as pool:  # Arrow formats and writes without the GIL: at once
+    features_csv = out / "features" / "features.csv"
+    with ThreadPoolExecutor() as pool:  # Arrow and numpy release the GIL: work side by side
+        # The raw features need only the text: written while the rest is parsed and checked.
+        features_written = pool.submit(write_csv, features_csv, kept, [raw[n] for n in kept])
+        try:
+            numbers = numeric_columns(raw, spec["numeric"], origins, strict=False)
+            present = np.arange(0)
+            if target in raw.column_names:
+                # A wrong label is an error: dropping it silently would bias the quality check.
+                labels = to_numbers(raw, target, origins, strict=True)
+                present = np.flatnonzero(~np.isnan(labels))
+            columns = transform_checked(spec, numbers, raw, origins)
+        except BaseException:  # a failed step writes no outputs
+            wait([features_written])
+            features_csv.unlink(missing_ok=True)
+            raise
+        truth = [strings([])] * 2
+        if len(present):
+            truth = [pc.cast(from_numpy(ids[present]), pa.string()),
+                     raw[target].take(from_numpy(present))]  # fmt: skip
         writes = [
+            features_written,
             pool.submit(write_numbers, out / "transform_input" / "batch.csv", ids, columns),
-            pool.submit(write_csv, out / "features" / "features.csv", kept,
-                        [raw[name] for name in kept]),
             pool.submit(write_csv, out / "ground_truth" / "ground_truth.csv",
                         ["record_id", "label"], truth),
         ]  # fmt: skip

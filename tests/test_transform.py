@@ -123,6 +123,22 @@ def test_numbers_follow_the_one_number_syntax():
         preprocess.to_numbers(raw, "x", origins, strict=True)
 
 
+def test_columns_parsed_at_once_warn_and_fail_in_column_order(capsys):
+    """numeric_columns() parses the columns side by side, yet says what one by one would: each
+    column's warning in column order, and the first column's error."""
+    columns = {name: ["1", f"bad-{name}", "2"] for name in "zyxwvu"}
+    raw = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+    origins = csv_table.Origins()
+    origins.add("b.csv", 3)
+    numbers = preprocess.numeric_columns(raw, list(columns), origins, strict=False)
+    assert list(numbers) == list(columns)
+    np.testing.assert_array_equal(numbers["x"], [1.0, np.nan, 2.0])
+    warned = [line.split("'")[1] for line in capsys.readouterr().err.splitlines()]
+    assert warned == list(columns)
+    with pytest.raises(preprocess.InputError, match="column 'z' has non-numeric value 'bad-z'"):
+        preprocess.numeric_columns(raw, list(columns), origins, strict=True)
+
+
 def test_floats_are_written_as_python_repr():
     values = np.array(
         [0.0, -0.0, 1.0, -3.0, 1e-5, 5e-324, 1e15, 1e16, 123.456, -2.5e20, 0.1, 1 / 3, 1e22,
