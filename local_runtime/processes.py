@@ -24,14 +24,17 @@ DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default StoppingCondition
 
 
 # What a job inherits from this process; no AWS credentials or endpoints (jobs get their data
-# from the runner, as in SageMaker). OMP_NUM_THREADS: the machine's, when its user sets it (the
-# tests set 1: OpenMP threads of jobs running side by side on 2 cores spin against each other).
+# from the runner, as in SageMaker). OMP_NUM_THREADS: its user's value, else 1 (below).
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "TZ",
               "OMP_NUM_THREADS")  # fmt: skip
 
 
 def job_environment(step_environment: dict | None, **variables: str) -> dict:
     env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+    # Jobs share this machine's cores (the runner starts independent steps, and a tuning
+    # step's training jobs, at once): OpenMP threads of jobs that wait for each other spin and
+    # burn the cores the others need (bench/README.md, "make demo"). One each, unless set.
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     env.update(variables)
     env.update({str(k): str(v) for k, v in (step_environment or {}).items()})

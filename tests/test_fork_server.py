@@ -114,7 +114,7 @@ def test_a_job_past_its_max_runtime_is_killed(tmp_path, mode):
     "variables, forkable",
     [
         ({"SM_CHANNEL_TRAIN": "/opt/ml/input/data/train"}, True),
-        ({"OMP_NUM_THREADS": "1"}, False),  # read by OpenMP when xgboost loads it
+        ({"OMP_NUM_THREADS": "2"}, False),  # read by OpenMP when xgboost loads it (base: 1)
         ({"KMP_INIT_AT_FORK": "FALSE"}, True),  # what scikit-learn sets when xgboost imports it
         ({"KMP_INIT_AT_FORK": "TRUE"}, False),
         ({"PYTHONHASHSEED": "0"}, False),  # read by the interpreter when it starts
