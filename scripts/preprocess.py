@@ -253,6 +253,9 @@ def format_float32(values):
     return pc.take(pc.cast(encoded.dictionary, pa.string()), encoded.indices)
 
 
+NUMBERS_PART_ROWS = 200_000  # write_numbers() formats and writes in parts of this many rows
+
+
 def write_numbers(path, first, features):
     """Headerless CSV: the first column (record ids, or the target as Python's repr writes it),
     then the transformed features as float32 digits (format_float32()).
@@ -268,13 +271,27 @@ def write_numbers(path, first, features):
     DMatrix). The float32 digits read back as float64 and rounded to float32 give exactly the
     float32 of the float64 value (tests/test_transform.py checks this and that predictions are
     bit-identical)."""
-    with ThreadPoolExecutor() as pool:  # Arrow's cast releases the GIL: columns in parallel
-        text = list(pool.map(format_float32, features))
-    if first.dtype.kind == "f":
-        head = format_floats(first)
-    else:
-        head = pc.cast(from_numpy(first), pa.string())
-    write_csv(path, None, [head, *text])
+
+    def text(start):  # rows start.. of every column, as text (Arrow releases the GIL)
+        stop = start + NUMBERS_PART_ROWS
+        if first.dtype.kind == "f":
+            head = format_floats(first[start:stop])
+        else:
+            head = pc.cast(from_numpy(first[start:stop]), pa.string())
+        return pa.table([head, *(format_float32(f[start:stop]) for f in features)], names=names)
+
+    names = [str(i) for i in range(1 + len(features))]
+    schema = pa.schema([(name, pa.string()) for name in names])
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")  # digits only
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parts = range(0, max(len(first), 1), NUMBERS_PART_ROWS)
+    # Parts are formatted side by side and written in order as they are ready.
+    with (
+        ThreadPoolExecutor(os.cpu_count()) as pool,
+        pacsv.CSVWriter(str(path), schema, write_options=options) as writer,
+    ):
+        for table in pool.map(text, parts):
+            writer.write_table(table)
 
 
 # ----------------------------------------------------------------------------- fit

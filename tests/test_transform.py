@@ -139,6 +139,22 @@ def test_columns_parsed_at_once_warn_and_fail_in_column_order(capsys):
         preprocess.numeric_columns(raw, list(columns), origins, strict=True)
 
 
+def test_numbers_written_in_parts_are_the_numbers_written_at_once(tmp_path, monkeypatch):
+    """write_numbers() formats and writes parts of rows side by side: the file is the same."""
+    rng = np.random.default_rng(7)
+    features = [rng.normal(size=10), (rng.random(10) < 0.5).astype(float), rng.normal(size=10)]
+    for first in (np.arange(1, 11), rng.normal(size=10)):  # record ids, or a target
+        files = []
+        for part_rows in (3, 10**6):
+            monkeypatch.setattr(preprocess, "NUMBERS_PART_ROWS", part_rows)
+            files.append(tmp_path / f"{first.dtype}-{part_rows}.csv")
+            preprocess.write_numbers(files[-1], first, features)
+        assert files[0].read_bytes() == files[1].read_bytes()
+        assert len(files[0].read_text().splitlines()) == 10
+    preprocess.write_numbers(tmp_path / "none.csv", np.arange(0), [np.zeros(0)])
+    assert (tmp_path / "none.csv").read_bytes() == b""
+
+
 def test_floats_are_written_as_python_repr():
     values = np.array(
         [0.0, -0.0, 1.0, -3.0, 1e-5, 5e-324, 1e15, 1e16, 123.456, -2.5e20, 0.1, 1 / 3, 1e22,
