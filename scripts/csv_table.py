@@ -128,7 +128,9 @@ def read_arrow(data):
         )
     except pa.ArrowInvalid:
         return None
-    columns = [column.combine_chunks() for column in table.columns]
+    # Columns stay in Arrow's blocks (a copy of the text saved): compute kernels and to_numpy()
+    # take chunked arrays.
+    columns = table.columns
     if spaced:
         columns = [missing_to_null(pc.ascii_trim_whitespace(column)) for column in columns]
     return header, pa.table(columns, names=header)
