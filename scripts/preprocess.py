@@ -449,27 +449,32 @@ def apply(base, batch_uri="", batch_etag="", batch_version="", id_column=""):
         # The raw features need only the text: written while the rest is parsed and checked.
         features_written = pool.submit(write_csv, features_csv, kept, [raw[n] for n in kept])
         try:
-            numbers = numeric_columns(raw, spec["numeric"], origins, strict=False)
-            present = np.arange(0)
+            labels = None
             if target in raw.column_names:
-                # A wrong label is an error: dropping it silently would bias the quality check.
-                labels = to_numbers(raw, target, origins, strict=True)
-                present = np.flatnonzero(~np.isnan(labels))
+                labels = pool.submit(to_numbers, raw, target, origins, strict=True)
+            numbers = numeric_columns(raw, spec["numeric"], origins, strict=False)
+            # A wrong label is an error: dropping it silently would bias the quality check.
+            present = np.flatnonzero(~np.isnan(labels.result())) if labels else np.arange(0)
             columns = transform_checked(spec, numbers, raw, origins)
         except BaseException:  # a failed step writes no outputs
             wait([features_written])
             features_csv.unlink(missing_ok=True)
             raise
-        truth = [strings([])] * 2
-        if len(present):
-            truth = [pc.cast(from_numpy(ids[present]), pa.string()),
-                     raw[target].take(from_numpy(present))]  # fmt: skip
+
+        def write_ground_truth():
+            truth = [strings([])] * 2
+            if len(present):
+                labels = raw[target]
+                if len(present) < raw.num_rows:
+                    labels = labels.take(from_numpy(present))
+                truth = [pc.cast(from_numpy(ids[present]), pa.string()), labels]
+            write_csv(out / "ground_truth" / "ground_truth.csv", ["record_id", "label"], truth)
+
         writes = [
             features_written,
             pool.submit(write_numbers, out / "transform_input" / "batch.csv", ids, columns),
-            pool.submit(write_csv, out / "ground_truth" / "ground_truth.csv",
-                        ["record_id", "label"], truth),
-        ]  # fmt: skip
+            pool.submit(write_ground_truth),
+        ]
         for write in writes:
             write.result()  # re-raises a write's error
     report = {"record_count": raw.num_rows, "ground_truth_count": len(present)}
