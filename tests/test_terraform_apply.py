@@ -16,8 +16,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -252,6 +255,47 @@ def aws_env(tf_env: dict[str, str], endpoint: str, workspace: str) -> dict[str, 
     }
 
 
+@contextlib.contextmanager
+def one_provider(workdir: Path, env: dict[str, str]):
+    """env for terraform runs that all use one provider process, started here with env (the
+    provider reads the AWS settings from its own environment) and stopped at the end.
+
+    Terraform starts a provider process for each phase of a command (4 for the apply here, 5
+    for the destroy: TF_LOG=debug shows them), each ~0.4 s of CPU to start. The AWS provider
+    started with -debug (its main.go: tf5server.WithManagedDebug) prints the
+    TF_REATTACH_PROVIDERS value with which Terraform uses that running process instead
+    ("Debugging Providers", Terraform plugin docs). Terraform still asks it for its schema
+    and calls it as it calls a provider it started."""
+    (package,) = (workdir / ".terraform" / "providers" / PROVIDER / PROVIDER_VERSION).iterdir()
+    (executable,) = package.glob("terraform-provider-aws_*")
+    output = workdir / f"provider-{env['TF_WORKSPACE']}.log"
+    # A provider writes every log line at trace level to stderr for Terraform to filter
+    # (terraform-plugin-log: the levels are read from TF_LOG_SDK, TF_LOG_PROVIDER and, for
+    # the provider's "aws" logger, TF_LOG_PROVIDER_AWS; trace when unset): ~16 MB per test
+    # with no Terraform in between.
+    quiet = {"TF_LOG_SDK": "off", "TF_LOG_PROVIDER": "off", "TF_LOG_PROVIDER_AWS": "off"}
+    with output.open("w") as out:
+        process = subprocess.Popen(
+            [executable, "-debug"],
+            cwd=workdir,
+            env=env | quiet,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not (reattach := re.search(r"TF_REATTACH_PROVIDERS='(.+)'", output.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, output.read_text()
+            time.sleep(0.1)
+        yield env | {"TF_REATTACH_PROVIDERS": reattach.group(1)}
+    finally:
+        process.send_signal(signal.SIGINT)  # it exits and removes its socket (not on SIGTERM)
+        try:
+            process.wait(timeout=60)
+        finally:
+            process.kill()  # no-op once it has exited
+
+
 def new_workspace(terraform: str, work: Path, tf_env: dict[str, str], name: str) -> None:
     env = {k: v for k, v in tf_env.items() if k != "TF_WORKSPACE"}
     run(terraform, ["workspace", "new", name], work, env)
@@ -425,9 +469,11 @@ def destroy_job_terraform_lines() -> list[str]:
 )
 def test_apply_replan_destroy_against_moto(env_file, workdir, terraform_bin, run_env):
     config = load_config(env_file)
-    with moto_account(env_file) as (endpoint, clients, key_arn):
-        new_workspace(terraform_bin, workdir, run_env, env_file.stem)
-        env = aws_env(run_env, endpoint, env_file.stem)
+    with (
+        moto_account(env_file) as (endpoint, clients, key_arn),
+        one_provider(workdir, aws_env(run_env, endpoint, env_file.stem)) as env,
+    ):
+        new_workspace(terraform_bin, workdir, env, env_file.stem)
         # The env file, with the key moto created (see moto_account).
         var_file = workdir / "env_files" / env_file.name
         var_args = [f"-var-file={var_file}", f"-var=kms_key={key_arn}"]
