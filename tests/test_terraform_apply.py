@@ -8,7 +8,8 @@ second `plan` that must be empty (bar the moto gaps listed in MOTO_ROUND_TRIP_GA
 
 Where the tools are missing the tests skip with the reason; in CI (CI=true) they fail.
 The moto-only provider settings live in a generated *_override.tf in a temporary copy of the
-configuration, never in the shipped files.
+configuration, never in the shipped files. The runs against one moto account share one
+provider process (one_provider).
 """
 
 from __future__ import annotations
@@ -141,28 +142,6 @@ def workdir(tf_env, terraform_bin, tmp_path_factory) -> Path:
     return work
 
 
-@pytest.fixture(scope="module")
-def run_env(workdir, tf_env, tmp_path_factory) -> dict[str, str]:
-    """tf_env for the runs after init (plans, applies, the destroy job): the provider is the
-    package init installed in workdir, named in a dev_overrides block. Without it each run
-    hashes the whole ~700 MB package again to check it against the lock file (~0.7 s of CPU
-    per command, even for `terraform output`); init already checked it. An overridden provider
-    is used as it is, without the version and checksum checks ("Development Overrides for
-    Provider Developers" in Terraform's CLI configuration docs; hashicorp/terraform
-    internal/command/e2etest/provider_dev_test.go). Not for `validate` and `providers`: they
-    report the override as a warning."""
-    (package,) = (workdir / ".terraform" / "providers" / PROVIDER / PROVIDER_VERSION).iterdir()
-    mirror_only = Path(tf_env["TF_CLI_CONFIG_FILE"]).read_text()
-    cli_config = tmp_path_factory.mktemp("tfcli") / "terraformrc"
-    cli_config.write_text(
-        mirror_only.replace(
-            "provider_installation {\n",
-            f'provider_installation {{\n  dev_overrides {{\n    "{PROVIDER}" = "{package}"\n  }}\n',
-        )
-    )
-    return tf_env | {"TF_CLI_CONFIG_FILE": str(cli_config)}
-
-
 def test_fmt_is_clean(terraform_bin, tf_env):
     result = subprocess.run(
         [terraform_bin, "fmt", "-check", "-diff", "-no-color", ".", "env_files"],
@@ -257,15 +236,19 @@ def aws_env(tf_env: dict[str, str], endpoint: str, workspace: str) -> dict[str, 
 
 @contextlib.contextmanager
 def one_provider(workdir: Path, env: dict[str, str]):
-    """env for terraform runs that all use one provider process, started here with env (the
-    provider reads the AWS settings from its own environment) and stopped at the end.
+    """env for terraform runs that all use one provider process, the package init installed
+    (and checked against the lock file), started here with env (the provider reads the AWS
+    settings from its own environment) and stopped at the end.
 
     Terraform starts a provider process for each phase of a command (4 for the apply here, 5
-    for the destroy: TF_LOG=debug shows them), each ~0.4 s of CPU to start. The AWS provider
-    started with -debug (its main.go: tf5server.WithManagedDebug) prints the
-    TF_REATTACH_PROVIDERS value with which Terraform uses that running process instead
-    ("Debugging Providers", Terraform plugin docs). Terraform still asks it for its schema
-    and calls it as it calls a provider it started."""
+    for the destroy: TF_LOG=debug shows them), each ~0.4 s of CPU to start, and before that
+    hashes the whole ~700 MB package again to check it against the lock file (~0.7 s of CPU
+    per command, even for `terraform output`). The AWS provider started with -debug (its
+    main.go: tf5server.WithManagedDebug) prints the TF_REATTACH_PROVIDERS value with which
+    Terraform uses that running process instead ("Debugging Providers", Terraform plugin
+    docs), without the checksum check (hashicorp/terraform internal/command/
+    meta_dependencies.go: an "unmanaged provider" is marked overridden in the locks).
+    Terraform still asks it for its schema and calls it as it calls a provider it started."""
     (package,) = (workdir / ".terraform" / "providers" / PROVIDER / PROVIDER_VERSION).iterdir()
     (executable,) = package.glob("terraform-provider-aws_*")
     output = workdir / f"provider-{env['TF_WORKSPACE']}.log"
@@ -342,12 +325,15 @@ DEV = REPO_ROOT / "env_files" / "dev_env.tfvars"
 
 
 @pytest.fixture(scope="module")
-def dev_plan(workdir, terraform_bin, run_env) -> dict[str, Any]:
+def dev_plan(workdir, terraform_bin, tf_env) -> dict[str, Any]:
     """The plan of dev_env.tfvars with kms_key as an alias ARN, a permissions boundary and the
     longest names variables.tf accepts."""
-    with moto_account(DEV) as (endpoint, clients, key_arn):
+    with (
+        moto_account(DEV) as (endpoint, clients, key_arn),
+        one_provider(workdir, aws_env(tf_env, endpoint, "plan")) as env,
+    ):
         alias_arn = key_arn.split(":key/")[0] + ":alias/mlops-data"
-        new_workspace(terraform_bin, workdir, run_env, "plan")
+        new_workspace(terraform_bin, workdir, env, "plan")
         var_args = [
             f"-var-file={workdir / 'env_files' / DEV.name}",
             f"-var=kms_key={alias_arn}",
@@ -355,7 +341,7 @@ def dev_plan(workdir, terraform_bin, run_env) -> dict[str, Any]:
             f"-var=model_package_group_name={LONGEST_GROUP}",
             f"-var=notification_function_name={LONGEST_FUNCTION}",
         ]
-        plan = show_plan(terraform_bin, workdir, aws_env(run_env, endpoint, "plan"), var_args)
+        plan = show_plan(terraform_bin, workdir, env, var_args)
         return {**plan, "test_key_arn": key_arn}
 
 
@@ -467,11 +453,11 @@ def destroy_job_terraform_lines() -> list[str]:
         for p in ENV_FILES
     ],
 )
-def test_apply_replan_destroy_against_moto(env_file, workdir, terraform_bin, run_env):
+def test_apply_replan_destroy_against_moto(env_file, workdir, terraform_bin, tf_env):
     config = load_config(env_file)
     with (
         moto_account(env_file) as (endpoint, clients, key_arn),
-        one_provider(workdir, aws_env(run_env, endpoint, env_file.stem)) as env,
+        one_provider(workdir, aws_env(tf_env, endpoint, env_file.stem)) as env,
     ):
         new_workspace(terraform_bin, workdir, env, env_file.stem)
         # The env file, with the key moto created (see moto_account).
