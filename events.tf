@@ -196,15 +196,23 @@ data "aws_iam_policy_document" "start_pipeline" {
 
 # ------------------------------------------------------------------- undelivered events
 
+# The queue policy is set with the queue (CreateQueue's Policy attribute), not by a separate
+# aws_sqs_queue_policy: the AWS provider waits for every SetQueueAttributes to propagate (its
+# internal/service/sqs waitQueueAttributesPropagated: the same value read back 6 times, 5 s
+# apart, about 25 s), so a separate policy added that wait after the queue's own on apply, and
+# again on destroy, where it empties the policy before the queue is deleted.
 resource "aws_sqs_queue" "events_dlq" {
   name                      = local.dead_letter_queue_names.events
   kms_master_key_id         = aws_kms_key.this.arn
   message_retention_seconds = 1209600 # 14 days, SQS's maximum: time to look and redrive
+  policy                    = data.aws_iam_policy_document.events_dlq.json
 }
 
-resource "aws_sqs_queue_policy" "events_dlq" {
-  queue_url = aws_sqs_queue.events_dlq.id
-  policy    = data.aws_iam_policy_document.events_dlq.json
+locals {
+  # The queue's ARN from its name, as the policy set on the queue itself cannot refer to the
+  # queue's arn attribute (format: "Actions, resources, and condition keys for Amazon SQS",
+  # Service Authorization Reference, resource type queue).
+  events_dlq_arn = "arn:${local.partition}:sqs:${var.region}:${local.account_id}:${local.dead_letter_queue_names.events}"
 }
 
 data "aws_iam_policy_document" "events_dlq" {
@@ -215,7 +223,7 @@ data "aws_iam_policy_document" "events_dlq" {
       identifiers = ["events.amazonaws.com"]
     }
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.events_dlq.arn]
+    resources = [local.events_dlq_arn]
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"

@@ -510,12 +510,11 @@ def test_the_notifier_may_read_every_result_file_it_reads(env_file, parsed, loca
     """Each batch-inference result the notifier reads (code/notifier/lookups.py) is under a
     resource of lambda.tf's ReadBatchQualityResults statement, for a sample execution."""
     import fnmatch
-    import importlib.util
 
-    path = REPO_ROOT / "code" / "notifier" / "notifier.py"
-    spec = importlib.util.spec_from_file_location("notifier_for_iam", path)
-    notifier = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(notifier)
+    from pipeline_scripts.module_files import load_module
+
+    # The handler's imports (code/common beside it) resolve as in its zip.
+    notifier = load_module(REPO_ROOT / "code" / "notifier" / "notifier.py", "notifier_for_iam")
     lookups = notifier._lookups
     files = [*lookups.OUTCOME_FILES.values(), lookups.LATE_LABELS_FILE, lookups.EXPLANATIONS_FILE]
 
