@@ -215,6 +215,16 @@ locals {
   events_dlq_arn = "arn:${local.partition}:sqs:${var.region}:${local.account_id}:${local.dead_letter_queue_names.events}"
 }
 
+# Earlier versions set the policy with a separate aws_sqs_queue_policy: forget that resource
+# without destroying it, since its destroy would empty the policy the queue now sets
+# ("Remove a resource from state", Terraform docs: a removed block with destroy = false).
+removed {
+  from = aws_sqs_queue_policy.events_dlq
+  lifecycle {
+    destroy = false
+  }
+}
+
 data "aws_iam_policy_document" "events_dlq" {
   statement {
     sid = "RulesOfThisConfigurationOnly"
