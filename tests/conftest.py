@@ -70,8 +70,8 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
-# Groups that mostly wait (a terraform apply polls the AWS provider's SQS waiters for about two
-# minutes): make test runs xdist with --no-loadscope-reorder, so groups start in this order,
+# Groups that mostly wait (a terraform apply mostly waits on the AWS provider's own fixed waits,
+# about 70 s): make test runs xdist with --no-loadscope-reorder, so groups start in this order,
 # one per free worker: the waiting ones first, then the others, largest first (xdist's own
 # reordering, which would put single-test groups such as the applies last).
 WAITING_GROUPS = ("apply-",)
