@@ -464,10 +464,10 @@ def apply(base, batch_uri="", batch_etag="", batch_version="", id_column=""):
         def write_ground_truth():
             truth = [strings([])] * 2
             if len(present):
-                labels = raw[target]
+                label_text = raw[target]
                 if len(present) < raw.num_rows:
-                    labels = labels.take(from_numpy(present))
-                truth = [pc.cast(from_numpy(ids[present]), pa.string()), labels]
+                    label_text = label_text.take(from_numpy(present))
+                truth = [pc.cast(from_numpy(ids[present]), pa.string()), label_text]
             write_csv(out / "ground_truth" / "ground_truth.csv", ["record_id", "label"], truth)
 
         writes = [
