@@ -67,7 +67,7 @@ from dq.monitor_format import load_baseline, run_baseline, write_outputs
 from dq.readers import data_files, profile_files
 from dq.settings import CHOICES, SETTING_NAMES, Settings
 from dq.shards import load_partials, shard_name
-from step_common import INTEGER_PATTERN, InputError, default_base_dir, run_step
+from step_common import INTEGER_PATTERN, InputError, default_base_dir, exit_step, run_step
 
 
 def _threshold(text: str) -> float:
@@ -241,4 +241,4 @@ def _main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_step(main())

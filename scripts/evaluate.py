@@ -19,7 +19,6 @@ out: <base>/output/evaluation/evaluation.json in the Model Monitor model-quality
 
 import argparse
 import json
-import sys
 import tarfile
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from step_common import (
     InputError,
     csv_files,
     default_base_dir,
+    exit_step,
     load_matrix,
     regression_metrics,
     run_step,
@@ -233,4 +233,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_step(main())

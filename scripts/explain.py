@@ -38,7 +38,6 @@ aws/sagemaker-xgboost-container, docker/3.0-5/base/Dockerfile.cpu and requiremen
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,7 @@ import pandas as pd
 import xgboost as xgb
 from evaluate import load_model
 from preprocess import load_transform
-from step_common import InputError, default_base_dir, run_step
+from step_common import InputError, default_base_dir, exit_step, run_step
 
 PROG = "explain"
 FORMAT_VERSION = 1
@@ -372,4 +371,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_step(main())

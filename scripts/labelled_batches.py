@@ -31,14 +31,13 @@ import hashlib
 import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 from model_quality import read_late_labels
 from preprocess import id_column_values, read_folder, record_ids, write_csv
-from step_common import InputError, csv_files, default_base_dir, open_bytes, run_step
+from step_common import InputError, csv_files, default_base_dir, exit_step, open_bytes, run_step
 
 PROG = "labelled_batches"
 OUTPUT_FILE = "labelled_batches.csv"
@@ -182,4 +181,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_step(main())

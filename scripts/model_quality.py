@@ -22,7 +22,6 @@ the file and what was expected), so it fails this step and never retrains.
 import argparse
 import json
 import math
-import sys
 import warnings
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import pandas as pd
 from step_common import (
     InputError,
     default_base_dir,
+    exit_step,
     parse_numbers,
     regression_metrics,
     run_step,
@@ -248,4 +248,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_step(main())

@@ -37,6 +37,7 @@ from step_common import (
     NUMBER_PATTERN,
     InputError,
     default_base_dir,
+    exit_step,
     run_step,
 )
 
@@ -540,4 +541,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_step(main())

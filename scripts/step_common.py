@@ -8,6 +8,7 @@ standard library (xgboost stays in the scripts that use it) and keeps to Python 
 the container's Python may be older.
 """
 
+import contextlib
 import gzip
 import math
 import os
@@ -172,6 +173,19 @@ def run_step(prog, step, *args):
         report_failure(f"{prog}: {unexpected(error)}")
         return 1
     return status or 0
+
+
+def exit_step(status):
+    """Ends the step's process with `status` (run_step's), as sys.exit would, except that the
+    native libraries' thread pools are not torn down: Arrow's CPU thread pool can abort the
+    interpreter's exit (std::terminate, exit status -6 instead of 1) when its workers are still
+    busy or starting, as right after a failed read (apache/arrow#34314, #39862: intermittent,
+    "terminate called without an active exception"; 2 of 40 fresh runs of preprocess.py on a
+    bad transform.json here). Every output is closed by then; stdout and stderr are flushed."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(status if isinstance(status, int) else 0 if status is None else 1)
 
 
 def unexpected(error):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
-from step_common import InputError, load_matrix, run_step
+from step_common import InputError, exit_step, load_matrix, run_step
 
 PROG = "train"
 
@@ -124,4 +124,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_step(main())

@@ -34,7 +34,7 @@ except ImportError:  # loaded by its path (tests): make its folder importable
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import data_quality
 from dq.monitor_format import load_json
-from step_common import default_base_dir, run_step
+from step_common import default_base_dir, exit_step, run_step
 
 NO_PREVIOUS = "none"
 # CustomerMetadataValue (botocore SageMaker model): 1..256 characters matching
@@ -151,4 +151,4 @@ def main(argv: list | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_step(main())

@@ -63,3 +63,32 @@ def test_no_step_script_keeps_its_own_copy_of_the_conventions():
             if isinstance(text, str) and any(mark in text for mark in marks):
                 copies.append(f"{path.relative_to(SCRIPTS)}:{node.lineno}")
     assert copies == []
+
+
+def test_every_step_script_ends_through_exit_step():
+    """A step's process ends through exit_step, not sys.exit: Arrow's thread pool can abort
+    the interpreter's own exit (exit status -6 after the failure was reported)."""
+    ends = {}
+    for path in sorted(SCRIPTS.glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+                ends[path.name] = ast.unparse(node.body[-1])
+    assert len(ends) >= 9, ends
+    assert {name for name, end in ends.items() if end != "exit_step(main())"} == set()
+
+
+def test_exit_step_exits_with_the_status_and_flushes_output(tmp_path):
+    """Piped stdout is block-buffered and os._exit skips the interpreter's flush."""
+    import subprocess
+    import sys
+
+    probe = "import step_common\nprint('written')\nstep_common.exit_step(3)\nprint('not reached')\n"
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=SCRIPTS,
+        env={"PATH": "", "PYTHONPATH": str(SCRIPTS)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (3, "written\n"), result.stderr
