@@ -147,7 +147,7 @@ def test_only_jobs_a_fork_starts_faithfully_are_forked(variables, forkable, monk
 # What the preloaded libraries took from OMP_NUM_THREADS when they loaded, as the job sees it.
 LIBRARIES_PROBE = """
 import json, os, sys, threading
-import numpy, pandas, pyarrow, xgboost
+import numpy, pyarrow, xgboost  # xgboost imports scikit-learn, SciPy (OpenBLAS), libgomp
 from threadpoolctl import threadpool_info
 
 def threads():  # per library: OpenBLAS's thread count, OpenMP's omp_get_max_threads()
