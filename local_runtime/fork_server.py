@@ -3,7 +3,7 @@
 Starting a job's Python and importing numpy, pyarrow, pandas and xgboost (which imports
 scikit-learn and SciPy) costs up to 1.5 s of CPU (bench/README.md, "Test suite time"): most
 of a small job's time.
-The fork server imports them once; each job is a fork of it that runs its script as
+A fork server imports them once; each job is a fork of one that runs its script as
 `python <script> <args>` would (a fresh __main__, sys.argv and sys.path[0] as the interpreter
 sets them, exit status as the interpreter gives it), in a session of its own, with
 its own environment, working folder and output pipes. A job dies with the server
@@ -13,9 +13,17 @@ as long as the server does.
 Only a job that a fork starts exactly as a fresh interpreter would runs here (forkable()):
 `python <file>.py ...` on Linux, with no environment variable that the interpreter or a
 preloaded library reads when it starts (PYTHON*, OMP_*, OPENBLAS_*, ...) unless it has the
-server's value. Any other job, and every job with LOCAL_RUNTIME_FORK_SERVER=0, starts a fresh
-process. This file runs as the server too (`python fork_server.py <socket fd>`), so it imports
-nothing from the project.
+server's value. OMP_NUM_THREADS is the one such variable jobs differ in (processes.py: one
+OpenMP thread per job; training.py: a training job's share of the cores), so a job whose value
+is another plain positive integer forks from a server of its own, started with that value
+(at most _MAX_SERVERS servers; past that, fresh processes). Setting the value in a fork
+instead cannot be exact: libgomp parses OMP_NUM_THREADS once, when it loads, into its global
+nthreads-var ICV (gcc libgomp/env.c, initialize_env), which no API writes: omp_set_num_threads
+gives the calling thread a copy of its own (libgomp/libgomp.h gomp_icv(true), libgomp/team.c
+gomp_new_icv), so any other thread the job starts would see the server's value
+(tests/test_fork_server.py shows it). Any other job, and every job with
+LOCAL_RUNTIME_FORK_SERVER=0, starts a fresh process. This file runs as the server too
+(`python fork_server.py <socket fd>`), so it imports nothing from the project.
 """
 
 from __future__ import annotations
@@ -46,6 +54,16 @@ _SET_BY_PRELOADED = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"
 # both for every job).
 _APPLIED_IN_FORK = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
 _SWITCH = "LOCAL_RUNTIME_FORK_SERVER"
+# The one start-time variable a job may differ from the runner's base in: the job forks from
+# a server started with its value, so every library reads it there as in a fresh interpreter.
+# Only a plain positive integer, the values the runtime sets (processes.job_environment,
+# training._toolkit_environment), keeps the servers few; anything else (a list per nesting
+# level, "2,1") starts a fresh process.
+_OWN_SERVER = "OMP_NUM_THREADS"
+_PLAIN_COUNT = re.compile(r"^[1-9][0-9]*$")
+# Each server holds the preloaded libraries (~200 MB); a runner needs one per OpenMP thread
+# count its jobs use (1 by default, a tuning trial's share, all cores for a training step).
+_MAX_SERVERS = 4
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _MESSAGE = 1 << 20
 
@@ -146,34 +164,48 @@ class _Server:
         return job
 
 
-_server: _Server | None = None
-_server_lock = threading.Lock()
+_servers: dict[tuple, _Server] = {}  # by the environment each was started with
+_servers_lock = threading.Lock()
+
+
+def server_environment(env: dict, base_environment: dict) -> dict:
+    """The environment of the server a job forks from: the runner's base, with the job's
+    OMP_NUM_THREADS when that is a plain positive integer."""
+    value = env.get(_OWN_SERVER)
+    if value is None or not _PLAIN_COUNT.match(value):
+        return base_environment
+    return {**base_environment, _OWN_SERVER: value}
 
 
 def forkable(argv: list[str], env: dict, base_environment: dict) -> bool:
-    """Whether a fork of the server starts this job exactly as a fresh interpreter would."""
+    """Whether a fork of the job's server (server_environment()) starts this job exactly as a
+    fresh interpreter would."""
     if not sys.platform.startswith("linux") or os.environ.get(_SWITCH) == "0":
         return False
     if len(argv) < 2 or argv[0] != sys.executable or not argv[1].endswith(".py"):
         return False
+    server = server_environment(env, base_environment)
     for key, value in env.items():
-        if key in base_environment or key in _APPLIED_IN_FORK:
-            if key in base_environment and base_environment[key] != value:
+        if key in server or key in _APPLIED_IN_FORK:
+            if key in server and server[key] != value:
                 return False
         elif _READ_AT_START.match(key) and _SET_BY_PRELOADED.get(key) != value:
             return False
-    return all(key in env for key in base_environment)
+    return all(key in env for key in server)
 
 
 def spawn(argv, *, env: dict, cwd, stdout: int, stderr: int, base_environment: dict):
-    """A ForkedJob running `argv` (forkable() is true for it), or None when the server cannot
+    """A ForkedJob running `argv` (forkable() is true for it), or None when its server cannot
     run (the caller then starts a fresh process)."""
-    global _server
-    with _server_lock:
-        if _server is None or not _server.alive.is_set():
-            _server = _Server(base_environment)
-        server = _server
-    if not server.alive.is_set() or server.environment != base_environment:
+    environment = server_environment(env, base_environment)
+    key = tuple(sorted(environment.items()))
+    with _servers_lock:
+        server = _servers.get(key)
+        if server is None and len(_servers) >= _MAX_SERVERS:
+            return None
+        if server is None or not server.alive.is_set():
+            server = _servers[key] = _Server(environment)
+    if not server.alive.is_set():
         return None
     try:
         return server.spawn([str(a) for a in argv], env, str(cwd), stdout, stderr)

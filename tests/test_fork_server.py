@@ -40,10 +40,10 @@ if action == "sleep":
 """
 
 
-def run(tmp_path, mode, *args, max_runtime=30, **variables):
+def run(tmp_path, mode, *args, max_runtime=30, probe=PROBE, **variables):
     script = tmp_path / "code" / "probe.py"
     script.parent.mkdir(exist_ok=True)
-    script.write_text(PROBE)
+    script.write_text(probe)
     seen = tmp_path / f"seen-{mode}.json"
     env = job_environment({"SEEN": str(seen)}, **variables)
     log = tmp_path / f"log-{mode}.txt"
@@ -64,11 +64,11 @@ def mode(request, monkeypatch):
     return request.param
 
 
-def both(tmp_path, monkeypatch, *args, **variables):
+def both(tmp_path, monkeypatch, *args, probe=PROBE, **variables):
     results = {}
     for mode in ("forked", "fresh"):
         monkeypatch.setenv("LOCAL_RUNTIME_FORK_SERVER", "1" if mode == "forked" else "0")
-        results[mode] = run(tmp_path, mode, *args, **variables)
+        results[mode] = run(tmp_path, mode, *args, probe=probe, **variables)
     return results
 
 
@@ -114,7 +114,18 @@ def test_a_job_past_its_max_runtime_is_killed(tmp_path, mode):
     "variables, forkable",
     [
         ({"SM_CHANNEL_TRAIN": "/opt/ml/input/data/train"}, True),
-        ({"OMP_NUM_THREADS": "2"}, False),  # read by OpenMP when xgboost loads it (base: 1)
+        # read by OpenMP, OpenBLAS and Arrow when they load (base: 1): forks from a server
+        # started with it; only a plain positive integer
+        ({"OMP_NUM_THREADS": "2"}, True),
+        ({"OMP_NUM_THREADS": "1"}, True),
+        ({"OMP_NUM_THREADS": "2,1"}, False),
+        ({"OMP_NUM_THREADS": "abc"}, False),
+        ({"OMP_NUM_THREADS": "0"}, False),
+        ({"OMP_NUM_THREADS": "02"}, False),
+        ({"OMP_NUM_THREADS": "2", "OMP_THREAD_LIMIT": "1"}, False),
+        ({"OMP_THREAD_LIMIT": "1"}, False),
+        ({"OMP_DYNAMIC": "true"}, False),
+        ({"OPENBLAS_NUM_THREADS": "2"}, False),
         ({"KMP_INIT_AT_FORK": "FALSE"}, True),  # what scikit-learn sets when xgboost imports it
         ({"KMP_INIT_AT_FORK": "TRUE"}, False),
         ({"PYTHONHASHSEED": "0"}, False),  # read by the interpreter when it starts
@@ -129,3 +140,55 @@ def test_only_jobs_a_fork_starts_faithfully_are_forked(variables, forkable, monk
     assert fork_server.forkable([sys.executable, "x.py"], env, base) is forkable
     assert not fork_server.forkable([sys.executable, "-c", "pass"], base, base)
     assert not fork_server.forkable(["/bin/echo", "x.py"], base, base)
+    without = {k: v for k, v in base.items() if k != "OMP_NUM_THREADS"}
+    assert not fork_server.forkable([sys.executable, "x.py"], without, base)
+
+
+# What the preloaded libraries took from OMP_NUM_THREADS when they loaded, as the job sees it.
+LIBRARIES_PROBE = """
+import json, os, sys, threading
+import numpy, pyarrow, xgboost  # xgboost imports scikit-learn, SciPy (OpenBLAS), libgomp
+from threadpoolctl import threadpool_info
+
+def threads():  # per library: OpenBLAS's thread count, OpenMP's omp_get_max_threads()
+    return sorted((i["internal_api"], i["filepath"], i["num_threads"]) for i in threadpool_info())
+
+in_a_thread = []  # libgomp's global setting, not a copy the main thread may hold
+worker = threading.Thread(target=lambda: in_a_thread.append(threads()))
+worker.start()
+worker.join()
+parent = open(f"/proc/{os.getppid()}/environ", "rb").read().split(b"\\0")
+seen = {
+    "threads": threads(), "threads_in_a_thread": in_a_thread[0],
+    "arrow_cpu_count": pyarrow.cpu_count(), "xgboost_config": xgboost.config.get_config(),
+    "env": os.environ.get("OMP_NUM_THREADS"),
+    "forked": "fork_server.py" in open("/proc/self/cmdline").read(),
+    "parent_omp": [v.decode() for v in parent if v.startswith(b"OMP_NUM_THREADS=")],
+}
+open(os.environ["SEEN"], "w").write(json.dumps(seen))
+"""
+
+
+def test_a_job_with_its_own_omp_num_threads_forks_from_a_server_started_with_it(
+    tmp_path, monkeypatch
+):
+    """OMP_NUM_THREADS=2 where the runner's base is 1 (tests/conftest.py): libgomp, both
+    OpenBLAS copies (numpy's, SciPy's) and Arrow's CPU pool hold 2, in the job's main thread and
+    in a thread it starts, as in a fresh interpreter."""
+    assert job_environment(None)["OMP_NUM_THREADS"] == "1"
+    results = both(tmp_path, monkeypatch, probe=LIBRARIES_PROBE, OMP_NUM_THREADS="2")
+    (forked, saw_forked, _), (fresh, saw_fresh, _) = results.values()
+    assert (forked.returncode, fresh.returncode) == (0, 0), (forked, fresh)
+    assert (saw_forked.pop("forked"), saw_fresh.pop("forked")) == (True, False)
+    # forked from a server of its own, started with the job's value (the runner's is 1); the
+    # fresh job's parent is this process, whose /proc environ is what it was started with
+    assert saw_forked.pop("parent_omp") == ["OMP_NUM_THREADS=2"]
+    saw_fresh.pop("parent_omp")
+    assert saw_forked == saw_fresh
+    apis = {api for api, _, _ in saw_fresh["threads"]}
+    assert apis == {"openblas", "openmp"}, saw_fresh["threads"]
+    assert len(saw_fresh["threads"]) == 3  # both OpenBLAS copies, one libgomp
+    assert {n for _, _, n in saw_fresh["threads"]} == {2}
+    assert saw_fresh["threads_in_a_thread"] == saw_fresh["threads"]
+    assert saw_fresh["arrow_cpu_count"] == 2
+    assert saw_fresh["env"] == "2"
