@@ -101,6 +101,17 @@ def champion_then_batches(tmp_path_factory):
     return run(tmp_path_factory.mktemp("champion_then_batches"))
 
 
+# The two faults injected into one loop run: the topic, then the bucket, deleted.
+FAULTS_LOOP_GROUP = "loop-topic-then-bucket-gone"
+
+
+@pytest.fixture(scope="session")
+def topic_then_bucket_gone(tmp_path_factory):
+    from tests.shared_loops import topic_then_bucket_gone as run
+
+    return run(tmp_path_factory.mktemp("topic_then_bucket_gone"))
+
+
 def shared_path(relative: str) -> Path:
     """Path under ../shared/, skipping the calling test cleanly when it is absent."""
     path = SHARED_DIR / relative

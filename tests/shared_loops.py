@@ -166,3 +166,58 @@ def champion_then_batches(tmp: Path) -> dict:
             champion["tampered_model_url"] = model_url
             champion["tampered_run"] = loop.executions[-1][0]
     return {"champion": champion, "batches": seen, "config": config}
+
+
+def topic_then_bucket_gone(tmp: Path) -> dict:
+    """One loop run (`make demo --batch-data F G`: run_loop, small training settings) for two
+    faults injected for real in the embedded AWS, one after the other:
+
+    1. tests/test_loop.py: the notification topic is deleted when the demo approves the first
+       version, so the approval's e-mail and those of the batch scored next (F, 40 unlabelled
+       rows) fail to publish; the loop goes on past the failed deliveries.
+    2. tests/test_bad_inputs.py: the data bucket is deleted when F's execution ends, so G's
+       upload fails in a way no code anticipates: the loop stops, and still writes summary.json
+       (with the error) and report.html.
+
+    Returns the summary, the out folder and the lines the loop printed.
+    """
+    import os
+
+    import boto3
+
+    from local_runtime.loop import CLEAN_BATCH, Options, run_loop
+    from pipeline_scripts.config import load_config
+
+    env = load_config(DEV_ENV).env
+    rows = CLEAN_BATCH.read_text().splitlines()[:41]
+    unlabelled = "\n".join(row.rsplit(",", 1)[0] for row in rows) + "\n"  # no rings
+    batches = (tmp / "batch.csv", tmp / "after.csv")
+    for batch in batches:
+        batch.write_text(unlabelled)
+    inference_ended = f"{env.pipeline_inf} (execution)"
+    lines = []
+
+    def out(line: str) -> None:
+        lines.append(line)
+        if "approving it" in line:
+            boto3.client("sns").delete_topic(TopicArn=os.environ["SNS_TOPIC_ARN"])
+        elif inference_ended in line and not line.endswith("Executing"):
+            bucket = boto3.resource("s3").Bucket(env.bucket_name)
+            bucket.object_versions.delete()
+            bucket.delete()
+
+    saved = dict(os.environ)  # run_loop sets the notifier's variables for the process
+    try:
+        summary = run_loop(
+            Options(
+                env_file=str(DEV_ENV),
+                out_dir=tmp / "out",
+                batch_data=batches,
+                settings_file=_settings(tmp / "pipelines.yaml"),
+            ),
+            out=out,
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return {"summary": summary, "out_dir": tmp / "out", "lines": lines}
