@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from local_runtime.heap import settle_heap
 from local_runtime.loop import DEFAULT_TRAIN_DATA, Options, run_loop
 from pipeline_scripts.cli import DEFAULT_ENV_FILE, quiet_sdk
 from pipeline_scripts.config import ConfigError
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)  # fmt: skip
     quiet_sdk()
+    settle_heap()  # everything is imported by now
     # The progress lines are the display; handlers' and jobs' logs are in each step's log file.
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.ERROR)

@@ -89,6 +89,15 @@ def pytest_collection_finish(session):
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # in each xdist worker too, before it runs its tests
+def pytest_runtestloop(session):
+    """Collection has imported the SDK, moto and the rest: collections skip them from here on
+    (local_runtime/heap.py)."""
+    from local_runtime.heap import settle_heap
+
+    settle_heap()
+
+
 # Loop runs shared by tests of several modules (tests/shared_loops.py): a session fixture is
 # built once per worker, and its tests share this xdist_group, so once in all.
 SHARED_LOOP_GROUP = "loop-champion-batches"
