@@ -5,11 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ENV_FILE ?= env_files/dev_env.tfvars
 # Extra pytest options, e.g. CI's --reverse --junitxml=build/junit/unit-tests.xml.
-# make test runs pytest-xdist with 4 workers on any machine: the slow tests (terraform applies
-# against moto) mostly wait, so more workers than 2 cores still shorten the run; loadgroup keeps
-# a module's tests on one worker, and --no-loadscope-reorder starts the groups in the order
-# tests/conftest.py gives (terraform applies first). make test-fast: the tests not marked e2e,
-# one worker per core (they all compute; each worker's collection costs ~10 s of CPU).
+# make test runs pytest-xdist with 3 workers on any machine: one for tests/test_terraform_apply.py
+# (its three applies against moto run side by side and mostly wait) and two that compute;
+# loadgroup keeps a module's tests on one worker, and --no-loadscope-reorder starts the groups in
+# the order tests/conftest.py gives (the applies first). Each worker's collection costs ~10 s of
+# CPU. make test-fast: the tests not marked e2e, one worker per core (they all compute).
 PYTEST_ARGS ?=
 # checkov pins a fork of python-hcl2 that clashes with ours, so it lives in its own venv.
 CHECKOV_VENV := .venv-checkov
@@ -40,7 +40,7 @@ demo: $(VENV)/.installed  ## the main job: the MLOps loop on this machine, no AW
 test: $(VENV)/.installed $(CHECKOV) $(NODE_DEPS)  ## every test, plus the linters
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -n 4 --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PY) -m pytest -n 3 --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed $(CHECKOV) $(NODE_DEPS)  ## the tests not marked e2e (about a minute on 2 cores)
 	$(PY) -m pytest -m "not e2e" -n auto --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)

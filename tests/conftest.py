@@ -74,11 +74,12 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
-# Groups that mostly wait (a terraform apply mostly waits on the AWS provider's own fixed waits,
-# about 70 s): make test runs xdist with --no-loadscope-reorder, so groups start in this order,
-# one per free worker: the waiting ones first, then the others, largest first (xdist's own
-# reordering, which would put single-test groups such as the applies last).
-WAITING_GROUPS = ("apply-",)
+# Groups that mostly wait: tests/test_terraform_apply.py, whose three applies run side by side
+# in one worker and mostly wait on the AWS provider's own fixed waits (about 100 s, ~0.5 core in
+# all). make test runs xdist with --no-loadscope-reorder, so groups start in this order, one per
+# free worker: the waiting one first, so that its worker waits while the others compute, then
+# the others, largest first (as xdist's own reordering, which this turns off, would).
+WAITING_GROUPS = ("tests.test_terraform_apply",)
 
 
 @pytest.hookimpl(tryfirst=True)  # after every reordering (e.g. --reverse), before xdist sends it

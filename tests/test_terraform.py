@@ -3,7 +3,8 @@
 python-hcl2 reads every .tf file; a small evaluator computes the locals that must agree with
 the Python side (event template values, helper function names, pipeline parameters) for each
 shipped env file; checkov runs from its own virtualenv (.venv-checkov, installed by
-`make test`) on each env file. The real terraform binary runs in tests/test_terraform_apply.py.
+`make test`) on each env file, all in one process (tests/checkov_runner.py). The real terraform
+binary runs in tests/test_terraform_apply.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import re
 import subprocess
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ TF_FILES = sorted(REPO_ROOT.glob("*.tf"))
 ENV_FILES = sorted((REPO_ROOT / "env_files").glob("*.tfvars"))
 README = REPO_ROOT / "README.md"
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
+CHECKOV_PYTHON = CHECKOV.with_name("python")
+CHECKOV_RUNNER = REPO_ROOT / "tests" / "checkov_runner.py"
 
 # Read by the Python pipeline builders only (from the same tfvars file); declared in
 # variables.tf so one file configures both and Terraform accepts the file.
@@ -439,28 +441,39 @@ def test_readme_variables_table_matches_variables_tf(declared):
 # --------------------------------------------------------------------------- checkov
 
 
-def run_checkov(env_file: Path) -> dict[str, Any]:
-    command = [
-        str(CHECKOV),
-        *("--directory", str(REPO_ROOT), "--framework", "terraform"),
-        *("--var-file", str(env_file)),
+def run_checkov(env_files: list[Path]) -> dict[str, dict[str, Any]]:
+    """checkov's report for each env file (by file name), as `checkov --var-file <env file>`
+    gives it, from one process (tests/checkov_runner.py): checkov's start-up is paid once."""
+    options = [
+        *("--framework", "terraform"),
         # Offline: no guideline or policy download from the Prisma Cloud API.
         "--skip-download",
         *("--output", "json"),
     ]
     for path in (".venv", ".venv-checkov", "build", "node_modules", ".git"):
-        command += ["--skip-path", path]
-    # The three scans run side by side; each forking a worker per CPU as well made them 3x slower.
+        options += ["--skip-path", path]
+    command = [str(CHECKOV_PYTHON), str(CHECKOV_RUNNER), str(REPO_ROOT), *map(str, env_files)]
+    # No worker per CPU: the suite's other workers keep the cores busy (forking them made the
+    # scans that ran side by side 3x slower).
     env = {**os.environ, "CHECKOV_PARALLELIZATION_TYPE": "none"}
     result = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+        [*command, "--", *options],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     try:
-        report = json.loads(result.stdout)
+        reports = json.loads(result.stdout)
     except json.JSONDecodeError:
         pytest.fail(f"checkov gave no JSON report (exit {result.returncode}):\n{result.stderr}")
     # One framework gives one report object (a list when several ran).
-    return report[0] if isinstance(report, list) else report
+    return {
+        Path(env_file).name: report[0] if isinstance(report, list) else report
+        for env_file, report in reports.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -470,8 +483,9 @@ def checkov_reports() -> dict[str, dict[str, Any]]:
             f"{CHECKOV.relative_to(REPO_ROOT)} is missing: `make test` installs checkov there "
             "from requirements-checkov.lock"
         )
-    with ThreadPoolExecutor(len(ENV_FILES)) as pool:
-        return dict(zip([p.name for p in ENV_FILES], pool.map(run_checkov, ENV_FILES), strict=True))
+    reports = run_checkov(ENV_FILES)
+    assert list(reports) == [p.name for p in ENV_FILES]
+    return reports
 
 
 @pytest.mark.e2e

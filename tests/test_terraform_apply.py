@@ -10,6 +10,11 @@ Where the tools are missing the tests skip with the reason; in CI (CI=true) they
 The moto-only provider settings live in a generated *_override.tf in a temporary copy of the
 configuration, never in the shipped files. The runs against one moto account share one
 provider process (one_provider).
+
+The three applies mostly wait (on the AWS provider's fixed waits), so they run side by side in
+threads of one process (applies), each against a moto server process of its own; under
+pytest-xdist the module is one group (tests/conftest.py), so one worker does all the waiting
+with one initialised copy of the configuration (workdir).
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
-import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -180,49 +187,66 @@ def test_validate(workdir, terraform_bin, tf_env):
 
 SERVICES = ("s3", "kms", "iam", "events", "lambda", "sqs", "sns", "logs", "cloudwatch")
 
+# A moto server in a process of its own: it prints its endpoint, then serves until its stdin
+# closes. moto keeps its backends per process and takes the account from MOTO_ACCOUNT_ID on
+# every request (moto/core/responses.py, get_current_account), so accounts served side by side
+# need a process each; each starts empty.
+MOTO_SERVER = """
+import sys
+from moto.server import ThreadedMotoServer
+
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print("http://%s:%d" % server.get_host_and_port(), flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
 
 @contextlib.contextmanager
 def moto_account(env_file: Path):
     """A moto server answering as the account of the env file's role_arn, with what the
     template expects to exist already: the bucket (versioned), the KMS key and the role."""
-    from moto.server import ThreadedMotoServer
-
     values = parse_tfvars(env_file)
     account = values["role_arn"].split(":")[4]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOTO_ACCOUNT_ID", account)  # moto reads it on every request
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
+    server = subprocess.Popen(
+        [sys.executable, "-c", MOTO_SERVER],
+        env={**os.environ, "MOTO_ACCOUNT_ID": account},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        endpoint = server.stdout.readline().strip()
+        assert endpoint.startswith("http://"), f"moto server exited {server.wait(60)}"
+        session = boto3.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name=values["region"],
+        )
+        clients = {name: session.client(name, endpoint_url=endpoint) for name in SERVICES}
+        clients["s3"].create_bucket(
+            Bucket=values["bucket_name"],
+            CreateBucketConfiguration={"LocationConstraint": values["region"]},
+        )
+        clients["s3"].put_bucket_versioning(
+            Bucket=values["bucket_name"], VersioningConfiguration={"Status": "Enabled"}
+        )
+        # moto picks the key id, so the env file's placeholder key id cannot exist: the
+        # tests pass this key's ARN (or its alias ARN) as kms_key.
+        key = clients["kms"].create_key()["KeyMetadata"]
+        clients["kms"].create_alias(AliasName="alias/mlops-data", TargetKeyId=key["KeyId"])
+        clients["iam"].create_role(
+            RoleName=values["role_arn"].rsplit("/", 1)[1],
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )
+        yield endpoint, clients, key["Arn"]
+    finally:
+        server.stdin.close()
         try:
-            host, port = server.get_host_and_port()
-            endpoint = f"http://{host}:{port}"
-            # moto's backends live in this process, shared by every server it starts: begin
-            # each account empty, whatever an earlier test created.
-            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", b""))
-            session = boto3.Session(
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
-                region_name=values["region"],
-            )
-            clients = {name: session.client(name, endpoint_url=endpoint) for name in SERVICES}
-            clients["s3"].create_bucket(
-                Bucket=values["bucket_name"],
-                CreateBucketConfiguration={"LocationConstraint": values["region"]},
-            )
-            clients["s3"].put_bucket_versioning(
-                Bucket=values["bucket_name"], VersioningConfiguration={"Status": "Enabled"}
-            )
-            # moto picks the key id, so the env file's placeholder key id cannot exist: the
-            # tests pass this key's ARN (or its alias ARN) as kms_key.
-            key = clients["kms"].create_key()["KeyMetadata"]
-            clients["kms"].create_alias(AliasName="alias/mlops-data", TargetKeyId=key["KeyId"])
-            clients["iam"].create_role(
-                RoleName=values["role_arn"].rsplit("/", 1)[1],
-                AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-            )
-            yield endpoint, clients, key["Arn"]
+            server.wait(timeout=60)
         finally:
-            server.stop()
+            server.kill()  # no-op once it has exited
 
 
 def aws_env(tf_env: dict[str, str], endpoint: str, workspace: str) -> dict[str, str]:
@@ -286,8 +310,9 @@ def new_workspace(terraform: str, work: Path, tf_env: dict[str, str], name: str)
 
 
 def show_plan(terraform, work, env, var_args) -> dict[str, Any]:
-    run(terraform, ["plan", "-out=plan.out", *var_args], work, env)
-    return json.loads(run(terraform, ["show", "-json", "plan.out"], work, env).stdout)
+    plan = f"plan-{env['TF_WORKSPACE']}.out"  # workspaces plan side by side in one folder
+    run(terraform, ["plan", f"-out={plan}", *var_args], work, env)
+    return json.loads(run(terraform, ["show", "-json", plan], work, env).stdout)
 
 
 def plan_changes(terraform, work, env, var_args) -> list[tuple[str, str, str, str]]:
@@ -444,17 +469,45 @@ def destroy_job_terraform_lines() -> list[str]:
     return [line for line in script["terraform-destroy"]["script"] if "terraform" in line]
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize(
-    "env_file",
-    # Each apply mostly waits (the AWS provider polls SQS every 5 s): under pytest-xdist each
-    # environment is a group of its own, so the applies run on different workers at once.
-    [
-        pytest.param(p, id=p.stem, marks=pytest.mark.xdist_group(f"apply-{p.stem}"))
+@pytest.fixture(scope="module", autouse=True)
+def applies(request) -> Iterator[dict[str, Future]]:
+    """The selected env files' applies (apply_replan_destroy), started in threads together
+    when the module's first test starts, so that their waits (the AWS provider polls SQS every
+    5 s) overlap each other and the module's other tests; each apply test waits for its own,
+    and the module's teardown for all."""
+    selected = [
+        p
         for p in ENV_FILES
-    ],
-)
-def test_apply_replan_destroy_against_moto(env_file, workdir, terraform_bin, tf_env):
+        if any(
+            item.module is request.module
+            and item.originalname == "test_apply_replan_destroy_against_moto"
+            and item.callspec.params["env_file"] == p
+            for item in request.session.items
+        )
+    ]
+    try:
+        names = ("workdir", "terraform_bin", "tf_env") if selected else ()
+        arguments = [request.getfixturevalue(name) for name in names]
+    except (Exception, pytest.skip.Exception, pytest.fail.Exception):
+        # The tests that need these fixtures report why (pytest keeps a fixture's failure for
+        # its scope); the others (test_fmt_is_clean) still run.
+        selected = []
+    if not selected:
+        yield {}
+        return
+    with ThreadPoolExecutor(len(selected), thread_name_prefix="apply") as pool:
+        yield {p.stem: pool.submit(apply_replan_destroy, p, *arguments) for p in selected}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("env_file", ENV_FILES, ids=[p.stem for p in ENV_FILES])
+def test_apply_replan_destroy_against_moto(env_file, applies, workdir):
+    # workdir: a failure to set up reports here as before. result() raises what the apply's
+    # thread raised (its assertion, with its message and traceback).
+    applies[env_file.stem].result()
+
+
+def apply_replan_destroy(env_file: Path, workdir: Path, terraform_bin: str, tf_env) -> None:
     config = load_config(env_file)
     with (
         moto_account(env_file) as (endpoint, clients, key_arn),
