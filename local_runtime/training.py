@@ -34,7 +34,14 @@ from local_runtime.jobs import (
     StepResult,
 )
 from local_runtime.processes import failure_reason, job_environment, max_runtime, run_process
-from local_runtime.s3 import download_input, extract_tar, split_s3_uri, tar_gz
+from local_runtime.s3 import (
+    download_input,
+    extract_tar,
+    get_file,
+    put_file,
+    split_s3_uri,
+    tar_gz,
+)
 from local_runtime.schema import ANY, Ignored, one_of
 from pipeline_scripts.xgboost_image import as_logged, builtin_metric_definitions, is_xgboost_image
 
@@ -321,11 +328,11 @@ def _upload_artifacts(job: Job, opt_ml: _OptMl, output_path: str) -> None:
     model_archive = opt_ml.root / "model.tar.gz"
     tar_gz(opt_ml.model, model_archive)
     bucket, key = split_s3_uri(f"{output_path}/model.tar.gz")
-    job.s3.upload_file(str(model_archive), bucket, key)
+    put_file(job.s3, model_archive, bucket, key)
     if any(opt_ml.output_data.iterdir()):
         tar_gz(opt_ml.output_data, opt_ml.root / "output.tar.gz")
         bucket, key = split_s3_uri(f"{output_path}/output.tar.gz")
-        job.s3.upload_file(str(opt_ml.root / "output.tar.gz"), bucket, key)
+        put_file(job.s3, opt_ml.root / "output.tar.gz", bucket, key)
 
 
 def _install_code(job: Job, submit: str, workdir: Path, code: Path) -> str:
@@ -337,7 +344,7 @@ def _install_code(job: Job, submit: str, workdir: Path, code: Path) -> str:
         archive = workdir / "sourcedir.tar.gz"
         bucket, key = split_s3_uri(submit)
         try:
-            job.s3.download_file(bucket, key, str(archive))
+            get_file(job.s3, bucket, key, archive)
         except ClientError as error:
             raise StepFailed(
                 f"ClientError: cannot download sagemaker_submit_directory {submit}: {error}"
