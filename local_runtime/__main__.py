@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from pathlib import Path
 
-from local_runtime.heap import settle_heap
-from local_runtime.loop import DEFAULT_TRAIN_DATA, Options, run_loop
-from pipeline_scripts.cli import DEFAULT_ENV_FILE, quiet_sdk
-from pipeline_scripts.config import ConfigError
+gc.disable()  # imports only, until main() calls settle_heap() (local_runtime/heap.py)
+
+from local_runtime.heap import settle_heap  # noqa: E402
+from local_runtime.loop import DEFAULT_TRAIN_DATA, Options, run_loop  # noqa: E402
+from pipeline_scripts.cli import DEFAULT_ENV_FILE, quiet_sdk  # noqa: E402
+from pipeline_scripts.config import ConfigError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

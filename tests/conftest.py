@@ -16,8 +16,8 @@ import pytest
 # OpenMP threads that wait for each other spin, which costs more CPU than they save. Set before
 # xgboost is imported: OpenMP reads it when it loads.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# Collection only imports (the SDK, moto, ...): no garbage worth the collector's walks over
-# everything imported so far (2.4 of 7 CPU-s per worker). pytest_runtestloop turns it back on.
+# Collection only imports: no collection until pytest_runtestloop's settle_heap()
+# (local_runtime/heap.py).
 gc.disable()
 
 from pipeline_scripts.service_models import share_service_models  # noqa: E402
@@ -100,7 +100,6 @@ def pytest_runtestloop(session):
     (local_runtime/heap.py)."""
     from local_runtime.heap import settle_heap
 
-    gc.enable()
     settle_heap()
 
 

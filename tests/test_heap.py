@@ -13,7 +13,9 @@ class Node:
 
 def test_settle_heap_freezes_what_exists_and_still_collects_new_cycles():
     before = gc.get_freeze_count()
+    gc.disable()  # as an entry point leaves it while importing
     settle_heap()
+    assert gc.isenabled()
     assert gc.get_freeze_count() > before
     assert gc.get_threshold()[0] == YOUNG_THRESHOLD
     first, second = Node(), Node()

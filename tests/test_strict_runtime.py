@@ -149,13 +149,18 @@ def test_a_processing_job_that_explains_its_failure_keeps_its_message(small):
 # -- killing the runner (issue 11 point 11) ---------------------------------------------------
 
 RUNNER_SCRIPT = """
+import gc
 import sys
 from pathlib import Path
 
+gc.disable()  # imports only, as python -m local_runtime does (local_runtime/heap.py)
 import boto3
 
 from local_runtime.aws import embedded_aws
+from local_runtime.heap import settle_heap
 from local_runtime.runner import PipelineRunner
+
+settle_heap()
 
 root, seconds, form = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 with embedded_aws("eu-west-1"):
