@@ -78,7 +78,8 @@ def pytest_collection_modifyitems(items):
 # in one worker and mostly wait on the AWS provider's own fixed waits (about 100 s, ~0.5 core in
 # all). make test runs xdist with --no-loadscope-reorder, so groups start in this order, one per
 # free worker: the waiting one first, so that its worker waits while the others compute, then
-# the others, largest first (as xdist's own reordering, which this turns off, would).
+# the others, the costliest first (those with the most e2e tests, then the most tests), so that
+# the run does not end on one worker still busy with a long loop run.
 WAITING_GROUPS = ("tests.test_terraform_apply",)
 
 
@@ -89,8 +90,13 @@ def pytest_collection_finish(session):
         return str(marker.args[0]) if marker and marker.args else item.nodeid
 
     sizes = collections.Counter(group(item) for item in session.items)
+    slow = collections.Counter(group(i) for i in session.items if i.get_closest_marker("e2e"))
     session.items.sort(
-        key=lambda item: (not group(item).startswith(WAITING_GROUPS), -sizes[group(item)])
+        key=lambda item: (
+            not group(item).startswith(WAITING_GROUPS),
+            -slow[group(item)],
+            -sizes[group(item)],
+        )
     )
 
 
