@@ -169,6 +169,7 @@ open(os.environ["SEEN"], "w").write(json.dumps(seen))
 """
 
 
+@pytest.mark.e2e  # a fresh interpreter and a second server: ~3.5 CPU-s
 def test_a_job_with_its_own_omp_num_threads_forks_from_a_server_started_with_it(
     tmp_path, monkeypatch
 ):
