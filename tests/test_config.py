@@ -76,22 +76,21 @@ def edited_env(
     return path
 
 
-def terraform_plan(tmp_path: Path, var_file: Path) -> subprocess.CompletedProcess:
-    """`terraform plan` of variables.tf alone: evaluates every validation block, offline."""
-    work = tmp_path / "tf"
-    work.mkdir(exist_ok=True)
+def run_terraform(work: Path, *args: str, timeout: int) -> subprocess.CompletedProcess:
+    """`terraform <args>` in `work`, beside a copy of variables.tf alone: offline, no CLI config."""
+    work.mkdir(parents=True, exist_ok=True)
     shutil.copy(VARIABLES_TF, work)
     env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"}
     env["TF_CLI_CONFIG_FILE"] = os.devnull
-    command = [TERRAFORM, "plan", "-input=false", "-lock=false", "-no-color"]
     return subprocess.run(
-        [*command, f"-var-file={var_file}"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [TERRAFORM, *args], cwd=work, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def terraform_plan(tmp_path: Path, var_file: Path) -> subprocess.CompletedProcess:
+    """`terraform plan` of variables.tf alone: evaluates every validation block, offline."""
+    options = ("-input=false", "-lock=false", "-no-color", f"-var-file={var_file}")
+    return run_terraform(tmp_path / "tf", "plan", *options, timeout=120)
 
 
 def terraform_verdicts(var_files: dict[str, Path], work: Path) -> dict[str, str]:
@@ -101,22 +100,12 @@ def terraform_verdicts(var_files: dict[str, Path], work: Path) -> dict[str, str]
     {name: "" when the plan passes, else Terraform's error diagnostics}. One start of Terraform
     instead of one per file: about 0.12 s of CPU each."""
     (work / "tests").mkdir(parents=True)
-    shutil.copy(VARIABLES_TF, work)
     for name, path in var_files.items():
         assignments = "\n".join(f"    {line}" for line in path.read_text().splitlines())
         (work / "tests" / f"{name}.tftest.hcl").write_text(
             f'run "plan" {{\n  command = plan\n  variables {{\n{assignments}\n  }}\n}}\n'
         )
-    env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"}
-    env["TF_CLI_CONFIG_FILE"] = os.devnull
-    result = subprocess.run(
-        [TERRAFORM, "test", "-no-color", "-json"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_terraform(work, "test", "-no-color", "-json", timeout=300)
     status, errors = {}, {name: [] for name in var_files}
     for line in result.stdout.splitlines():
         message = json.loads(line)
@@ -698,8 +687,9 @@ def terraform_says(terraform_bin, tmp_path_factory) -> dict[str, str]:
     for number, param in enumerate(TERRAFORM_CASES):
         if param.id not in EXPRESSION_CASES:
             values, drop, append = param.values[:3]
-            keys[f"case-{number}"] = case_key(values, drop, append)
-            files[f"case-{number}"] = edited_env(tmp_path_factory.mktemp("case"), *param.values[:3])
+            name, folder = f"case-{number}", tmp_path_factory.mktemp("case")
+            keys[name] = case_key(values, drop, append)
+            files[name] = edited_env(folder, values, drop, append)
     verdicts = terraform_verdicts(files, tmp_path_factory.mktemp("terraform-test"))
     return {keys.get(name, name): verdict for name, verdict in verdicts.items()}
 
