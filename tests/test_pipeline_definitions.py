@@ -918,6 +918,35 @@ def test_rendering_makes_no_aws_call(config, monkeypatch):
     assert len(render(config).pipelines) == 3
 
 
+def test_building_opens_no_local_session_and_keeps_the_steps_name_check(config, monkeypatch):
+    """ProcessingStep and TransformStep build a LocalSagemakerClient only to read method names
+    (pipeline_scripts/sagemaker_sdk.py): rendering opens no local session for that, the SDK's
+    module is as it was afterwards, and the check still refuses arguments of another call."""
+    from sagemaker.core.local.local_session import LocalSession
+    from sagemaker.core.workflow.pipeline_context import _StepArguments
+    from sagemaker.mlops.workflow import steps as sdk_steps
+
+    from pipeline_scripts.sagemaker_sdk import offline_building
+
+    opened = []
+    init = LocalSession.__init__
+
+    def counted(self, *args, **kwargs):
+        opened.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(LocalSession, "__init__", counted)
+    client_class = sdk_steps.LocalSagemakerClient
+    assert len(render(config).pipelines) == 3
+    assert opened == []
+    assert sdk_steps.LocalSagemakerClient is client_class
+    wrong_call = _StepArguments(caller_name="fit")
+    with offline_building(), pytest.raises(ValueError, match=r"processor\.run"):
+        sdk_steps.ProcessingStep(name="Process", step_args=wrong_call)
+    with offline_building(), pytest.raises(ValueError, match=r"transformer\.transform"):
+        sdk_steps.TransformStep(name="Transform", step_args=wrong_call)
+
+
 def test_a_model_is_registered_only_when_it_differs_from_the_newest_version(definitions, config):
     """RegisterModel sits behind a condition on the compare step's is_new, and the version
     records the fingerprint the compare step computed."""
