@@ -26,15 +26,18 @@ from __future__ import annotations
 import csv
 import io
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xgboost as xgb
 
 from local_runtime.clock import iso_time, now
 from local_runtime.errors import DefinitionError, StepFailed
 from local_runtime.jobs import NO_INSTANCES, NO_KMS, NO_TAGS, Job, StepResult
 from local_runtime.s3 import download, extract_tar, split_s3_uri
 from local_runtime.schema import ANY, Check, one_of
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 _SLICE = re.compile(r"^\$\[\s*(-?\d+)?\s*:\s*(-?\d+)?\s*\]$")
 _INDICES = re.compile(r"^\$\[\s*-?\d+\s*(,\s*-?\d+\s*)*\]$")
@@ -110,6 +113,10 @@ def _line(fields: list[str]) -> str:
 def load_models(model_dir) -> list[xgb.Booster]:
     """Every file of the model archive, as the container's get_loaded_booster does (without its
     pickle fallback: the project saves xgboost's own format)."""
+    # Imported here: ~1 s of CPU (it imports scikit-learn and SciPy) that a runner process whose
+    # pipelines transform nothing, and every importer of the runner, would pay.
+    import xgboost as xgb
+
     models = []
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
         try:
@@ -125,6 +132,8 @@ def load_models(model_dir) -> list[xgb.Booster]:
 
 def predict(models: list[xgb.Booster], payload: list[str]) -> list[str]:
     """The container's /invocations for text/csv in a batch job: one prediction per line."""
+    import xgboost as xgb
+
     try:
         rows = [["nan" if value == "" else value for value in line.split(",")] for line in payload]
         matrix = xgb.DMatrix(np.array(rows).astype(float))
