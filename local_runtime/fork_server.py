@@ -16,7 +16,9 @@ preloaded library reads when it starts (PYTHON*, OMP_*, OPENBLAS_*, ...) unless 
 server's value. OMP_NUM_THREADS is the one such variable jobs differ in (processes.py: one
 OpenMP thread per job; training.py: a training job's share of the cores), so a job whose value
 is another plain positive integer forks from a server of its own, started with that value
-(at most _MAX_SERVERS servers; past that, fresh processes). Setting the value in a fork
+(at most _MAX_SERVERS servers; past that, fresh processes); so does a job with
+PYTHONWARNINGS set to one plain action (e.g. "error"), which the interpreter applies before
+any import. Setting the value in a fork
 instead cannot be exact: libgomp parses OMP_NUM_THREADS once, when it loads, into its global
 nthreads-var ICV (gcc libgomp/env.c, initialize_env), which no API writes: omp_set_num_threads
 gives the calling thread a copy of its own (libgomp/libgomp.h gomp_icv(true), libgomp/team.c
@@ -54,15 +56,20 @@ _SET_BY_PRELOADED = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"
 # both for every job).
 _APPLIED_IN_FORK = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
 _SWITCH = "LOCAL_RUNTIME_FORK_SERVER"
-# The one start-time variable a job may differ from the runner's base in: the job forks from
-# a server started with its value, so every library reads it there as in a fresh interpreter.
-# Only a plain positive integer, the values the runtime sets (processes.job_environment,
-# training._toolkit_environment), keeps the servers few; anything else (a list per nesting
-# level, "2,1") starts a fresh process.
-_OWN_SERVER = "OMP_NUM_THREADS"
-_PLAIN_COUNT = re.compile(r"^[1-9][0-9]*$")
+# The start-time variables a job may differ from the runner's base in: the job forks from a
+# server started with its values, so the interpreter and every library read them there as in a
+# fresh interpreter. Only the plain values below keep the servers few; anything else starts a
+# fresh process. OMP_NUM_THREADS: a positive integer, the values the runtime sets
+# (processes.job_environment, training._toolkit_environment), not a list per nesting level
+# ("2,1"). PYTHONWARNINGS: one action for every warning ("error": the tests run step scripts
+# so), not a list of filters.
+_OWN_SERVER = {
+    "OMP_NUM_THREADS": re.compile(r"^[1-9][0-9]*$"),
+    "PYTHONWARNINGS": re.compile(r"^(default|error|ignore|always|module|once)$"),
+}
 # Each server holds the preloaded libraries (~200 MB); a runner needs one per OpenMP thread
-# count its jobs use (1 by default, a tuning trial's share, all cores for a training step).
+# count its jobs use (1 by default, a tuning trial's share, all cores for a training step),
+# and per PYTHONWARNINGS value.
 _MAX_SERVERS = 4
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _MESSAGE = 1 << 20
@@ -170,11 +177,9 @@ _servers_lock = threading.Lock()
 
 def server_environment(env: dict, base_environment: dict) -> dict:
     """The environment of the server a job forks from: the runner's base, with the job's
-    OMP_NUM_THREADS when that is a plain positive integer."""
-    value = env.get(_OWN_SERVER)
-    if value is None or not _PLAIN_COUNT.match(value):
-        return base_environment
-    return {**base_environment, _OWN_SERVER: value}
+    values of _OWN_SERVER's variables where they are plain."""
+    own = {name: env[name] for name, plain in _OWN_SERVER.items() if plain.match(env.get(name, ""))}
+    return {**base_environment, **own}
 
 
 def forkable(argv: list[str], env: dict, base_environment: dict) -> bool:

@@ -129,6 +129,11 @@ def test_a_job_past_its_max_runtime_is_killed(tmp_path, mode):
         ({"KMP_INIT_AT_FORK": "FALSE"}, True),  # what scikit-learn sets when xgboost imports it
         ({"KMP_INIT_AT_FORK": "TRUE"}, False),
         ({"PYTHONHASHSEED": "0"}, False),  # read by the interpreter when it starts
+        # read by the interpreter too: one plain action forks from a server started with it
+        ({"PYTHONWARNINGS": "error"}, True),
+        ({"PYTHONWARNINGS": "error", "OMP_NUM_THREADS": "2"}, True),
+        ({"PYTHONWARNINGS": "error::FutureWarning"}, False),
+        ({"PYTHONWARNINGS": "error,ignore"}, False),
         ({"LANG": "C"}, False),  # differs from the server's
     ],
 )
@@ -193,3 +198,37 @@ def test_a_job_with_its_own_omp_num_threads_forks_from_a_server_started_with_it(
     assert saw_fresh["threads_in_a_thread"] == saw_fresh["threads"]
     assert saw_fresh["arrow_cpu_count"] == 2
     assert saw_fresh["env"] == "2"
+
+
+# What the interpreter made of PYTHONWARNINGS, with the preloaded libraries (which add filters
+# of their own) imported under it in the server's order.
+WARNINGS_PROBE = """
+import json, os, sys, warnings
+import numpy, pyarrow, pyarrow.csv, pyarrow.compute, pandas, xgboost
+seen = {
+    "warnoptions": sys.warnoptions,
+    "filters": [[str(part) for part in f] for f in warnings.filters],
+}
+with open("/proc/self/cmdline") as cmdline:
+    seen["forked"] = "fork_server.py" in cmdline.read()
+with open(os.environ["SEEN"], "w") as out:  # closed: an unclosed file warns too
+    out.write(json.dumps(seen))
+warnings.warn("from the job", FutureWarning)
+"""
+
+
+@pytest.mark.e2e  # a fresh interpreter and a second server: ~3.5 CPU-s
+def test_a_job_with_pythonwarnings_forks_from_a_server_started_with_it(tmp_path, monkeypatch):
+    """PYTHONWARNINGS=error (tests/test_bad_inputs.py runs step scripts so): the job gets the
+    filters a fresh interpreter sets up from it, and its warning fails it the same way."""
+    assert fork_server.PRELOADED == (
+        "numpy", "pyarrow", "pyarrow.csv", "pyarrow.compute", "pandas", "xgboost"
+    )  # fmt: skip
+    results = both(tmp_path, monkeypatch, probe=WARNINGS_PROBE, PYTHONWARNINGS="error")
+    (forked, saw_forked, log_forked), (fresh, saw_fresh, log_fresh) = results.values()
+    assert (saw_forked.pop("forked"), saw_fresh.pop("forked")) == (True, False)
+    assert saw_forked == saw_fresh
+    assert saw_fresh["warnoptions"] == ["error"]
+    assert (forked.returncode, fresh.returncode) == (1, 1)
+    assert forked.stderr_tail[-1] == fresh.stderr_tail[-1] == "FutureWarning: from the job"
+    assert log_forked == log_fresh
