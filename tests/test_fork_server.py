@@ -16,11 +16,12 @@ from local_runtime import fork_server
 from local_runtime.processes import job_environment, run_process
 
 PROBE = """
-import json, os, sys, threading
+import gc, json, os, sys, threading
 seen = {
     "argv": sys.argv, "cwd": os.getcwd(), "path0": sys.path[0], "stdin": sys.stdin.read(),
     "env": dict(os.environ), "main": __name__, "file": __file__,
     "dont_write_bytecode": sys.dont_write_bytecode,
+    "gc": [gc.isenabled(), gc.get_threshold()],
 }
 open(os.environ["SEEN"], "w").write(json.dumps(seen))
 print("to stdout")
