@@ -42,7 +42,7 @@ test: $(VENV)/.installed $(CHECKOV) $(NODE_DEPS)  ## every test, plus the linter
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -n 3 --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
-test-fast: $(VENV)/.installed $(CHECKOV) $(NODE_DEPS)  ## the tests not marked e2e (about a minute on 2 cores)
+test-fast: $(VENV)/.installed $(CHECKOV) $(NODE_DEPS)  ## the tests not marked e2e (about 40 s on 2 cores)
 	$(PY) -m pytest -m "not e2e" -n auto --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
