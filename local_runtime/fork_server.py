@@ -13,13 +13,12 @@ as long as the server does.
 Only a job that a fork starts exactly as a fresh interpreter would runs here (forkable()):
 `python <file>.py ...` on Linux, with no environment variable that the interpreter or a
 preloaded library reads when it starts (PYTHON*, OMP_*, OPENBLAS_*, ...) unless it has the
-server's value. OMP_NUM_THREADS is the one such variable jobs differ in (processes.py: one
-OpenMP thread per job; training.py: a training job's share of the cores), so a job whose value
-is another plain positive integer forks from a server of its own, started with that value
-(at most _MAX_SERVERS servers; past that, fresh processes); so does a job with
-PYTHONWARNINGS set to one plain action (e.g. "error"), which the interpreter applies before
-any import. Setting the value in a fork
-instead cannot be exact: libgomp parses OMP_NUM_THREADS once, when it loads, into its global
+server's value. Jobs differ in two such variables, each of which gets servers of its own,
+started with the job's value (at most _MAX_SERVERS servers; past that, fresh processes):
+OMP_NUM_THREADS as a plain positive integer (processes.py: one OpenMP thread per job;
+training.py: a training job's share of the cores), and PYTHONWARNINGS as one plain action
+(e.g. "error"), which the interpreter applies before any import. Setting OMP_NUM_THREADS in a
+fork instead cannot be exact: libgomp parses it once, when it loads, into its global
 nthreads-var ICV (gcc libgomp/env.c, initialize_env), which no API writes: omp_set_num_threads
 gives the calling thread a copy of its own (libgomp/libgomp.h gomp_icv(true), libgomp/team.c
 gomp_new_icv), so any other thread the job starts would see the server's value

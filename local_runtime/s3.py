@@ -49,8 +49,11 @@ class _SmallObjects:
     content: (bucket, key, ETag, size, LastModified). Every job downloads the whole code bundle
     (S3Prefix: a GetObject per file), the same ~20 objects job after job: in the demo, 511 of
     its 610 GetObject calls, about half of the runner's CPU. An object that is overwritten lists
-    a new ETag and LastModified, and one that is deleted is not listed, so a job still gets what
-    GetObject would return now; the listing itself is always made."""
+    a new ETag and LastModified (S3 API reference, Object: the ETag "reflects changes only to
+    the contents of an object", LastModified is its creation date:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_Object.html), and one that is deleted is
+    not listed, so a job still gets what GetObject would return now; the listing itself is
+    always made."""
 
     MAX_SIZE = 1 << 20  # larger objects are few, and their bytes cost more than the call
     MAX_TOTAL = 64 << 20
